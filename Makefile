@@ -1,0 +1,66 @@
+# bcmtest: end-to-end tests for Bitcoin Cache Machine's LXD clusters.
+# `make e2e` is the main job; `make test` runs unit and integration tests.
+SHELL := /bin/bash
+GO ?= go
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ARTIFACTS ?= $(CURDIR)/artifacts
+MEMBERS ?= 1
+PROVIDER ?= auto
+CLOUD_INIT ?=
+LABELS ?=
+INTEGRATION_LABELS ?= vm || cluster
+GINKGO_FLAGS ?= -ginkgo.v -ginkgo.timeout=80m
+
+# Host packages the embedded QEMU provider needs (Debian/Ubuntu names).
+HOST_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap debian-archive-keyring genisoimage \
+	apt-cacher-ng netcat-openbsd e2fsprogs ca-certificates
+
+.PHONY: deps build unit integration test e2e nightly bench clean-stale
+
+## deps: install host packages (sudo when not root) and Go modules
+deps:
+	@missing=""; for p in $(HOST_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	else echo "deps: host packages present"; fi
+	$(GO) mod download
+
+## build: the bcmtest command into bin/
+build:
+	$(GO) build -o bin/bcmtest ./cmd/bcmtest
+
+## unit: fast tests, no VMs
+unit:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+## integration: specs that boot real VMs (labels vm, cluster)
+integration: deps
+	mkdir -p $(ARTIFACTS)
+	BCMTEST_INTEGRATION=1 $(GO) test -count=1 -v -timeout 90m ./suites/integration \
+	  $(GINKGO_FLAGS) -ginkgo.label-filter='$(INTEGRATION_LABELS)' \
+	  -ginkgo.junit-report=$(ARTIFACTS)/integration-junit.xml
+
+## test: unit tests, then the integration specs on real VMs
+test: unit integration
+
+## e2e: the suites against one cluster of 1+MEMBERS nodes (main job)
+e2e: deps
+	mkdir -p $(ARTIFACTS)
+	BCMTEST_E2E=1 BCMTEST_MEMBERS=$(MEMBERS) BCMTEST_PROVIDER=$(PROVIDER) BCMTEST_CLOUD_INIT=$(CLOUD_INIT) \
+	  BCMTEST_ARTIFACTS=$(ARTIFACTS) \
+	  $(GO) test -count=1 -v -timeout 90m ./suites/e2e $(GINKGO_FLAGS) \
+	  $(if $(LABELS),-ginkgo.label-filter='$(LABELS)') \
+	  -ginkgo.junit-report=$(ARTIFACTS)/e2e-junit.xml -ginkgo.json-report=$(ARTIFACTS)/e2e-report.json
+
+## nightly: the same suites with 3 members (four nodes)
+nightly:
+	$(MAKE) e2e MEMBERS=3
+
+## bench: provider and cluster benchmarks on real VMs
+bench: deps
+	BCMTEST_INTEGRATION=1 $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 90m ./suites/bench

@@ -1,0 +1,177 @@
+// Package aptcache runs a private apt-cacher-ng on loopback for the VMs of
+// one harness process. VMs reach it only through a QEMU guest forward, so a
+// cloud-init file's packages really come from Debian's archive, and repeated
+// runs are served from the cache directory.
+package aptcache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
+)
+
+// Cache is a running apt-cacher-ng.
+type Cache struct {
+	Port int
+	Dir  string
+	cmd  *exec.Cmd
+	lock *state.Lock
+	done chan struct{}
+}
+
+// Mirror is the upstream the cache fetches from.
+const Mirror = "http://deb.debian.org/debian/"
+
+// slots bounds how many harness processes each get their own cache dir.
+const slots = 8
+
+// Start runs apt-cacher-ng with its own config, cache and log directories
+// under root (one of several slots, so concurrent runs never share a cache
+// directory) on an ephemeral 127.0.0.1 port, and waits until it answers.
+func Start(ctx context.Context, root string, log io.Writer) (*Cache, error) {
+	bin, err := exec.LookPath("apt-cacher-ng")
+	if err != nil {
+		if _, serr := os.Stat("/usr/sbin/apt-cacher-ng"); serr == nil {
+			bin = "/usr/sbin/apt-cacher-ng"
+		} else {
+			return nil, errors.New("starting the apt cache: apt-cacher-ng not found (install package apt-cacher-ng; run `make deps`)")
+		}
+	}
+	var lock *state.Lock
+	var dir string
+	for i := 0; i < slots; i++ {
+		dir = filepath.Join(root, "slot-"+strconv.Itoa(i))
+		lock, err = state.TryLock(dir + ".lock")
+		if err == nil {
+			break
+		}
+	}
+	if lock == nil {
+		return nil, fmt.Errorf("starting the apt cache: all %d cache slots under %s are in use", slots, root)
+	}
+	c := &Cache{Dir: dir, lock: lock, done: make(chan struct{})}
+	if err := c.start(ctx, bin, log); err != nil {
+		lock.Unlock()
+		return nil, err
+	}
+	return c, nil
+}
+
+// freePort picks a free port below 32768: apt-cacher-ng cannot bind ports
+// above that ("Error resolving address for binding"), and the kernel hands
+// out ephemeral ports from 32768 up.
+func freePort() (int, error) {
+	for i := 0; i < 200; i++ {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
+	}
+	return 0, errors.New("no free port in 20000-31999")
+}
+
+func (c *Cache) start(ctx context.Context, bin string, log io.Writer) error {
+	conf, cacheDir, logDir := filepath.Join(c.Dir, "conf"), filepath.Join(c.Dir, "cache"), filepath.Join(c.Dir, "log")
+	for _, d := range []string{conf, cacheDir, logDir} {
+		if err := state.MkdirPrivate(d); err != nil {
+			return err
+		}
+	}
+	port, err := freePort()
+	if err != nil {
+		return fmt.Errorf("starting the apt cache: finding a free port: %w", err)
+	}
+	c.Port = port
+	acng := fmt.Sprintf(`CacheDir: %s
+LogDir: %s
+SupportDir: /usr/lib/apt-cacher-ng
+Port: %d
+BindAddress: 127.0.0.1
+SocketPath: %s
+PidFile: %s
+Remap-debrep: file:deb_mirror*.gz /debian ; file:backends_debian
+Remap-secdeb: security.debian.org security.debian.org/debian-security deb.debian.org/debian-security /debian-security ; deb.debian.org/debian-security
+ReportPage: acng-report.html
+ExThreshold: 4
+`, cacheDir, logDir, port, filepath.Join(c.Dir, "socket"), filepath.Join(c.Dir, "pid"))
+	if err := os.WriteFile(filepath.Join(conf, "acng.conf"), []byte(acng), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(conf, "backends_debian"), []byte(Mirror+"\n"), 0o644); err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, "-c", conf, "ForeGround=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	lf, err := os.OpenFile(filepath.Join(c.Dir, "daemon.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = lf, lf
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return fmt.Errorf("starting apt-cacher-ng: %w", err)
+	}
+	c.cmd = cmd
+	go func() { cmd.Wait(); lf.Close(); close(c.done) }()
+	url := fmt.Sprintf("http://127.0.0.1:%d/acng-report.html", port)
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	err = wait.Until(wctx, 100*time.Millisecond, time.Second, func(ctx context.Context) (bool, string, error) {
+		select {
+		case <-c.done:
+			b, _ := os.ReadFile(filepath.Join(c.Dir, "daemon.log"))
+			return false, "", fmt.Errorf("apt-cacher-ng exited at start: %s", b)
+		default:
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200, resp.Status, nil
+	})
+	if err != nil {
+		c.Stop()
+		return fmt.Errorf("starting the apt cache on 127.0.0.1:%d: %w", port, err)
+	}
+	if log != nil {
+		fmt.Fprintf(log, "apt cache: apt-cacher-ng on 127.0.0.1:%d, cache %s\n", port, cacheDir)
+	}
+	return nil
+}
+
+// Stop terminates the daemon and releases the slot. Safe to call twice.
+func (c *Cache) Stop() error {
+	if c == nil {
+		return nil
+	}
+	if c.cmd != nil && c.cmd.Process != nil {
+		syscall.Kill(-c.cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-c.done:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+			<-c.done
+		}
+		c.cmd = nil
+	}
+	c.lock.Unlock()
+	return nil
+}

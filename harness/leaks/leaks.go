@@ -1,0 +1,59 @@
+// Package leaks inspects the host itself (processes and files), not the
+// harness's own bookkeeping, to find what a run left behind.
+package leaks
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Processes returns "pid: cmdline" for every process whose command line
+// contains any of needles (for example a VM's state directory).
+func Processes(needles ...string) []string {
+	var out []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		cmd := strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " ")
+		for _, n := range needles {
+			if n != "" && strings.Contains(cmd, n) {
+				out = append(out, fmt.Sprintf("%d: %s", pid, cmd))
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Files returns the paths under root whose base name matches any of the
+// glob patterns, searching to depth levels.
+func Files(root string, depth int, patterns ...string) []string {
+	var out []string
+	base := strings.Count(filepath.Clean(root), string(os.PathSeparator))
+	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return nil
+		}
+		if fi.IsDir() && strings.Count(p, string(os.PathSeparator))-base > depth {
+			return filepath.SkipDir
+		}
+		for _, pat := range patterns {
+			if ok, _ := filepath.Match(pat, fi.Name()); ok && p != root {
+				out = append(out, p)
+				break
+			}
+		}
+		return nil
+	})
+	return out
+}

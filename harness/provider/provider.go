@@ -1,0 +1,181 @@
+// Package provider defines the one small interface every VM backend
+// implements (embedded QEMU, multipass). Nothing outside a backend's own
+// package knows which backend runs.
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// State is a VM's lifecycle state, spelled as multipass spells it.
+type State string
+
+const (
+	StateRunning   State = "Running"
+	StateStopped   State = "Stopped"
+	StateStarting  State = "Starting"
+	StateSuspended State = "Suspended"
+	StateDeleted   State = "Deleted"
+	StateUnknown   State = "Unknown"
+)
+
+// LaunchInput describes one VM to start.
+type LaunchInput struct {
+	// Name is the VM's name and hostname (validated by ValidateVMName).
+	Name string
+	// Group puts VMs on one private segment (one cluster = one group). Two
+	// groups never see each other's traffic.
+	Group     string
+	CPUs      int
+	MemoryMiB int
+	DiskGiB   int
+	// UserData is the user's cloud-init file, passed byte for byte.
+	UserData []byte
+	// Log receives progress lines; nil discards them.
+	Log io.Writer
+}
+
+// Info is what a provider knows about a VM.
+type Info struct {
+	Name     string `json:"name"`
+	Group    string `json:"group"`
+	Provider string `json:"provider"`
+	State    State  `json:"state"`
+	// PrivateIP is the address peers in the group (and LXD) use.
+	PrivateIP string   `json:"private_ip"`
+	Addresses []string `json:"addresses"`
+	// Forwards maps guest TCP ports to host addresses that reach them; a port
+	// not listed is reached at PrivateIP directly.
+	Forwards map[int]string `json:"forwards,omitempty"`
+	Accel    string         `json:"accel,omitempty"`
+	// Owner is the pid of the harness process that launched the VM (0 if
+	// unknown); a dead owner marks a leaked VM.
+	Owner int `json:"owner,omitempty"`
+}
+
+// Endpoint returns a host-reachable "host:port" for a guest TCP port.
+func (i Info) Endpoint(port int) string {
+	if a, ok := i.Forwards[port]; ok {
+		return a
+	}
+	return fmt.Sprintf("%s:%d", i.PrivateIP, port)
+}
+
+// ExecInput is a command to run as root inside a VM.
+type ExecInput struct {
+	Argv  []string
+	Stdin io.Reader
+}
+
+// ExecResult is a finished command. A non-zero ExitCode is not an error of Exec.
+type ExecResult struct {
+	Stdout   []byte
+	Stderr   []byte
+	ExitCode int
+}
+
+// Provider creates and drives VMs. Every method that waits takes a context.
+type Provider interface {
+	// Name is "qemu" or "multipass".
+	Name() string
+	// Launch starts a VM and returns once cloud-init has finished. On a
+	// cloud-init failure it returns a *CloudInitError and leaves the VM for
+	// the caller to inspect and delete.
+	Launch(ctx context.Context, in LaunchInput) (Info, error)
+	Exec(ctx context.Context, name string, in ExecInput) (ExecResult, error)
+	// CopyIn writes content to path in the VM; CopyOut reads a file back.
+	CopyIn(ctx context.Context, name, path string, content []byte, mode uint32) error
+	CopyOut(ctx context.Context, name, path string) ([]byte, error)
+	Info(ctx context.Context, name string) (Info, error)
+	// List returns VMs of exactly this group ("" = every VM of this provider).
+	List(ctx context.Context, group string) ([]Info, error)
+	Stop(ctx context.Context, name string) error
+	Start(ctx context.Context, name string) error
+	// Delete removes the VM and everything the provider made for it. Deleting
+	// a VM that does not exist is not an error.
+	Delete(ctx context.Context, name string) error
+	// Console returns the tail of the VM's serial console, if the backend has one.
+	Console(ctx context.Context, name string) ([]byte, error)
+	// Close releases what the provider runs for its VMs (the apt cache).
+	Close() error
+}
+
+// ErrNotFound is wrapped by errors about VMs that do not exist.
+var ErrNotFound = errors.New("no such VM")
+
+// ErrNotSupported is returned for operations a backend cannot do.
+var ErrNotSupported = errors.New("not supported by this provider")
+
+// CloudInitError says cloud-init did not finish cleanly, with what a
+// developer needs to see why.
+type CloudInitError struct {
+	VM            string
+	Status        string // cloud-init's status: error, running (timeout), ...
+	FailedModules []string
+	Errors        []string
+	OutputTail    string // tail of /var/log/cloud-init-output.log
+	ConsoleTail   string // tail of the serial console
+	Cause         error  // e.g. a timeout
+}
+
+func (e *CloudInitError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "cloud-init on %s ended with status %q", e.VM, e.Status)
+	if len(e.FailedModules) > 0 {
+		fmt.Fprintf(&b, "; failed modules: %s", strings.Join(e.FailedModules, ", "))
+	}
+	if e.Cause != nil {
+		fmt.Fprintf(&b, ": %v", e.Cause)
+	}
+	for _, x := range e.Errors {
+		fmt.Fprintf(&b, "\n  error: %s", x)
+	}
+	if e.OutputTail != "" {
+		fmt.Fprintf(&b, "\n--- tail of /var/log/cloud-init-output.log on %s ---\n%s", e.VM, strings.TrimRight(e.OutputTail, "\n"))
+	}
+	if e.ConsoleTail != "" {
+		fmt.Fprintf(&b, "\n--- tail of serial console of %s ---\n%s", e.VM, strings.TrimRight(e.ConsoleTail, "\n"))
+	}
+	return b.String()
+}
+
+func (e *CloudInitError) Unwrap() error { return e.Cause }
+
+// Run is a convenience for Exec with argv, returning an error that names the
+// VM and command when the command exits non-zero.
+func Run(ctx context.Context, p Provider, name string, argv ...string) (string, error) {
+	return RunInput(ctx, p, name, nil, argv...)
+}
+
+// Tail returns the last n lines of s.
+func Tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// RunInput is Run with stdin.
+func RunInput(ctx context.Context, p Provider, name string, stdin io.Reader, argv ...string) (string, error) {
+	res, err := p.Exec(ctx, name, ExecInput{Argv: argv, Stdin: stdin})
+	if err != nil {
+		return "", fmt.Errorf("running %q on %s: %w", strings.Join(argv, " "), name, err)
+	}
+	if res.ExitCode != 0 {
+		return string(res.Stdout), fmt.Errorf("running %q on %s: exit code %d: %s", strings.Join(argv, " "), name, res.ExitCode, Tail(string(res.Stderr)+string(res.Stdout), 20))
+	}
+	return string(res.Stdout), nil
+}
+
+// Faults are the disruptions a backend can inject for the fault suite.
+type Faults interface {
+	Pause(ctx context.Context, name string) error
+	Resume(ctx context.Context, name string) error
+	SetPrivateLink(ctx context.Context, name string, up bool) error
+	PowerOff(ctx context.Context, name string) error
+}

@@ -1,0 +1,69 @@
+package qemu
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// argvInput is everything the qemu command line depends on.
+type argvInput struct {
+	Name        string
+	CPUs        int
+	MemoryMiB   int
+	Accel       string // "kvm" or "tcg"
+	Kernel      string
+	Initrd      string
+	KernelArgs  string
+	Overlay     string
+	Seed        string
+	SSHPort     int
+	APIPort     int
+	PrivateIP   string
+	AptPort     int // 0: no apt cache forward
+	SegmentPort int
+	MACs        [2]string
+	Serial      string
+	QMP         string
+	PIDFile     string
+}
+
+// segmentGroup is the multicast group of every private segment; segments are
+// kept apart by their port, one per cluster.
+const segmentGroup = "230.0.0.1"
+
+// buildArgv returns qemu-system-x86_64's arguments. Network rules: NIC 0 is
+// user-mode with restrict=on (no route off the machine) and forwards only on
+// 127.0.0.1; NIC 1 is a multicast socket bound to loopback, seen only by the
+// VMs of one cluster.
+func buildArgv(in argvInput) []string {
+	accel := "tcg,thread=multi"
+	if in.Accel == "kvm" {
+		accel = "kvm"
+	}
+	user := fmt.Sprintf("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:22,hostfwd=tcp:127.0.0.1:%d-%s:8443",
+		in.SSHPort, in.APIPort, in.PrivateIP)
+	if in.AptPort > 0 {
+		user += fmt.Sprintf(",guestfwd=tcp:%s-cmd:nc 127.0.0.1 %d", AptProxyAddr, in.AptPort)
+	}
+	return []string{
+		"-name", in.Name,
+		"-machine", "q35",
+		"-accel", accel,
+		"-smp", strconv.Itoa(in.CPUs),
+		"-m", strconv.Itoa(in.MemoryMiB),
+		"-nodefaults", "-no-user-config", "-display", "none", "-vga", "none",
+		"-kernel", in.Kernel,
+		"-initrd", in.Initrd,
+		"-append", in.KernelArgs,
+		"-drive", "file=" + in.Overlay + ",if=virtio,format=qcow2,discard=unmap",
+		"-drive", "file=" + in.Seed + ",if=virtio,format=raw,readonly=on",
+		"-netdev", user,
+		"-device", "virtio-net-pci,netdev=n0,mac=" + in.MACs[0],
+		"-netdev", fmt.Sprintf("socket,id=n1,mcast=%s:%d,localaddr=127.0.0.1", segmentGroup, in.SegmentPort),
+		"-device", "virtio-net-pci,netdev=n1,mac=" + in.MACs[1],
+		"-device", "virtio-rng-pci",
+		"-serial", "file:" + in.Serial,
+		"-qmp", "unix:" + in.QMP + ",server=on,wait=off",
+		"-pidfile", in.PIDFile,
+	}
+}

@@ -1,0 +1,335 @@
+package image
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+)
+
+// Image is a built, complete cache entry. Its files are read-only by contract.
+type Image struct {
+	Key        string
+	Dir        string
+	Kernel     string
+	Initrd     string
+	Root       string // raw ext4 image; VMs use qcow2 overlays on top
+	KernelArgs string
+	Manifest   Manifest
+}
+
+// Manifest is written last into an entry; its presence marks the entry complete.
+type Manifest struct {
+	Key           string        `json:"key"`
+	Recipe        Recipe        `json:"recipe"`
+	KernelVersion string        `json:"kernel_version"`
+	Built         time.Time     `json:"built"`
+	BuildTime     time.Duration `json:"build_time_ns"`
+	SizeBytes     int64         `json:"size_bytes"`
+}
+
+const manifestName = "manifest.json"
+
+// Store is the image cache under a cache directory.
+type Store struct {
+	Dir string // e.g. ~/.cache/bcmtest/images
+	// Progress receives build output and periodic "still building" lines.
+	Progress io.Writer
+}
+
+// Lookup returns the complete image for r, or os.ErrNotExist.
+func (s Store) Lookup(r Recipe) (Image, error) {
+	return s.open(filepath.Join(s.Dir, r.Key()))
+}
+
+func (s Store) open(dir string) (Image, error) {
+	b, err := os.ReadFile(filepath.Join(dir, manifestName))
+	if err != nil {
+		return Image{}, err
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return Image{}, fmt.Errorf("reading image manifest in %s: %w", dir, err)
+	}
+	img := Image{
+		Key: m.Key, Dir: dir, Manifest: m, KernelArgs: m.Recipe.KernelArgs,
+		Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, "initrd.img"), Root: filepath.Join(dir, "root.img"),
+	}
+	for _, f := range []string{img.Kernel, img.Initrd, img.Root} {
+		if _, err := os.Stat(f); err != nil {
+			return Image{}, fmt.Errorf("image %s is incomplete: %w", m.Key, err)
+		}
+	}
+	return img, nil
+}
+
+// List returns every complete image in the store, newest first.
+func (s Store) List() ([]Image, error) {
+	entries, err := os.ReadDir(s.Dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing images in %s: %w", s.Dir, err)
+	}
+	var out []Image
+	for _, e := range entries {
+		if !e.IsDir() || strings.Contains(e.Name(), ".tmp-") {
+			continue
+		}
+		if img, err := s.open(filepath.Join(s.Dir, e.Name())); err == nil {
+			out = append(out, img)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Manifest.Built.After(out[j].Manifest.Built) })
+	return out, nil
+}
+
+// Get returns the image for r, building it when absent. Concurrent callers
+// (other processes too) wait on a lock; only one builds, the rest reuse.
+func (s Store) Get(ctx context.Context, r Recipe) (Image, error) {
+	if img, err := s.Lookup(r); err == nil {
+		return img, nil
+	}
+	if err := requireTools(); err != nil {
+		return Image{}, err
+	}
+	if err := state.MkdirPrivate(s.Dir); err != nil {
+		return Image{}, err
+	}
+	lockPath := filepath.Join(s.Dir, r.Key()+".lock")
+	lock, err := state.TryLock(lockPath)
+	if errors.Is(err, state.ErrLocked) {
+		s.printf("image %s: another run is building it; waiting for that build\n", r.Key())
+		lock, err = lockWithContext(ctx, lockPath)
+	}
+	if err != nil {
+		return Image{}, fmt.Errorf("locking image %s: %w", r.Key(), err)
+	}
+	defer lock.Unlock()
+	if img, err := s.Lookup(r); err == nil {
+		return img, nil // built by the run we waited for
+	}
+	s.removeStaleTemps(r.Key())
+	return s.build(ctx, r)
+}
+
+// lockWithContext waits for a file lock but gives up when ctx ends.
+func lockWithContext(ctx context.Context, path string) (*state.Lock, error) {
+	type res struct {
+		l   *state.Lock
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() { l, err := state.LockFile(path); ch <- res{l, err} }()
+	select {
+	case r := <-ch:
+		return r.l, r.err
+	case <-ctx.Done():
+		go func() { r := <-ch; r.l.Unlock() }()
+		return nil, ctx.Err()
+	}
+}
+
+// requireTools names the Debian package for each missing build tool.
+func requireTools() error {
+	var missing []string
+	for tool, pkg := range map[string]string{"mmdebstrap": "mmdebstrap", "mkfs.ext4": "e2fsprogs", "tar": "tar"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, fmt.Sprintf("%s (install package %s)", tool, pkg))
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return fmt.Errorf("building the VM image needs %s; run `make deps`", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+func (s Store) printf(format string, args ...any) {
+	if s.Progress != nil {
+		fmt.Fprintf(s.Progress, format, args...)
+	}
+}
+
+// removeStaleTemps deletes half-written builds of key left by killed runs.
+// Called under the key's lock, so no live build owns them.
+func (s Store) removeStaleTemps(key string) {
+	matches, _ := filepath.Glob(filepath.Join(s.Dir, key+".tmp-*"))
+	for _, m := range matches {
+		s.printf("image %s: removing unfinished build %s\n", key, filepath.Base(m))
+		os.RemoveAll(m)
+	}
+}
+
+func (s Store) build(ctx context.Context, r Recipe) (Image, error) {
+	start := time.Now()
+	key := r.Key()
+	tmp := filepath.Join(s.Dir, key+".tmp-"+strconv.Itoa(os.Getpid()))
+	os.RemoveAll(tmp)
+	if err := state.MkdirPrivate(tmp); err != nil {
+		return Image{}, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(tmp)
+		}
+	}()
+	s.printf("image %s: building Debian %s image with mmdebstrap (takes minutes)\n", key, r.Suite)
+
+	hook := filepath.Join(tmp, "customize.sh")
+	if err := os.WriteFile(hook, []byte(r.Customize), 0o700); err != nil {
+		return Image{}, fmt.Errorf("writing customize hook: %w", err)
+	}
+	tarball := filepath.Join(tmp, "rootfs.tar")
+	args := []string{
+		"--variant=" + r.Variant,
+		"--components=" + strings.Join(r.Components, ","),
+		"--include=" + strings.Join(r.Packages, ","),
+		"--aptopt=Acquire::Retries \"3\"",
+		"--customize-hook=sh " + hook + ` "$1"`,
+		r.Suite, tarball,
+	}
+	args = append(args, r.Sources()...)
+	if err := s.run(ctx, start, "mmdebstrap", args...); err != nil {
+		return Image{}, fmt.Errorf("building image %s with mmdebstrap: %w", key, err)
+	}
+	tree := filepath.Join(tmp, "rootfs")
+	if err := os.Mkdir(tree, 0o755); err != nil {
+		return Image{}, err
+	}
+	s.printf("image %s: unpacking root tree (%s)\n", key, since(start))
+	if err := s.run(ctx, start, "tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", tarball, "-C", tree); err != nil {
+		return Image{}, fmt.Errorf("unpacking image %s: %w", key, err)
+	}
+	os.Remove(tarball)
+	kver, err := copyBootFiles(tree, tmp)
+	if err != nil {
+		return Image{}, fmt.Errorf("extracting kernel of image %s: %w", key, err)
+	}
+	s.printf("image %s: writing %d GiB ext4 root filesystem (%s)\n", key, r.RootSizeGiB, since(start))
+	root := filepath.Join(tmp, "root.img")
+	if err := s.run(ctx, start, "mkfs.ext4", "-q", "-F", "-L", "root", "-d", tree, root, strconv.Itoa(r.RootSizeGiB)+"G"); err != nil {
+		return Image{}, fmt.Errorf("writing root filesystem of image %s: %w", key, err)
+	}
+	if err := os.RemoveAll(tree); err != nil {
+		return Image{}, fmt.Errorf("removing build tree: %w", err)
+	}
+	os.Remove(hook)
+	os.Chmod(root, 0o444)
+	var size int64
+	filepath.Walk(tmp, func(_ string, fi os.FileInfo, _ error) error {
+		if fi != nil && !fi.IsDir() {
+			size += fi.Size()
+		}
+		return nil
+	})
+	m := Manifest{Key: key, Recipe: r, KernelVersion: kver, Built: time.Now().UTC(), BuildTime: time.Since(start), SizeBytes: size}
+	b, _ := json.MarshalIndent(m, "", "  ")
+	if err := os.WriteFile(filepath.Join(tmp, manifestName), b, 0o644); err != nil {
+		return Image{}, fmt.Errorf("writing manifest of image %s: %w", key, err)
+	}
+	final := filepath.Join(s.Dir, key)
+	os.RemoveAll(final) // an incomplete entry without manifest
+	if err := os.Rename(tmp, final); err != nil {
+		return Image{}, fmt.Errorf("publishing image %s: %w", key, err)
+	}
+	ok = true
+	s.printf("image %s: built in %s (kernel %s)\n", key, since(start), kver)
+	return s.open(final)
+}
+
+// copyBootFiles copies the newest kernel and its initrd out of the tree.
+func copyBootFiles(tree, dst string) (string, error) {
+	kernels, _ := filepath.Glob(filepath.Join(tree, "boot", "vmlinuz-*"))
+	if len(kernels) == 0 {
+		return "", errors.New("no /boot/vmlinuz-* in the image")
+	}
+	sort.Strings(kernels)
+	k := kernels[len(kernels)-1]
+	ver := strings.TrimPrefix(filepath.Base(k), "vmlinuz-")
+	for src, name := range map[string]string{k: "vmlinuz", filepath.Join(tree, "boot", "initrd.img-"+ver): "initrd.img"} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(dst, name), b, 0o444); err != nil {
+			return "", err
+		}
+	}
+	return ver, nil
+}
+
+func since(t time.Time) string { return time.Since(t).Round(time.Second).String() }
+
+// run executes a build step, streaming its output as progress and keeping
+// the tail for the error. A ticker reports elapsed time on quiet stretches.
+func (s Store) run(ctx context.Context, start time.Time, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C.UTF-8")
+	cmd.WaitDelay = 30 * time.Second
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	var mu sync.Mutex
+	var tail []string
+	last := time.Now()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			line := sc.Text()
+			mu.Lock()
+			tail = append(tail, line)
+			if len(tail) > 40 {
+				tail = tail[1:]
+			}
+			last = time.Now()
+			mu.Unlock()
+			s.printf("  [%s] %s\n", since(start), line)
+		}
+	}()
+	stopTick := make(chan struct{})
+	go func() {
+		t := time.NewTicker(15 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopTick:
+				return
+			case <-t.C:
+				mu.Lock()
+				quiet := time.Since(last) > 14*time.Second
+				mu.Unlock()
+				if quiet {
+					s.printf("  [%s] %s still running\n", since(start), name)
+				}
+			}
+		}
+	}()
+	err := cmd.Run()
+	pw.Close()
+	<-done
+	close(stopTick)
+	if err != nil {
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Errorf("%s: %w\n%s", name, err, strings.Join(tail, "\n"))
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+// Package image builds and caches the Debian 12 VM image the embedded QEMU
+// provider boots: a kernel and initrd for direct kernel boot and an ext4 root
+// filesystem that is never written (each VM gets a copy-on-write overlay).
+package image
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+)
+
+// Recipe is everything that decides an image's contents. Its hash names the
+// cache entry, so changing any field builds a new image.
+type Recipe struct {
+	Suite      string   `json:"suite"`
+	Mirror     string   `json:"mirror"`
+	Security   string   `json:"security"`
+	Components []string `json:"components"`
+	Variant    string   `json:"variant"`
+	Packages   []string `json:"packages"`
+	// Customize runs on the host after packages are installed, with the
+	// root tree as $1.
+	Customize string `json:"customize"`
+	// RootSizeGiB is the ext4 root filesystem's size (sparse on disk).
+	RootSizeGiB int `json:"root_size_gib"`
+	// KernelArgs are passed at direct kernel boot.
+	KernelArgs string `json:"kernel_args"`
+}
+
+// Key is a short stable name for the recipe, used as the cache directory.
+func (r Recipe) Key() string {
+	b, _ := json.Marshal(r)
+	sum := sha256.Sum256(b)
+	return r.Suite + "-" + hex.EncodeToString(sum[:])[:12]
+}
+
+// DefaultRecipe is the BCM host image: what the original cloud_init.yml
+// installed (LXD, ZFS, Tor, wait-for-it) plus what cloud-init, SSH and the
+// kernel need to boot it under QEMU.
+func DefaultRecipe() Recipe {
+	return Recipe{
+		Suite:      "bookworm",
+		Mirror:     "http://deb.debian.org/debian",
+		Security:   "http://deb.debian.org/debian-security",
+		Components: []string{"main", "contrib"},
+		Variant:    "important",
+		Packages: []string{
+			"linux-image-amd64", "linux-headers-amd64", "systemd-sysv", "dbus",
+			"cloud-init", "openssh-server", "sudo", "locales",
+			"iproute2", "ifupdown", "isc-dhcp-client", "iputils-ping",
+			"lxd", "lxd-client", "zfs-dkms", "zfsutils-linux",
+			"tor", "wait-for-it", "netcat-openbsd", "curl", "ca-certificates",
+		},
+		Customize:   customizeScript,
+		RootSizeGiB: 8,
+		KernelArgs:  "root=LABEL=root rw console=ttyS0 net.ifnames=0 biosdevname=0 systemd.show_status=1",
+	}
+}
+
+// Sources returns the apt source lines used for the build (and kept in the image).
+func (r Recipe) Sources() []string {
+	comps := strings.Join(r.Components, " ")
+	return []string{
+		"deb " + r.Mirror + " " + r.Suite + " " + comps,
+		"deb " + r.Mirror + " " + r.Suite + "-updates " + comps,
+		"deb " + r.Security + " " + r.Suite + "-security " + comps,
+	}
+}
+
+// customizeScript prepares the tree for booting many VMs from one base:
+// only the NoCloud datasource, no per-image identity, no apt timers that
+// would hold the dpkg lock while cloud-init installs packages.
+const customizeScript = `set -eu
+root="$1"
+cat > "$root/etc/cloud/cloud.cfg.d/90_bcmtest.cfg" <<'CFG'
+# bcmtest: VMs get their seed from a NoCloud ISO; never probe network datasources.
+datasource_list: [ NoCloud, None ]
+CFG
+echo 'LABEL=root / ext4 defaults 0 1' > "$root/etc/fstab"
+echo localhost > "$root/etc/hostname"
+: > "$root/etc/machine-id"
+rm -f "$root/var/lib/dbus/machine-id"
+rm -f "$root"/etc/ssh/ssh_host_*
+mkdir -p "$root/etc/systemd/system/ssh.service.d"
+cat > "$root/etc/systemd/system/ssh.service.d/bcmtest.conf" <<'UNIT'
+# cloud-init generates this VM's host keys; start sshd after it so the key a
+# client sees first is the key it keeps.
+[Unit]
+After=cloud-init.service
+[Service]
+ExecStartPre=-/usr/bin/ssh-keygen -A
+UNIT
+sed -i 's/^# *en_US.UTF-8 UTF-8/en_US.UTF-8 UTF-8/' "$root/etc/locale.gen"
+chroot "$root" locale-gen
+echo 'LANG=en_US.UTF-8' > "$root/etc/default/locale"
+for u in apt-daily.timer apt-daily-upgrade.timer man-db.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer; do
+  chroot "$root" systemctl disable "$u" 2>/dev/null || true
+  chroot "$root" systemctl mask "$u" 2>/dev/null || true
+done
+ls "$root"/lib/modules/*/updates/dkms/zfs.ko* >/dev/null 2>&1 || { echo "zfs.ko was not built by DKMS" >&2; exit 1; }
+ls "$root"/boot/vmlinuz-* "$root"/boot/initrd.img-* >/dev/null
+`

@@ -1,0 +1,143 @@
+package qemu
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"mime/multipart"
+	"net/textproto"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"gopkg.in/yaml.v3"
+)
+
+// HarnessUser is the account the harness logs in as (sudo without password).
+const HarnessUser = "bcmtest"
+
+// AptProxyAddr is where a VM finds the apt cache: a guest forward on QEMU's
+// user network that the harness points at its apt-cacher-ng.
+const AptProxyAddr = "10.0.2.100:3142"
+
+// Seed is the NoCloud seed of one VM.
+type Seed struct {
+	MetaData      []byte
+	UserData      []byte
+	VendorData    []byte
+	NetworkConfig []byte
+}
+
+// SeedInput is what the seed is made from.
+type SeedInput struct {
+	Name          string
+	InstanceID    string
+	UserData      []byte
+	AuthorizedKey string
+	PrivateCIDR   string // e.g. 10.77.0.10/24 on the private segment NIC
+}
+
+// BuildSeed renders the seed. The user's user-data is kept byte for byte; the
+// harness's own needs go to vendor-data as a boothook, which cloud-init runs
+// whatever the user-data says (a user's `users:` would replace a vendor
+// cloud-config `users:` list, but cannot remove a boothook).
+func BuildSeed(in SeedInput) (Seed, error) {
+	meta, err := yaml.Marshal(map[string]string{"instance-id": in.InstanceID, "local-hostname": in.Name})
+	if err != nil {
+		return Seed{}, err
+	}
+	net, err := yaml.Marshal(networkConfig(in.PrivateCIDR))
+	if err != nil {
+		return Seed{}, err
+	}
+	vendor, err := vendorData(in.AuthorizedKey)
+	if err != nil {
+		return Seed{}, err
+	}
+	return Seed{MetaData: meta, UserData: in.UserData, VendorData: vendor, NetworkConfig: net}, nil
+}
+
+type netv2 struct {
+	Version   int                   `yaml:"version"`
+	Ethernets map[string]ethernetV2 `yaml:"ethernets"`
+}
+
+type ethernetV2 struct {
+	DHCP4     bool     `yaml:"dhcp4"`
+	Addresses []string `yaml:"addresses,omitempty"`
+}
+
+// networkConfig: eth0 is QEMU's user network (DHCP, host forwards, no route
+// off the machine); eth1 is the cluster's private segment with a static address.
+func networkConfig(cidr string) netv2 {
+	return netv2{Version: 2, Ethernets: map[string]ethernetV2{
+		"eth0": {DHCP4: true},
+		"eth1": {Addresses: []string{cidr}},
+	}}
+}
+
+func vendorData(authorizedKey string) ([]byte, error) {
+	hook := fmt.Sprintf(`#cloud-boothook
+#!/bin/sh
+# bcmtest harness access; runs every boot, idempotent.
+set -e
+id %[1]s >/dev/null 2>&1 || useradd -m -s /bin/bash %[1]s
+install -d -m 700 -o %[1]s -g %[1]s /home/%[1]s/.ssh
+printf '%%s\n' '%[2]s' > /home/%[1]s/.ssh/authorized_keys
+chown %[1]s:%[1]s /home/%[1]s/.ssh/authorized_keys
+chmod 600 /home/%[1]s/.ssh/authorized_keys
+printf '%%s\n' '%[1]s ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/90-bcmtest
+chmod 440 /etc/sudoers.d/90-bcmtest
+printf '%%s\n' 'Acquire::http::Proxy "http://%[3]s";' > /etc/apt/apt.conf.d/90bcmtest-proxy
+`, HarnessUser, authorizedKey, AptProxyAddr)
+	cfg := "#cloud-config\n# bcmtest: the root filesystem has no partition table; resize2fs grows it.\ngrowpart: {mode: 'off'}\nresize_rootfs: true\nmanage_etc_hosts: localhost\n"
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	fmt.Fprintf(&buf, "Content-Type: multipart/mixed; boundary=\"%s\"\nMIME-Version: 1.0\n\n", w.Boundary())
+	for _, p := range []struct{ ctype, body string }{{"text/cloud-boothook", hook}, {"text/cloud-config", cfg}} {
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Type", p.ctype+"; charset=\"us-ascii\"")
+		h.Set("MIME-Version", "1.0")
+		part, err := w.CreatePart(h)
+		if err != nil {
+			return nil, err
+		}
+		part.Write([]byte(p.body))
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// WriteISO writes the seed as an ISO 9660 volume labelled cidata.
+func (s Seed) WriteISO(ctx context.Context, path string) error {
+	dir, err := os.MkdirTemp(filepath.Dir(path), "seed-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	for name, b := range map[string][]byte{"meta-data": s.MetaData, "user-data": s.UserData, "vendor-data": s.VendorData, "network-config": s.NetworkConfig} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			return err
+		}
+	}
+	tool, err := isoTool()
+	if err != nil {
+		return err
+	}
+	out, err := exec.CommandContext(ctx, tool, "-quiet", "-output", path, "-volid", "cidata", "-joliet", "-rock", dir).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("writing seed ISO with %s: %w: %s", tool, err, out)
+	}
+	return os.Chmod(path, 0o600)
+}
+
+func isoTool() (string, error) {
+	for _, t := range []string{"genisoimage", "mkisofs"} {
+		if p, err := exec.LookPath(t); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("writing the cloud-init seed needs genisoimage (install package genisoimage; run `make deps`)")
+}
