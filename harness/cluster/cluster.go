@@ -1,0 +1,218 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	lxd "github.com/canonical/lxd/client"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+)
+
+// Member is one node of a running cluster.
+type Member struct {
+	Name string
+	// Address is the private-segment IP that LXD and peers use.
+	Address string
+	// Endpoint is a host-reachable host:port for the node's LXD API.
+	Endpoint string
+	Info     provider.Info
+}
+
+// Timings are per-phase wall times of Up.
+type Timings struct {
+	Launch    time.Duration            // all VMs started and cloud-init done
+	CloudInit map[string]time.Duration // per node, from cloud-init's own status
+	Bootstrap time.Duration
+	Joins     map[string]time.Duration // per member, token to Online
+	Ready     time.Duration            // roles settled after the last join
+	Total     time.Duration
+}
+
+// String renders timings on one line for logs and reports.
+func (t Timings) String() string {
+	var joins []string
+	for n, d := range t.Joins {
+		joins = append(joins, fmt.Sprintf("%s=%s", n, d.Round(time.Second)))
+	}
+	sort.Strings(joins)
+	return fmt.Sprintf("launch+cloud-init %s, bootstrap %s, joins [%s], ready %s, total %s",
+		t.Launch.Round(time.Second), t.Bootstrap.Round(time.Second), strings.Join(joins, " "),
+		t.Ready.Round(time.Second), t.Total.Round(time.Second))
+}
+
+// Cluster is a handle to a running cluster. Destroy is idempotent.
+type Cluster struct {
+	spec    resolved
+	p       provider.Provider
+	rec     *record
+	creds   Credentials
+	members []Member
+	timings Timings
+
+	mu        sync.Mutex
+	destroyed bool
+}
+
+// Name is the cluster's name.
+func (c *Cluster) Name() string { return c.spec.Name }
+
+// Spec is the spec the cluster was made from, with defaults and any sizing
+// applied.
+func (c *Cluster) Spec() Spec {
+	s := c.spec.Spec
+	s.Memory = fmt.Sprintf("%dM", c.spec.MemoryMiB)
+	return s
+}
+
+// Members lists the nodes, bootstrap first.
+func (c *Cluster) Members() []Member { return append([]Member(nil), c.members...) }
+
+// Provider is the provider the cluster runs on.
+func (c *Cluster) Provider() provider.Provider { return c.p }
+
+// Timings returns the per-phase timings of Up.
+func (c *Cluster) Timings() Timings { return c.timings }
+
+// Credentials returns the harness's client certificate and the pinned
+// cluster certificate (for `lxc remote add`).
+func (c *Cluster) Credentials() Credentials { return c.creds }
+
+// StateDir is where the cluster's record and client certificate live.
+func (c *Cluster) StateDir() string { return c.rec.dir }
+
+// Node returns the node called name.
+func (c *Cluster) Node(name string) (*Node, error) {
+	for _, m := range c.members {
+		if m.Name == name {
+			return &Node{Member: m, p: c.p}, nil
+		}
+	}
+	return nil, fmt.Errorf("cluster %s has no node %s", c.Name(), name)
+}
+
+// Node runs commands on and copies files to one member.
+type Node struct {
+	Member
+	p provider.Provider
+}
+
+// Exec runs argv as root on the node; a non-zero exit is an error.
+func (n *Node) Exec(ctx context.Context, argv ...string) (string, error) {
+	return provider.Run(ctx, n.p, n.Name, argv...)
+}
+
+// ExecResult runs argv and returns the raw result (exit code included).
+func (n *Node) ExecResult(ctx context.Context, argv ...string) (provider.ExecResult, error) {
+	return n.p.Exec(ctx, n.Name, provider.ExecInput{Argv: argv})
+}
+
+// CopyIn writes content to path on the node.
+func (n *Node) CopyIn(ctx context.Context, path string, content []byte, mode uint32) error {
+	return n.p.CopyIn(ctx, n.Name, path, content, mode)
+}
+
+// CopyOut reads path from the node.
+func (n *Node) CopyOut(ctx context.Context, path string) ([]byte, error) {
+	return n.p.CopyOut(ctx, n.Name, path)
+}
+
+// LXD returns a client for the cluster, connected to the bootstrap node.
+func (c *Cluster) LXD() (lxd.InstanceServer, error) { return c.LXDOn(c.members[0].Name) }
+
+// LXDOn connects directly to member name's API, pinning the cluster
+// certificate; it proves that member answers for itself.
+func (c *Cluster) LXDOn(name string) (lxd.InstanceServer, error) {
+	for _, m := range c.members {
+		if m.Name == name {
+			return connect(m.Endpoint, c.creds)
+		}
+	}
+	return nil, fmt.Errorf("cluster %s has no node %s", c.Name(), name)
+}
+
+// LXDTarget returns a client whose requests target member name, routed
+// through the bootstrap node (?target=).
+func (c *Cluster) LXDTarget(name string) (lxd.InstanceServer, error) {
+	s, err := c.LXD()
+	if err != nil {
+		return nil, err
+	}
+	return s.UseTarget(name), nil
+}
+
+func connect(endpoint string, cr Credentials) (lxd.InstanceServer, error) {
+	s, err := lxd.ConnectLXD("https://"+endpoint, &lxd.ConnectionArgs{
+		TLSClientCert: cr.ClientCert, TLSClientKey: cr.ClientKey, TLSServerCert: cr.ClusterCert,
+		UserAgent: "bcmtest",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to LXD at %s: %w", endpoint, err)
+	}
+	return s, nil
+}
+
+// Destroy deletes every VM of the cluster and its state. It is idempotent
+// and also removes VMs of this exact name that the handle did not know.
+func (c *Cluster) Destroy(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.destroyed {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.spec.Intervals.Teardown)
+	defer cancel()
+	logf(c.spec.Log, "%s: tearing down", c.Name())
+	err := destroy(ctx, c.p, c.spec.Name, c.rec.dir, c.spec.Log)
+	if err == nil {
+		c.destroyed = true
+	}
+	return err
+}
+
+// destroy removes every VM that is exactly a node of name, then the state.
+func destroy(ctx context.Context, p provider.Provider, name, stateDir string, log interface{ Write([]byte) (int, error) }) error {
+	vms, err := p.List(ctx, "")
+	if err != nil {
+		return fmt.Errorf("destroying %s: listing VMs: %w", name, err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for _, vm := range vms {
+		if vm.Group != name && !IsNodeOf(vm.Name, name) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Delete(ctx, vm.Name); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("destroying %s: deleting %s: %w", name, vm.Name, err))
+				mu.Unlock()
+				return
+			}
+			logf(log, "%s: deleted %s", name, vm.Name)
+		}()
+	}
+	wg.Wait()
+	if len(errs) == 0 && stateDir != "" {
+		if err := os.RemoveAll(stateDir); err != nil {
+			errs = append(errs, fmt.Errorf("destroying %s: removing state: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func logf(w interface{ Write([]byte) (int, error) }, format string, args ...any) {
+	if w == nil {
+		return
+	}
+	fmt.Fprintf(w, "%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,482 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	lxd "github.com/canonical/lxd/client"
+	"github.com/canonical/lxd/shared/api"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
+)
+
+// Up brings the cluster up: all VMs at once, bootstrap, one verified join
+// at a time, then readiness. On any error it tears down what it created
+// (unless KeepOnFailure) before returning, so the caller never inherits a
+// half-made cluster. Cancel ctx (SIGINT) to abort; teardown still runs.
+func Up(ctx context.Context, spec Spec) (*Cluster, error) {
+	start := time.Now()
+	spec = spec.withDefaults()
+	if spec.StateDir == "" {
+		d, err := state.Default()
+		if err != nil {
+			return nil, err
+		}
+		spec.StateDir = d.State
+	}
+	r, err := spec.resolve(Host(spec.StateDir))
+	if err != nil {
+		return nil, fmt.Errorf("cluster spec: %w", err)
+	}
+	for _, n := range r.Notices {
+		logf(spec.Log, "%s: notice: %s", spec.Name, n)
+	}
+	dir := filepath.Join(ClustersDir(spec.StateDir), spec.Name)
+	lock, err := state.TryLock(dir + ".lock")
+	if errors.Is(err, state.ErrLocked) {
+		return nil, fmt.Errorf("bringing up %s: another harness process is working on this cluster", spec.Name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
+
+	existing, err := nodesOf(ctx, spec.Provider, spec.Name)
+	if err != nil {
+		return nil, fmt.Errorf("bringing up %s: %w", spec.Name, err)
+	}
+	_, recErr := os.Stat(filepath.Join(dir, "cluster.json"))
+	if len(existing) > 0 || recErr == nil {
+		if spec.Reuse {
+			return attach(ctx, r, dir)
+		}
+		return nil, fmt.Errorf("bringing up %s: the cluster already exists (VMs: %s); reuse it, or remove it with `bcmtest down %s`",
+			spec.Name, strings.Join(names(existing), ", "), spec.Name)
+	}
+
+	rec := &record{Name: spec.Name, Provider: spec.Provider.Name(), Members: spec.Members, Nodes: r.NodeNames,
+		Owner: os.Getpid(), Created: time.Now().UTC(), PoolName: spec.PoolName, Persistent: spec.Persistent, dir: dir}
+	// Registered before the first VM starts: from here a failure, a
+	// cancellation or a crash leaves a record that teardown or a sweep finds.
+	if err := rec.save(); err != nil {
+		return nil, err
+	}
+	c := &Cluster{spec: r, p: spec.Provider, rec: rec, timings: Timings{CloudInit: map[string]time.Duration{}, Joins: map[string]time.Duration{}}}
+	ok := false
+	defer func() {
+		if ok {
+			return
+		}
+		if spec.KeepOnFailure {
+			logf(spec.Log, "%s: keeping the failed cluster for inspection (keep-on-failure); remove it with `bcmtest down %s`", spec.Name, spec.Name)
+			return
+		}
+		if err := c.Destroy(context.WithoutCancel(ctx)); err != nil {
+			logf(spec.Log, "%s: teardown after failure: %v", spec.Name, err)
+		}
+	}()
+	fail := func(err error) (*Cluster, error) {
+		err = fmt.Errorf("bringing up %s: %w", spec.Name, err)
+		if spec.OnFailure != nil {
+			spec.OnFailure(context.WithoutCancel(ctx), c, err)
+		}
+		return nil, err
+	}
+
+	cert, key, err := loadOrCreateClientCert(dir, spec.Name)
+	if err != nil {
+		return fail(err)
+	}
+	c.creds = Credentials{ClientCert: cert, ClientKey: key}
+
+	t := time.Now()
+	if err := c.launch(ctx); err != nil {
+		return fail(err)
+	}
+	c.timings.Launch = time.Since(t)
+	logf(spec.Log, "%s: %d node(s) up with cloud-init done in %s", spec.Name, len(c.members), c.timings.Launch.Round(time.Second))
+
+	t = time.Now()
+	srv, err := c.bootstrap(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("bootstrapping %s: %w", c.members[0].Name, err))
+	}
+	c.timings.Bootstrap = time.Since(t)
+	logf(spec.Log, "%s: bootstrapped %s in %s", spec.Name, c.members[0].Name, c.timings.Bootstrap.Round(time.Second))
+
+	for _, m := range c.members[1:] {
+		t = time.Now()
+		if err := c.join(ctx, srv, m); err != nil {
+			return fail(fmt.Errorf("joining %s to %s: %w", m.Name, spec.Name, err))
+		}
+		c.timings.Joins[m.Name] = time.Since(t)
+		logf(spec.Log, "%s: %s joined and Online in %s", spec.Name, m.Name, c.timings.Joins[m.Name].Round(time.Second))
+	}
+
+	t = time.Now()
+	if err := c.waitReady(ctx, srv); err != nil {
+		return fail(err)
+	}
+	c.timings.Ready = time.Since(t)
+	c.timings.Total = time.Since(start)
+	rec.Ready = true
+	if err := rec.save(); err != nil {
+		return fail(err)
+	}
+	ok = true
+	logf(spec.Log, "%s: ready: %s", spec.Name, c.timings)
+	return c, nil
+}
+
+func names(vms []provider.Info) []string {
+	var out []string
+	for _, v := range vms {
+		out = append(out, v.Name)
+	}
+	return out
+}
+
+// nodesOf lists the provider's VMs that are exactly nodes of cluster.
+func nodesOf(ctx context.Context, p provider.Provider, cluster string) ([]provider.Info, error) {
+	vms, err := p.List(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("listing VMs: %w", err)
+	}
+	var out []provider.Info
+	for _, v := range vms {
+		if v.Group == cluster || IsNodeOf(v.Name, cluster) {
+			out = append(out, v)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// launch starts every VM concurrently, bounded by MaxLaunch. The first
+// failure cancels the rest: a developer wants the failing node's verdict
+// fast, not after every other node has finished booting.
+func (c *Cluster) launch(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	sem := make(chan struct{}, c.spec.MaxLaunch)
+	infos := make([]provider.Info, len(c.spec.NodeNames))
+	errs := make([]error, len(c.spec.NodeNames))
+	var wg sync.WaitGroup
+	logf(c.spec.Log, "%s: launching %d node(s) on %s, %d at a time (%d vCPU, %d MiB, %d GiB disk each)",
+		c.Name(), len(c.spec.NodeNames), c.p.Name(), c.spec.MaxLaunch, c.spec.CPUs, c.spec.MemoryMiB, c.spec.DiskGiB)
+	for i, name := range c.spec.NodeNames {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				errs[i] = context.Cause(ctx)
+				return
+			}
+			defer func() { <-sem }()
+			info, err := c.p.Launch(ctx, provider.LaunchInput{
+				Name: name, Group: c.Name(), CPUs: c.spec.CPUs, MemoryMiB: c.spec.MemoryMiB, DiskGiB: c.spec.DiskGiB,
+				UserData: c.spec.CloudInit, Log: c.spec.Log,
+			})
+			if err != nil {
+				errs[i] = fmt.Errorf("launching %s: %w", name, err)
+				cancel(fmt.Errorf("another node failed: %w", errs[i]))
+				return
+			}
+			infos[i] = info
+			if d, err := CloudInitDuration(ctx, c.p, name); err == nil {
+				c.mu.Lock()
+				c.timings.CloudInit[name] = d
+				c.mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	// Report the root cause, not the cancellations it caused.
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, info := range infos {
+		c.members = append(c.members, Member{Name: info.Name, Address: info.PrivateIP, Endpoint: info.Endpoint(lxdPort), Info: info})
+	}
+	return nil
+}
+
+// CloudInitDuration reads how long cloud-init took on a node from its own
+// status file (first stage start to last stage finish, guest clock).
+func CloudInitDuration(ctx context.Context, p provider.Provider, name string) (time.Duration, error) {
+	b, err := p.CopyOut(ctx, name, "/run/cloud-init/status.json")
+	if err != nil {
+		return 0, err
+	}
+	var st struct {
+		V1 map[string]json.RawMessage `json:"v1"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return 0, err
+	}
+	var first, last float64
+	for _, raw := range st.V1 {
+		var s struct {
+			Start    *float64 `json:"start"`
+			Finished *float64 `json:"finished"`
+		}
+		if json.Unmarshal(raw, &s) != nil {
+			continue
+		}
+		if s.Start != nil && (first == 0 || *s.Start < first) {
+			first = *s.Start
+		}
+		if s.Finished != nil && *s.Finished > last {
+			last = *s.Finished
+		}
+	}
+	if first == 0 || last < first {
+		return 0, fmt.Errorf("no stage times in cloud-init status on %s", name)
+	}
+	return time.Duration((last - first) * float64(time.Second)), nil
+}
+
+func (c *Cluster) run(ctx context.Context, node string, stdin []byte, argv ...string) (string, error) {
+	var in *bytes.Reader
+	if stdin != nil {
+		in = bytes.NewReader(stdin)
+		return provider.RunInput(ctx, c.p, node, in, argv...)
+	}
+	return provider.Run(ctx, c.p, node, argv...)
+}
+
+// bootstrap initialises LXD clustering on node 00, trusts the harness's
+// client certificate there and returns a client that pins the cluster cert.
+func (c *Cluster) bootstrap(ctx context.Context) (lxd.InstanceServer, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.spec.Intervals.Bootstrap)
+	defer cancel()
+	b := c.members[0]
+	if _, err := c.run(ctx, b.Name, nil, "lxd", "waitready", "--timeout=240"); err != nil {
+		return nil, fmt.Errorf("waiting for the LXD daemon: %w", err)
+	}
+	preseed, err := MarshalPreseed(BootstrapPreseed(BootstrapInput{ServerName: b.Name, Address: b.Address, PoolName: c.spec.PoolName, PoolGiB: c.spec.PoolGiB}))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.run(ctx, b.Name, preseed, "lxd", "init", "--preseed"); err != nil {
+		return nil, fmt.Errorf("lxd init --preseed: %w", err)
+	}
+	cert, err := c.p.CopyOut(ctx, b.Name, "/var/lib/lxd/cluster.crt")
+	if err != nil {
+		return nil, fmt.Errorf("reading the cluster certificate: %w", err)
+	}
+	c.creds.ClusterCert = string(cert)
+	if err := os.WriteFile(filepath.Join(c.rec.dir, "cluster.crt"), cert, 0o644); err != nil {
+		return nil, err
+	}
+	const tmpCert = "/root/bcmtest-client.crt"
+	if err := c.p.CopyIn(ctx, b.Name, tmpCert, []byte(c.creds.ClientCert), 0o600); err != nil {
+		return nil, err
+	}
+	if _, err := c.run(ctx, b.Name, nil, "lxc", "config", "trust", "add", tmpCert); err != nil {
+		return nil, fmt.Errorf("trusting the harness client certificate: %w", err)
+	}
+	c.run(ctx, b.Name, nil, "rm", "-f", tmpCert)
+	var srv lxd.InstanceServer
+	err = wait.Until(ctx, c.spec.Intervals.Poll, c.spec.Intervals.PollMax, func(context.Context) (bool, string, error) {
+		s, err := connect(b.Endpoint, c.creds)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		info, _, err := s.GetServer()
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		if info.Auth != "trusted" {
+			return false, "LXD says the harness certificate is " + info.Auth, nil
+		}
+		srv = s
+		return true, "", nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the LXD API at %s: %w", b.Endpoint, err)
+	}
+	return srv, nil
+}
+
+// redact shows only the end of a secret, for logs.
+func redact(secret string) string {
+	if len(secret) <= 6 {
+		return "…"
+	}
+	return "…" + secret[len(secret)-6:]
+}
+
+// join issues a token for m, runs the join preseed on m, and waits until
+// the cluster reports m Online. A token whose join failed is revoked.
+func (c *Cluster) join(ctx context.Context, srv lxd.InstanceServer, m Member) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, c.spec.Intervals.Join)
+	defer cancel()
+	op, err := srv.CreateClusterMember(api.ClusterMembersPost{ServerName: m.Name})
+	if err != nil {
+		return fmt.Errorf("issuing a join token: %w", err)
+	}
+	opAPI := op.Get()
+	tok, err := opAPI.ToClusterJoinToken()
+	if err != nil {
+		return fmt.Errorf("reading the join token: %w", err)
+	}
+	token := tok.String()
+	logf(c.spec.Log, "%s: join token for %s issued (%s)", c.Name(), m.Name, redact(token))
+	defer func() {
+		if err == nil {
+			return
+		}
+		if rerr := srv.DeleteOperation(opAPI.ID); rerr == nil {
+			logf(c.spec.Log, "%s: revoked the join token of %s", c.Name(), m.Name)
+		}
+		srv.DeleteClusterMember(m.Name, true)
+	}()
+	cl, _, err := srv.GetCluster()
+	if err != nil {
+		return fmt.Errorf("reading the cluster's member config: %w", err)
+	}
+	mc, err := FillMemberConfig(cl.MemberConfig, c.spec.PoolName, c.spec.PoolGiB)
+	if err != nil {
+		return err
+	}
+	preseed, err := MarshalPreseed(JoinPreseed(JoinInput{
+		ServerName: m.Name, Address: m.Address, ClusterAddress: c.members[0].Address,
+		ClusterCertificate: c.creds.ClusterCert, Token: token, PoolName: c.spec.PoolName, PoolGiB: c.spec.PoolGiB, MemberConfig: mc,
+	}))
+	if err != nil {
+		return err
+	}
+	if _, err := c.run(ctx, m.Name, nil, "lxd", "waitready", "--timeout=240"); err != nil {
+		return fmt.Errorf("waiting for the LXD daemon: %w", err)
+	}
+	if _, err := c.run(ctx, m.Name, preseed, "lxd", "init", "--preseed"); err != nil {
+		return fmt.Errorf("lxd init --preseed: %w", err)
+	}
+	return wait.Until(ctx, c.spec.Intervals.Poll, c.spec.Intervals.PollMax, func(context.Context) (bool, string, error) {
+		mem, _, err := srv.GetClusterMember(m.Name)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		return mem.Status == "Online", "status " + mem.Status, nil
+	})
+}
+
+// ExpectedRoles returns how many voting database members and standbys LXD
+// settles on for n members (cluster.max_voters 3, cluster.max_standby 2).
+func ExpectedRoles(n int) (voters, standbys int) {
+	voters = 1
+	if n >= 3 {
+		voters = 3
+	}
+	standbys = min(2, n-voters)
+	return voters, standbys
+}
+
+// RolesSettled checks members against ExpectedRoles and that every member
+// is Online with exactly one database-leader.
+func RolesSettled(members []api.ClusterMember, want int) (bool, string) {
+	if len(members) != want {
+		return false, fmt.Sprintf("%d of %d members", len(members), want)
+	}
+	var leaders, voters, standbys int
+	for _, m := range members {
+		if m.Status != "Online" {
+			return false, fmt.Sprintf("%s is %s", m.ServerName, m.Status)
+		}
+		for _, r := range m.Roles {
+			switch r {
+			case "database-leader":
+				leaders++
+			case "database":
+				voters++
+			case "database-standby":
+				standbys++
+			}
+		}
+	}
+	wv, ws := ExpectedRoles(want)
+	if leaders != 1 {
+		return false, fmt.Sprintf("%d database-leader(s)", leaders)
+	}
+	if voters != wv || standbys != ws {
+		return false, fmt.Sprintf("roles not settled: %d database, %d standby (want %d, %d)", voters, standbys, wv, ws)
+	}
+	return true, ""
+}
+
+func (c *Cluster) waitReady(ctx context.Context, srv lxd.InstanceServer) error {
+	ctx, cancel := context.WithTimeout(ctx, c.spec.Intervals.Ready)
+	defer cancel()
+	err := wait.Until(ctx, c.spec.Intervals.Poll, c.spec.Intervals.PollMax, func(context.Context) (bool, string, error) {
+		ms, err := srv.GetClusterMembers()
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		ok, why := RolesSettled(ms, len(c.members))
+		return ok, why, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for %s to be ready: %w", c.Name(), err)
+	}
+	return nil
+}
+
+// attach returns a handle to an existing cluster after checking it is healthy.
+func attach(ctx context.Context, r resolved, dir string) (*Cluster, error) {
+	rec, err := loadClusterRecord(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reusing %s: no usable state (%v); remove it with `bcmtest down %s`", r.Name, err, r.Name)
+	}
+	c := &Cluster{spec: r, p: r.Provider, rec: rec, timings: Timings{CloudInit: map[string]time.Duration{}, Joins: map[string]time.Duration{}}}
+	cert, key, err := loadOrCreateClientCert(dir, r.Name)
+	if err != nil {
+		return nil, err
+	}
+	cc, err := os.ReadFile(filepath.Join(dir, "cluster.crt"))
+	if err != nil {
+		return nil, fmt.Errorf("reusing %s: %w", r.Name, err)
+	}
+	c.creds = Credentials{ClientCert: cert, ClientKey: key, ClusterCert: string(cc)}
+	vms, err := nodesOf(ctx, r.Provider, r.Name)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range vms {
+		c.members = append(c.members, Member{Name: v.Name, Address: v.PrivateIP, Endpoint: v.Endpoint(lxdPort), Info: v})
+	}
+	if len(c.members) != r.Members+1 {
+		return nil, fmt.Errorf("reusing %s: it has %d node(s), the spec asks for %d", r.Name, len(c.members), r.Members+1)
+	}
+	srv, err := c.LXD()
+	if err != nil {
+		return nil, fmt.Errorf("reusing %s: %w", r.Name, err)
+	}
+	ms, err := srv.GetClusterMembers()
+	if err != nil {
+		return nil, fmt.Errorf("reusing %s: %w", r.Name, err)
+	}
+	if ok, why := RolesSettled(ms, len(c.members)); !ok {
+		return nil, fmt.Errorf("reusing %s: not healthy (%s); remove it with `bcmtest down %s`", r.Name, why, r.Name)
+	}
+	logf(r.Log, "%s: reusing the existing healthy cluster", r.Name)
+	return c, nil
+}
