@@ -1,9 +1,13 @@
 package cluster
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -182,7 +186,7 @@ func (c *Cluster) launch(ctx context.Context) error {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
-				errs[i] = context.Cause(ctx)
+				errs[i] = ctx.Err() // a cancellation, not a root cause
 				return
 			}
 			defer func() { <-sem }()
@@ -279,22 +283,24 @@ func (c *Cluster) bootstrap(ctx context.Context) (lxd.InstanceServer, error) {
 	if _, err := c.run(ctx, b.Name, preseed, "lxd", "init", "--preseed"); err != nil {
 		return nil, fmt.Errorf("lxd init --preseed: %w", err)
 	}
-	cert, err := c.p.CopyOut(ctx, b.Name, "/var/lib/lxd/cluster.crt")
+	cert, err := c.run(ctx, b.Name, nil, "sh", "-c", lxdDirScript+`cat "$d/cluster.crt"`)
 	if err != nil {
 		return nil, fmt.Errorf("reading the cluster certificate: %w", err)
 	}
-	c.creds.ClusterCert = string(cert)
-	if err := os.WriteFile(filepath.Join(c.rec.dir, "cluster.crt"), cert, 0o644); err != nil {
+	c.creds.ClusterCert = cert
+	if err := os.WriteFile(filepath.Join(c.rec.dir, "cluster.crt"), []byte(cert), 0o644); err != nil {
 		return nil, err
 	}
-	const tmpCert = "/root/bcmtest-client.crt"
-	if err := c.p.CopyIn(ctx, b.Name, tmpCert, []byte(c.creds.ClientCert), 0o600); err != nil {
+	body, err := trustRequest(c.creds.ClientCert, "bcmtest-"+c.Name())
+	if err != nil {
 		return nil, err
 	}
-	if _, err := c.run(ctx, b.Name, nil, "lxc", "config", "trust", "add", tmpCert); err != nil {
+	// POST /1.0/certificates over the local unix socket: the same on
+	// Debian's LXD and Ubuntu's snap, and no trust password involved.
+	if _, err := c.run(ctx, b.Name, body, "sh", "-c", lxdDirScript+
+		`curl -sS --fail-with-body --unix-socket "$d/unix.socket" -X POST -H 'Content-Type: application/json' --data-binary @- http://lxd/1.0/certificates`); err != nil {
 		return nil, fmt.Errorf("trusting the harness client certificate: %w", err)
 	}
-	c.run(ctx, b.Name, nil, "rm", "-f", tmpCert)
 	var srv lxd.InstanceServer
 	err = wait.Until(ctx, c.spec.Intervals.Poll, c.spec.Intervals.PollMax, func(context.Context) (bool, string, error) {
 		s, err := connect(b.Endpoint, c.creds)
@@ -317,12 +323,23 @@ func (c *Cluster) bootstrap(ctx context.Context) (lxd.InstanceServer, error) {
 	return srv, nil
 }
 
-// redact shows only the end of a secret, for logs.
-func redact(secret string) string {
-	if len(secret) <= 6 {
-		return "…"
+// lxdDirScript sets $d to LXD's data directory: Debian's package or the snap.
+const lxdDirScript = `d=/var/lib/lxd; [ -S "$d/unix.socket" ] || d=/var/snap/lxd/common/lxd; `
+
+// trustRequest is the typed body that adds a client certificate to the
+// trust store.
+func trustRequest(certPEM, name string) ([]byte, error) {
+	blk, _ := pem.Decode([]byte(certPEM))
+	if blk == nil {
+		return nil, errors.New("client certificate is not PEM")
 	}
-	return "…" + secret[len(secret)-6:]
+	return json.Marshal(api.CertificatesPost{Name: name, Type: api.CertificateTypeClient, Certificate: base64.StdEncoding.EncodeToString(blk.Bytes)})
+}
+
+// redact names a secret in logs by a short hash, never by its content.
+func redact(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return "sha256:" + hex.EncodeToString(sum[:4])
 }
 
 // join issues a token for m, runs the join preseed on m, and waits until

@@ -1,0 +1,120 @@
+// Package diag collects per-node diagnostics (cloud-init logs and status,
+// journals, LXD's log, zpool status, the cluster member list, the serial
+// console) into an artifacts directory, for failed runs and `bcmtest logs`.
+package diag
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+)
+
+// Item is one thing collected from a node into a file.
+type Item struct {
+	File string
+	Argv []string
+}
+
+// Items are what a developer needs to see why a node misbehaved.
+func Items() []Item {
+	return []Item{
+		{"cloud-init.log", []string{"cat", "/var/log/cloud-init.log"}},
+		{"cloud-init-output.log", []string{"cat", "/var/log/cloud-init-output.log"}},
+		{"cloud-init-status.txt", []string{"cloud-init", "status", "--long"}},
+		{"cloud-init-status.json", []string{"cat", "/run/cloud-init/status.json"}},
+		{"cloud-init-analyze.txt", []string{"cloud-init", "analyze", "show"}},
+		{"journal-lxd.log", []string{"journalctl", "--no-pager", "-o", "short-iso-precise", "-u", "lxd.service", "-u", "lxd.socket"}},
+		{"journal-tor.log", []string{"journalctl", "--no-pager", "-o", "short-iso-precise", "-u", "tor@default.service", "-u", "tor.service"}},
+		{"lxd.log", []string{"cat", "/var/log/lxd/lxd.log"}},
+		{"zpool-status.txt", []string{"zpool", "status"}},
+		{"lxc-cluster-list.txt", []string{"lxc", "cluster", "list"}},
+		{"systemctl-failed.txt", []string{"systemctl", "--failed", "--no-pager"}},
+	}
+}
+
+// CollectInput says what to collect and where.
+type CollectInput struct {
+	Provider provider.Provider
+	Nodes    []string
+	// Dir receives one subdirectory per node.
+	Dir string
+	Log io.Writer
+}
+
+// Collect gathers Items and the serial console from every node at once. A
+// node that cannot be reached still gets its console (when the provider has
+// one) and an errors.txt saying what failed. It returns the files written.
+func Collect(ctx context.Context, in CollectInput) ([]string, error) {
+	var mu sync.Mutex
+	var files []string
+	var errs []error
+	var wg sync.WaitGroup
+	for _, n := range in.Nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f, err := collectNode(ctx, in, n)
+			mu.Lock()
+			defer mu.Unlock()
+			files = append(files, f...)
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}()
+	}
+	wg.Wait()
+	sort.Strings(files)
+	if in.Log != nil {
+		fmt.Fprintf(in.Log, "%s diagnostics: %d file(s) for %d node(s) under %s\n", time.Now().Format("15:04:05"), len(files), len(in.Nodes), in.Dir)
+	}
+	return files, errors.Join(errs...)
+}
+
+func collectNode(ctx context.Context, in CollectInput, node string) ([]string, error) {
+	dir := filepath.Join(in.Dir, node)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("collecting diagnostics of %s: %w", node, err)
+	}
+	var files, problems []string
+	write := func(name string, b []byte) {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err == nil {
+			files = append(files, p)
+		}
+	}
+	if b, err := in.Provider.Console(ctx, node); err == nil {
+		write("serial-console.log", b)
+	} else if !errors.Is(err, provider.ErrNotSupported) {
+		problems = append(problems, "serial console: "+err.Error())
+	}
+	for _, it := range Items() {
+		ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		res, err := in.Provider.Exec(ictx, node, provider.ExecInput{Argv: it.Argv})
+		cancel()
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", it.File, err))
+			if strings.Contains(err.Error(), "connecting") {
+				break // the node is unreachable; the rest would fail the same way
+			}
+			continue
+		}
+		out := res.Stdout
+		if res.ExitCode != 0 {
+			out = append(out, []byte(fmt.Sprintf("\n[exit code %d]\n%s", res.ExitCode, res.Stderr))...)
+		}
+		write(it.File, out)
+	}
+	if len(problems) > 0 {
+		write("errors.txt", []byte(strings.Join(problems, "\n")+"\n"))
+	}
+	return files, nil
+}

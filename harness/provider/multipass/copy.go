@@ -1,0 +1,101 @@
+package multipass
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+)
+
+// cleanupTimeout bounds removing a staged file after the caller's context
+// has ended.
+const cleanupTimeout = 30 * time.Second
+
+// installScript moves a staged file into place as root with its mode set
+// first, so the destination never exists with the wrong mode or owner.
+// transfer writes as the default user, who cannot write root's paths.
+const installScript = `set -e; trap 'rm -f -- "$1"' EXIT; mkdir -p -- "$(dirname -- "$2")"; chown root:root -- "$1"; chmod "$3" -- "$1"; mv -f -- "$1" "$2"`
+
+// stageScript copies a file root may read into a private file the default
+// user (who runs transfer's SFTP session, and sudo's SUDO_USER) can read.
+const stageScript = `set -e; install -m 0600 -o "$SUDO_USER" -- "$1" "$2"`
+
+// CopyIn writes content to path in the VM, owned by root with mode: it
+// transfers a local temporary file to /tmp in the VM, then moves it into
+// place with sudo.
+func (p *Provider) CopyIn(ctx context.Context, name, path string, content []byte, mode uint32) error {
+	if err := provider.ValidateVMName(name); err != nil {
+		return err
+	}
+	fail := func(err error) error { return fmt.Errorf("copying into %s:%s with multipass: %w", name, path, err) }
+	local, err := os.CreateTemp(p.cfg.TempDir, "copyin-*")
+	if err != nil {
+		return fail(err)
+	}
+	defer os.Remove(local.Name())
+	if _, err := local.Write(content); err != nil {
+		local.Close()
+		return fail(err)
+	}
+	if err := local.Close(); err != nil {
+		return fail(err)
+	}
+	staged := remoteTemp()
+	if _, err := p.call(ctx, "transfer", local.Name(), name+":"+staged); err != nil {
+		p.removeRemote(ctx, name, staged)
+		return fail(err)
+	}
+	if _, err := provider.Run(ctx, p, name, "sh", "-c", installScript, "sh", staged, path, strconv.FormatUint(uint64(mode), 8)); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// CopyOut reads a file from the VM: root copies it to a private file in
+// /tmp, transfer pulls that into a local temporary directory.
+func (p *Provider) CopyOut(ctx context.Context, name, path string) ([]byte, error) {
+	if err := provider.ValidateVMName(name); err != nil {
+		return nil, err
+	}
+	fail := func(err error) error { return fmt.Errorf("copying %s:%s with multipass: %w", name, path, err) }
+	staged := remoteTemp()
+	defer p.removeRemote(ctx, name, staged)
+	if _, err := provider.Run(ctx, p, name, "sh", "-c", stageScript, "sh", path, staged); err != nil {
+		return nil, fail(err)
+	}
+	dir, err := os.MkdirTemp(p.cfg.TempDir, "copyout-*")
+	if err != nil {
+		return nil, fail(err)
+	}
+	defer os.RemoveAll(dir)
+	local := filepath.Join(dir, "file")
+	if _, err := p.call(ctx, "transfer", name+":"+staged, local); err != nil {
+		return nil, fail(err)
+	}
+	b, err := os.ReadFile(local)
+	if err != nil {
+		return nil, fail(err)
+	}
+	return b, nil
+}
+
+// removeRemote deletes a staged file, even after ctx has ended.
+func (p *Provider) removeRemote(ctx context.Context, name, staged string) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	p.Exec(cctx, name, provider.ExecInput{Argv: []string{"rm", "-f", "--", staged}})
+}
+
+// remoteTemp is a fresh path in the VM's /tmp, free of ':' which transfer
+// would read as an instance name.
+func remoteTemp() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return "/tmp/bcmtest-" + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,195 @@
+package qemu
+
+import (
+	"bytes"
+	"mime"
+	"mime/multipart"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+)
+
+func TestSeedKeepsUserDataAndAddsHarnessAccessAsVendorData(t *testing.T) {
+	ud := []byte("#cloud-config\nusers: []\nruncmd: [[echo, hi]]\n")
+	s, err := BuildSeed(SeedInput{Name: "CLUS1-01", InstanceID: "CLUS1-01-x", UserData: ud, AuthorizedKey: "ssh-ed25519 AAAAkey bcmtest", PrivateCIDR: "10.77.0.11/24"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(s.UserData, ud) {
+		t.Errorf("user-data changed: %q", s.UserData)
+	}
+	var meta map[string]string
+	if err := yaml.Unmarshal(s.MetaData, &meta); err != nil {
+		t.Fatal(err)
+	}
+	if meta["instance-id"] != "CLUS1-01-x" || meta["local-hostname"] != "CLUS1-01" {
+		t.Errorf("meta-data = %v", meta)
+	}
+	// vendor-data is MIME multipart: a boothook (user, key, sudo, apt proxy)
+	// and a cloud-config part.
+	msg, err := mail.ReadMessage(bytes.NewReader(s.VendorData))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mr := multipart.NewReader(msg.Body, params["boundary"])
+	var types []string
+	var hook string
+	for {
+		p, err := mr.NextPart()
+		if err != nil {
+			break
+		}
+		b := new(bytes.Buffer)
+		b.ReadFrom(p)
+		ct, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
+		types = append(types, ct)
+		if ct == "text/cloud-boothook" {
+			hook = b.String()
+		}
+	}
+	if strings.Join(types, ",") != "text/cloud-boothook,text/cloud-config" {
+		t.Fatalf("vendor-data parts = %v", types)
+	}
+	for _, want := range []string{"#cloud-boothook", "useradd -m -s /bin/bash bcmtest", "ssh-ed25519 AAAAkey bcmtest", "NOPASSWD:ALL", `Acquire::http::Proxy "http://10.0.2.100:3142"`} {
+		if !strings.Contains(hook, want) {
+			t.Errorf("boothook lacks %q", want)
+		}
+	}
+}
+
+func TestNetworkConfigPutsTheSegmentOnEth1(t *testing.T) {
+	s, err := BuildSeed(SeedInput{Name: "a", InstanceID: "a", UserData: []byte("#cloud-config\n"), PrivateCIDR: "10.77.0.12/24"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nc struct {
+		Version   int `yaml:"version"`
+		Ethernets map[string]struct {
+			DHCP4     bool     `yaml:"dhcp4"`
+			Addresses []string `yaml:"addresses"`
+		} `yaml:"ethernets"`
+	}
+	if err := yaml.Unmarshal(s.NetworkConfig, &nc); err != nil {
+		t.Fatal(err)
+	}
+	if nc.Version != 2 || !nc.Ethernets["eth0"].DHCP4 || nc.Ethernets["eth1"].DHCP4 {
+		t.Errorf("network-config = %+v", nc)
+	}
+	if got := nc.Ethernets["eth1"].Addresses; len(got) != 1 || got[0] != "10.77.0.12/24" {
+		t.Errorf("eth1 addresses = %v", got)
+	}
+}
+
+func argvString(in argvInput) string { return strings.Join(buildArgv(in), " ") }
+
+func TestArgvKeepsEveryNetworkOnThisMachine(t *testing.T) {
+	in := argvInput{Name: "CLUS1-00", CPUs: 2, MemoryMiB: 2048, Accel: "tcg", Kernel: "/k", Initrd: "/i", KernelArgs: "root=LABEL=root",
+		Overlay: "/s/overlay.qcow2", Seed: "/s/seed.iso", SSHPort: 40001, APIPort: 40002, PrivateIP: "10.77.0.10", AptPort: 3142,
+		SegmentPort: 21000, MACs: [2]string{"52:54:00:00:00:01", "52:54:01:00:00:01"}, Serial: "/s/serial.log", QMP: "/s/qmp.sock", PIDFile: "/s/pid"}
+	a := argvString(in)
+	for _, want := range []string{
+		"-accel tcg,thread=multi",
+		"-smp 2", "-m 2048",
+		"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:40001-:22,hostfwd=tcp:127.0.0.1:40002-10.77.0.10:8443,guestfwd=tcp:10.0.2.100:3142-cmd:nc 127.0.0.1 3142",
+		"socket,id=n1,mcast=230.0.0.1:21000,localaddr=127.0.0.1",
+		"file=/s/overlay.qcow2,if=virtio,format=qcow2",
+		"file=/s/seed.iso,if=virtio,format=raw,readonly=on",
+		"-kernel /k", "-initrd /i", "-append root=LABEL=root",
+	} {
+		if !strings.Contains(a, want) {
+			t.Errorf("argv lacks %q:\n%s", want, a)
+		}
+	}
+	if strings.Contains(a, "hostfwd=tcp::") || strings.Contains(a, "0.0.0.0") {
+		t.Errorf("a forward listens beyond loopback: %s", a)
+	}
+	in.Accel = "kvm"
+	if a := argvString(in); !strings.Contains(a, "-accel kvm") {
+		t.Errorf("kvm not used when chosen: %s", a)
+	}
+	in.AptPort = 0
+	if a := argvString(in); strings.Contains(a, "guestfwd") {
+		t.Errorf("guestfwd without apt cache: %s", a)
+	}
+}
+
+func TestSegmentPortIsStablePerGroupAndDistinctAcrossGroups(t *testing.T) {
+	a := segmentPort("CLUS1", nil)
+	if b := segmentPort("CLUS1", nil); a != b {
+		t.Errorf("not stable: %d vs %d", a, b)
+	}
+	if b := segmentPort("CLUS1", map[int]string{a: "CLUS1"}); b != a {
+		t.Errorf("own group's port refused: %d", b)
+	}
+	if b := segmentPort("CLUS1", map[int]string{a: "OTHER"}); b == a {
+		t.Errorf("port %d shared with another group", a)
+	}
+	if m := macs("g", "CLUS1-00"); m[0] == m[1] || m == macs("g", "CLUS1-01") {
+		t.Errorf("MACs not distinct: %v", m)
+	}
+}
+
+func TestValidateLaunchRejectsBadInput(t *testing.T) {
+	ok := provider.LaunchInput{Name: "CLUS1-00", CPUs: 1, MemoryMiB: 1024, DiskGiB: 10, UserData: []byte("#cloud-config\n")}
+	if err := ValidateLaunch(ok, 8); err != nil {
+		t.Fatalf("valid input rejected: %v", err)
+	}
+	cases := map[string]func(*provider.LaunchInput){
+		"VM name":   func(i *provider.LaunchInput) { i.Name = "CLUS1_00" },
+		"cpus":      func(i *provider.LaunchInput) { i.CPUs = 0 },
+		"memory":    func(i *provider.LaunchInput) { i.MemoryMiB = 100 },
+		"exceeds":   func(i *provider.LaunchInput) { i.MemoryMiB = 1 << 30 },
+		"disk":      func(i *provider.LaunchInput) { i.DiskGiB = 4 },
+		"user-data": func(i *provider.LaunchInput) { i.UserData = nil },
+		"group":     func(i *provider.LaunchInput) { i.Group = "-x" },
+	}
+	for want, mut := range cases {
+		in := ok
+		mut(&in)
+		err := ValidateLaunch(in, 8)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v", want, err)
+		}
+	}
+}
+
+func TestRecordsAreFoundByGroupAndOrphansSeparated(t *testing.T) {
+	dir := t.TempDir()
+	p := &Provider{vmsDir: dir}
+	for _, r := range []*record{{Name: "CLUS1-00", Group: "CLUS1"}, {Name: "CLUS10-00", Group: "CLUS10"}, {Name: "CLUS1-01", Group: "CLUS1"}} {
+		r.Dir = filepath.Join(dir, r.Name)
+		os.Mkdir(r.Dir, 0o700)
+		r.Created = time.Now()
+		if err := r.save(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Mkdir(filepath.Join(dir, "junk"), 0o700)
+	infos, err := p.List(t.Context(), "CLUS1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != 2 || infos[0].Name != "CLUS1-00" || infos[1].Name != "CLUS1-01" {
+		t.Errorf("List(CLUS1) = %+v", infos)
+	}
+	for _, i := range infos {
+		if i.State != provider.StateStopped {
+			t.Errorf("%s without qemu should be Stopped, is %s", i.Name, i.State)
+		}
+	}
+	_, orphans, _ := loadRecords(dir)
+	if len(orphans) != 1 || filepath.Base(orphans[0]) != "junk" {
+		t.Errorf("orphans = %v", orphans)
+	}
+}

@@ -1,0 +1,105 @@
+// Package providers chooses and constructs a VM provider by name, so the
+// rest of the harness never imports a backend directly.
+package providers
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+)
+
+// Names accepted for Options.Name.
+const (
+	Auto      = "auto"
+	QEMU      = "qemu"
+	Multipass = "multipass"
+)
+
+// Options choose and configure a provider.
+type Options struct {
+	// Name is auto (default), qemu or multipass; BCMTEST_PROVIDER sets it
+	// when empty.
+	Name string
+	Dirs state.Dirs
+	// Accel for qemu: auto, kvm or tcg (BCMTEST_ACCEL).
+	Accel string
+	// MultipassBinary is the multipass executable (BCMTEST_MULTIPASS).
+	MultipassBinary string
+	// MultipassImage is the image multipass launches (BCMTEST_MULTIPASS_IMAGE).
+	MultipassImage string
+	Log            io.Writer
+}
+
+func (o *Options) defaults() error {
+	if o.Name == "" {
+		o.Name = os.Getenv("BCMTEST_PROVIDER")
+	}
+	if o.Name == "" {
+		o.Name = Auto
+	}
+	if o.Accel == "" {
+		o.Accel = os.Getenv("BCMTEST_ACCEL")
+	}
+	if o.MultipassBinary == "" {
+		o.MultipassBinary = os.Getenv("BCMTEST_MULTIPASS")
+	}
+	if o.MultipassBinary == "" {
+		o.MultipassBinary = "multipass"
+	}
+	if o.MultipassImage == "" {
+		o.MultipassImage = os.Getenv("BCMTEST_MULTIPASS_IMAGE")
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.Dirs.State == "" {
+		d, err := state.Default()
+		if err != nil {
+			return err
+		}
+		o.Dirs = d
+	}
+	return nil
+}
+
+// Validate checks the provider name without constructing anything.
+func Validate(name string) error {
+	switch name {
+	case "", Auto, QEMU, Multipass:
+		return nil
+	}
+	return fmt.Errorf("provider %q: must be auto, qemu or multipass", name)
+}
+
+// New constructs the provider. With auto it uses multipass when `multipass
+// version` answers and the embedded QEMU provider otherwise, and prints the
+// choice and why.
+func New(ctx context.Context, o Options) (provider.Provider, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	if err := Validate(o.Name); err != nil {
+		return nil, err
+	}
+	name := o.Name
+	why := "asked for"
+	if name == Auto {
+		if v, ok := detectMultipass(ctx, o.MultipassBinary); ok {
+			name, why = Multipass, "auto: multipass "+v+" answers"
+		} else {
+			name, why = QEMU, "auto: multipass not found, using the embedded QEMU provider"
+		}
+	}
+	fmt.Fprintf(o.Log, "provider: %s (%s)\n", name, why)
+	switch name {
+	case Multipass:
+		return newMultipass(ctx, o)
+	default:
+		return qemu.New(qemu.Config{Dirs: o.Dirs, Accel: o.Accel, Log: o.Log})
+	}
+}
