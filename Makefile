@@ -4,6 +4,7 @@ SHELL := /bin/bash
 GO ?= go
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARTIFACTS ?= $(CURDIR)/artifacts
+RUN_ID ?= $(shell date -u +%Y%m%d-%H%M%S)
 MEMBERS ?= 1
 PROVIDER ?= auto
 CLOUD_INIT ?=
@@ -43,19 +44,19 @@ integration: deps
 	mkdir -p $(ARTIFACTS)
 	BCMTEST_INTEGRATION=1 $(GO) test -count=1 -v -timeout 90m ./suites/integration \
 	  $(GINKGO_FLAGS) -ginkgo.label-filter='$(INTEGRATION_LABELS)' \
-	  -ginkgo.junit-report=$(ARTIFACTS)/integration-junit.xml
+	  -ginkgo.junit-report=$(ARTIFACTS)/integration-$(RUN_ID)-junit.xml
 
 ## test: unit tests, then the integration specs on real VMs
 test: unit integration
 
 ## e2e: the suites against one cluster of 1+MEMBERS nodes (main job)
 e2e: deps
-	mkdir -p $(ARTIFACTS)
+	mkdir -p $(ARTIFACTS)/$(RUN_ID)
 	BCMTEST_E2E=1 BCMTEST_MEMBERS=$(MEMBERS) BCMTEST_PROVIDER=$(PROVIDER) BCMTEST_CLOUD_INIT=$(CLOUD_INIT) \
-	  BCMTEST_ARTIFACTS=$(ARTIFACTS) \
+	  BCMTEST_ARTIFACTS=$(ARTIFACTS) BCMTEST_RUN_ID=$(RUN_ID) \
 	  $(GO) test -count=1 -v -timeout 90m ./suites/e2e $(GINKGO_FLAGS) \
 	  $(if $(LABELS),-ginkgo.label-filter='$(LABELS)') \
-	  -ginkgo.junit-report=$(ARTIFACTS)/e2e-junit.xml -ginkgo.json-report=$(ARTIFACTS)/e2e-report.json
+	  -ginkgo.junit-report=$(ARTIFACTS)/$(RUN_ID)/junit.xml -ginkgo.json-report=$(ARTIFACTS)/$(RUN_ID)/report.json
 
 ## nightly: the same suites with 3 members (four nodes)
 nightly:

@@ -2,13 +2,19 @@ package providers
 
 import (
 	"context"
-	"errors"
+	"path/filepath"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/multipass"
 )
 
-func detectMultipass(ctx context.Context, bin string) (string, bool) { return "", false }
+func detectMultipass(ctx context.Context, bin string) (string, bool) {
+	return multipass.Detect(ctx, bin)
+}
 
 func newMultipass(ctx context.Context, o Options) (provider.Provider, error) {
-	return nil, errors.New("provider multipass: not wired yet")
+	return multipass.New(multipass.Config{
+		Binary: o.MultipassBinary, Image: o.MultipassImage, Log: o.Log,
+		StateDir: filepath.Join(o.Dirs.State, "multipass"),
+	})
 }

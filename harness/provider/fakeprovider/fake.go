@@ -27,7 +27,9 @@ type Provider struct {
 }
 
 // New returns an empty fake.
-func New() *Provider { return &Provider{vms: map[string]provider.Info{}, FailLaunch: map[string]error{}} }
+func New() *Provider {
+	return &Provider{vms: map[string]provider.Info{}, FailLaunch: map[string]error{}}
+}
 
 func (p *Provider) Name() string { return "fake" }
 

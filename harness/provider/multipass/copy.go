@@ -51,7 +51,7 @@ func (p *Provider) CopyIn(ctx context.Context, name, path string, content []byte
 		p.removeRemote(ctx, name, staged)
 		return fail(err)
 	}
-	if _, err := provider.Run(ctx, p, name, "sh", "-c", installScript, "sh", staged, path, strconv.FormatUint(uint64(mode), 8)); err != nil {
+	if err := p.script(ctx, name, "installing it as root", installScript, staged, path, strconv.FormatUint(uint64(mode), 8)); err != nil {
 		return fail(err)
 	}
 	return nil
@@ -66,7 +66,7 @@ func (p *Provider) CopyOut(ctx context.Context, name, path string) ([]byte, erro
 	fail := func(err error) error { return fmt.Errorf("copying %s:%s with multipass: %w", name, path, err) }
 	staged := remoteTemp()
 	defer p.removeRemote(ctx, name, staged)
-	if _, err := provider.Run(ctx, p, name, "sh", "-c", stageScript, "sh", path, staged); err != nil {
+	if err := p.script(ctx, name, "staging it for transfer", stageScript, path, staged); err != nil {
 		return nil, fail(err)
 	}
 	dir, err := os.MkdirTemp(p.cfg.TempDir, "copyout-*")
@@ -83,6 +83,19 @@ func (p *Provider) CopyOut(ctx context.Context, name, path string) ([]byte, erro
 		return nil, fail(err)
 	}
 	return b, nil
+}
+
+// script runs a shell script as root with args as $1...; its failure says
+// what the step was and what the script printed, not the script itself.
+func (p *Provider) script(ctx context.Context, name, step, script string, args ...string) error {
+	res, err := p.Exec(ctx, name, provider.ExecInput{Argv: append([]string{"sh", "-c", script, "sh"}, args...)})
+	if err != nil {
+		return fmt.Errorf("%s: %w", step, err)
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("%s: exit code %d: %s", step, res.ExitCode, provider.Tail(string(res.Stderr)+string(res.Stdout), 10))
+	}
+	return nil
 }
 
 // removeRemote deletes a staged file, even after ctx has ended.

@@ -21,6 +21,9 @@ func TestMain(m *testing.M) {
 	if filepath.Base(os.Args[0]) == "multipass" {
 		os.Exit(fakeMain())
 	}
+	// Under -race a binary sleeps a second at exit by default; the fake
+	// runs many times per test, so its runs must not.
+	os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	os.Exit(m.Run())
 }
 

@@ -29,7 +29,7 @@ func (p *Provider) run(ctx context.Context, stdin io.Reader, args ...string) (re
 	cmd.WaitDelay = waitDelay
 	err := cmd.Run()
 	res := result{stdout: out.Bytes(), stderr: errb.Bytes()}
-	if ctx.Err() != nil {
+	if err != nil && ctx.Err() != nil {
 		return res, fmt.Errorf("multipass %s: %w", args[0], ctx.Err())
 	}
 	var exit *exec.ExitError

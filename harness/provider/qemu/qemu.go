@@ -774,10 +774,14 @@ func (p *Provider) Console(ctx context.Context, name string) ([]byte, error) {
 }
 
 // Pause freezes the VM's vCPUs (QMP stop).
-func (p *Provider) Pause(ctx context.Context, name string) error { return p.qmpOn(ctx, name, "stop", nil) }
+func (p *Provider) Pause(ctx context.Context, name string) error {
+	return p.qmpOn(ctx, name, "stop", nil)
+}
 
 // Resume continues a paused VM (QMP cont).
-func (p *Provider) Resume(ctx context.Context, name string) error { return p.qmpOn(ctx, name, "cont", nil) }
+func (p *Provider) Resume(ctx context.Context, name string) error {
+	return p.qmpOn(ctx, name, "cont", nil)
+}
 
 // SetPrivateLink takes the private-segment NIC's link up or down.
 func (p *Provider) SetPrivateLink(ctx context.Context, name string, up bool) error {
@@ -807,4 +811,23 @@ func (p *Provider) qmpOn(ctx context.Context, name, cmd string, args map[string]
 		return fmt.Errorf("%s on %s: %w", cmd, name, err)
 	}
 	return nil
+}
+
+// ShellArgv is the ssh command line for an interactive shell on the VM,
+// pinned to the host key the harness recorded.
+func (p *Provider) ShellArgv(name string) ([]string, error) {
+	rec, err := p.load(name)
+	if err != nil {
+		return nil, err
+	}
+	if rec.HostKey == "" {
+		return nil, fmt.Errorf("ssh to %s: no host key recorded yet (has it booted?)", name)
+	}
+	kh := rec.path("known_hosts")
+	if err := os.WriteFile(kh, []byte(fmt.Sprintf("[127.0.0.1]:%d %s\n", rec.SSHPort, rec.HostKey)), 0o600); err != nil {
+		return nil, err
+	}
+	return []string{"ssh", "-i", filepath.Join(p.root, "id_ed25519"), "-p", strconv.Itoa(rec.SSHPort),
+		"-o", "UserKnownHostsFile=" + kh, "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes",
+		HarnessUser + "@127.0.0.1"}, nil
 }

@@ -1,0 +1,196 @@
+package cloudinit
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// checker walks a parsed cloud-config and collects type errors (which
+// Validate reports) and warnings (which only Lint reports).
+type checker struct {
+	file     string
+	errs     []*Problem
+	warnings []*Problem
+}
+
+func (c *checker) errorf(n *yaml.Node, path, format string, args ...any) {
+	c.errs = append(c.errs, &Problem{File: c.file, Line: n.Line, Column: n.Column, Path: path, Rule: fmt.Sprintf(format, args...)})
+}
+
+func (c *checker) warnf(n *yaml.Node, path, format string, args ...any) {
+	c.warnings = append(c.warnings, &Problem{File: c.file, Line: n.Line, Column: n.Column, Path: path, Rule: fmt.Sprintf(format, args...)})
+}
+
+// top checks the document root: it must be a mapping, known keys must have
+// the right types, and unknown keys are only warned about, because cloud-init
+// ignores them and its own schema check is the authority on them.
+func (c *checker) top(root *yaml.Node) {
+	if root == nil {
+		return // an empty cloud-config is valid: cloud-init treats it as {}
+	}
+	if k := kindOf(root); k != kindMap {
+		c.errorf(root, "", "top level must be a mapping of cloud-config keys (key: value), got %s", k)
+		return
+	}
+	known := make(map[string]bool, len(knownKeys224))
+	for _, k := range knownKeys224 {
+		known[k] = true
+	}
+	c.pairs(deref(root), "", func(key string, kn, vn *yaml.Node) {
+		path := key
+		if s, ok := typedKeys[key]; ok {
+			c.value(vn, s, path)
+		}
+		switch {
+		case key == "<<":
+			// A YAML merge key; the merged keys are not ours to judge.
+		case slices.Contains(laterKeys, key):
+			c.warnf(kn, path, "not known to cloud-init 22.4 (added in a later release); the guest will ignore it")
+		case known[key]:
+			if use, ok := deprecatedKeys[key]; ok {
+				c.warnf(kn, path, "deprecated in cloud-init 22.4; %s", use)
+			}
+		case keyHints[key] != "":
+			c.warnf(kn, path, "unknown top-level key: %s", keyHints[key])
+		default:
+			c.warnf(kn, path, "unknown top-level key; cloud-init 22.4 will ignore it%s", suggest(key, knownKeys224))
+		}
+	})
+}
+
+// value checks one value against its spec.
+func (c *checker) value(n *yaml.Node, s *spec, path string) {
+	k := kindOf(n)
+	if s.accept&k == 0 {
+		c.errorf(n, path, "must be %s, got %s%s", s.accept, k, typeHint(s.accept, k, deref(n)))
+		return
+	}
+	d := deref(n)
+	switch k {
+	case kindString:
+		if len(s.enum) > 0 && !slices.Contains(s.enum, d.Value) {
+			c.errorf(n, path, "must be one of %s, got %q", strings.Join(s.enum, ", "), d.Value)
+		}
+	case kindList:
+		if s.items != nil {
+			for i, item := range d.Content {
+				c.value(item, s.items, join(path, strconv.Itoa(i)))
+			}
+		}
+	case kindMap:
+		c.mapping(n, d, s, path)
+	}
+}
+
+// mapping checks the keys of a mapping value.
+func (c *checker) mapping(n, d *yaml.Node, s *spec, path string) {
+	seen := map[string]bool{}
+	c.pairs(d, path, func(key string, kn, vn *yaml.Node) {
+		seen[key] = true
+		if f, ok := s.fields[key]; ok {
+			c.value(vn, f, join(path, key))
+		} else if s.values != nil {
+			c.value(vn, s.values, join(path, key))
+		} else if s.closed && key != "<<" {
+			c.warnf(kn, join(path, key), "unknown key; cloud-init will ignore it%s", suggest(key, mapKeys(s.fields)))
+		}
+	})
+	for _, r := range s.required {
+		if !seen[r] {
+			c.errorf(n, path, "missing required key %q", r)
+		}
+	}
+}
+
+// pairs calls fn for each key of a mapping and warns about duplicate keys:
+// PyYAML silently keeps the last one, so the first is dead configuration.
+func (c *checker) pairs(m *yaml.Node, path string, fn func(key string, kn, vn *yaml.Node)) {
+	first := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		kn, vn := m.Content[i], m.Content[i+1]
+		key := deref(kn).Value
+		if prev, dup := first[key]; dup {
+			c.warnf(kn, join(path, key), "duplicate key (first at line %d); cloud-init keeps only this one", prev.Line)
+		} else {
+			first[key] = kn
+		}
+		fn(key, kn, vn)
+	}
+}
+
+// typeHint explains the type errors that come from YAML quoting rules.
+func typeHint(want, got kind, n *yaml.Node) string {
+	switch {
+	case got == kindNull:
+		return " (the value is empty)"
+	case want&kindBool != 0 && got == kindString && yaml11Bool.MatchString(n.Value):
+		return " (remove the quotes: a quoted " + strconv.Quote(n.Value) + " is a string)"
+	case want&kindString != 0 && got&(kindInt|kindFloat) != 0 && strings.HasPrefix(n.Value, "0"):
+		return " (quote it, e.g. '" + n.Value + "': YAML reads an unquoted " + n.Value + " as a number)"
+	case want&kindString != 0 && got&(kindInt|kindFloat|kindBool|kindDate) != 0:
+		return " (quote it to make it a string)"
+	}
+	return ""
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func mapKeys(m map[string]*spec) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// suggest returns "; did you mean X?" for the closest candidate within a
+// small edit distance, so a typo like "pakages" points at the fix.
+func suggest(key string, candidates []string) string {
+	norm := func(s string) string { return strings.ReplaceAll(strings.ToLower(s), "-", "_") }
+	best, bestD := "", 3
+	if len(key) <= 4 {
+		bestD = 2
+	}
+	for _, c := range candidates {
+		d := editDistance(norm(key), norm(c))
+		if d < bestD {
+			best, bestD = c, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return "; did you mean " + best + "?"
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}

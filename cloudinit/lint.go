@@ -1,0 +1,23 @@
+package cloudinit
+
+// Lint validates data like Validate and, if it is valid, also returns
+// warnings about things cloud-init would silently ignore or that will stop
+// working: unknown top-level keys (checked against cloud-init 22.4, with a
+// "did you mean" for typos), keys only newer releases know, deprecated keys,
+// unknown keys inside well-known mappings (write_files entries, apt,
+// power_state, ...) and duplicate keys. Each warning is formatted like a
+// Problem: "file:line:col: path: rule".
+//
+// Warnings are not errors because cloud-init's own schema check, run inside
+// the image, is the authority on what a release accepts; a harness that
+// failed on them would break on every cloud-init upgrade.
+func Lint(name string, data []byte) (warnings []string, err error) {
+	ws, err := check(name, data)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range ws {
+		warnings = append(warnings, w.Error())
+	}
+	return warnings, nil
+}

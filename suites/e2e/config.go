@@ -1,0 +1,72 @@
+// Package e2e holds the suites CI and developers run: one LXD cluster per
+// run, shared by specs for membership, ZFS, Tor, wait-for-it and cloud-init.
+// Configuration comes from environment variables (see README).
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// Config is the suite's configuration, read once from the environment.
+type Config struct {
+	Members       int    // BCMTEST_MEMBERS: joining members (default 1: two nodes)
+	Provider      string // BCMTEST_PROVIDER: auto, qemu or multipass
+	CloudInit     string // BCMTEST_CLOUD_INIT: path; "" = the project's fixture
+	Artifacts     string // BCMTEST_ARTIFACTS/<run-id>
+	RunID         string
+	KeepOnFailure bool   // BCMTEST_KEEP_ON_FAILURE=1
+	CollectAlways bool   // BCMTEST_COLLECT_ALWAYS=1: diagnostics on success too
+	Reuse         string // BCMTEST_REUSE=NAME: run against an existing cluster
+	SkipTeardown  bool   // BCMTEST_SKIP_TEARDOWN=1: leave the cluster for reruns
+	CPUs          int    // BCMTEST_CPUS (default 2)
+	Memory        string // BCMTEST_MEMORY (default 2G)
+	Disk          string // BCMTEST_DISK (default 30G)
+}
+
+func envBool(k string) bool {
+	v, _ := strconv.ParseBool(os.Getenv(k))
+	return v
+}
+
+// LoadConfig reads the environment; bad values are errors naming the variable.
+func LoadConfig() (Config, error) {
+	c := Config{Members: 1, Provider: os.Getenv("BCMTEST_PROVIDER"), CloudInit: os.Getenv("BCMTEST_CLOUD_INIT"),
+		KeepOnFailure: envBool("BCMTEST_KEEP_ON_FAILURE"), CollectAlways: envBool("BCMTEST_COLLECT_ALWAYS"),
+		Reuse: os.Getenv("BCMTEST_REUSE"), SkipTeardown: envBool("BCMTEST_SKIP_TEARDOWN"),
+		CPUs: 2, Memory: os.Getenv("BCMTEST_MEMORY"), Disk: os.Getenv("BCMTEST_DISK")}
+	if v := os.Getenv("BCMTEST_MEMBERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return c, fmt.Errorf("BCMTEST_MEMBERS=%q: must be a whole number of joining members (0 = single node)", v)
+		}
+		c.Members = n
+	}
+	if v := os.Getenv("BCMTEST_CPUS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return c, fmt.Errorf("BCMTEST_CPUS=%q: must be a whole number", v)
+		}
+		c.CPUs = n
+	}
+	if c.Provider == "" {
+		c.Provider = "auto"
+	}
+	c.RunID = os.Getenv("BCMTEST_RUN_ID")
+	if c.RunID == "" {
+		c.RunID = time.Now().UTC().Format("20060102-150405") + "-" + strconv.Itoa(os.Getpid())
+	}
+	base := os.Getenv("BCMTEST_ARTIFACTS")
+	if base == "" {
+		base = "artifacts"
+	}
+	abs, err := filepath.Abs(base)
+	if err != nil {
+		return c, fmt.Errorf("BCMTEST_ARTIFACTS=%q: %w", base, err)
+	}
+	c.Artifacts = filepath.Join(abs, c.RunID)
+	return c, nil
+}

@@ -1,0 +1,145 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/BitcoinCacheMachine/bcmtest/cloudinit"
+	"github.com/BitcoinCacheMachine/bcmtest/fixtures"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/diag"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/providers"
+)
+
+// cfg is read when the spec tree is built so the size label is known.
+var cfg, cfgErr = LoadConfig()
+
+// The one cluster every spec of this run shares.
+var (
+	bcm       *cluster.Cluster
+	cloudInit []byte
+)
+
+func TestE2E(t *testing.T) {
+	if os.Getenv("BCMTEST_E2E") != "1" {
+		t.Skip("boots an LXD cluster on real VMs; run with BCMTEST_E2E=1 (make e2e)")
+	}
+	RegisterFailHandler(Fail)
+	RunSpecs(t, fmt.Sprintf("BCM LXD cluster e2e (%d members)", cfg.Members))
+}
+
+// sizeLabel lets --label-filter pick specs by cluster size (size-1 = 1 member).
+func sizeLabel() Labels { return Label(fmt.Sprintf("size-%d", cfg.Members)) }
+
+var suiteFailed bool
+
+var _ = ReportAfterEach(func(r SpecReport) {
+	if r.Failed() {
+		suiteFailed = true
+	}
+})
+
+var _ = BeforeSuite(func(ctx SpecContext) {
+	Expect(cfgErr).NotTo(HaveOccurred())
+	GinkgoWriter.Printf("run %s: %d member(s), provider %s, artifacts %s\n", cfg.RunID, cfg.Members, cfg.Provider, cfg.Artifacts)
+	Expect(os.MkdirAll(cfg.Artifacts, 0o755)).To(Succeed(), "artifacts dir %s must be writable", cfg.Artifacts)
+
+	p, err := providers.New(ctx, providers.Options{Name: cfg.Provider, Log: GinkgoWriter})
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(p.Close)
+
+	name := cfg.CloudInit
+	if name == "" {
+		name = fixtures.For(p.Name())
+		cloudInit = fixtures.MustRead(name)
+	} else {
+		cloudInit, err = cloudinit.Load(name)
+		Expect(err).NotTo(HaveOccurred())
+	}
+	clusterName := cfg.Reuse
+	if clusterName == "" {
+		clusterName = fmt.Sprintf("bcme2e%d", os.Getpid()%100000)
+	}
+	collect := func(ctx context.Context, c *cluster.Cluster, nodes []string) {
+		files, err := diag.Collect(ctx, diag.CollectInput{Provider: p, Nodes: nodes, Dir: cfg.Artifacts, Log: GinkgoWriter})
+		GinkgoWriter.Printf("collected %d diagnostic files under %s (%v)\n", len(files), cfg.Artifacts, err)
+	}
+	bcm, err = cluster.Up(ctx, cluster.Spec{
+		Name: clusterName, Members: cfg.Members, CPUs: cfg.CPUs, Memory: cfg.Memory, Disk: cfg.Disk,
+		CloudInit: cloudInit, CloudInitName: name, Provider: p, Log: GinkgoWriter,
+		KeepOnFailure: cfg.KeepOnFailure, Reuse: cfg.Reuse != "",
+		OnFailure: func(ctx context.Context, _ *cluster.Cluster, _ error) {
+			var nodes []string
+			for i := 0; i <= cfg.Members; i++ {
+				nodes = append(nodes, cluster.NodeName(clusterName, i))
+			}
+			vms, _ := p.List(ctx, clusterName)
+			var present []string
+			for _, v := range vms {
+				present = append(present, v.Name)
+			}
+			collect(ctx, nil, present)
+		},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	AddReportEntry("phase timings", bcm.Timings().String())
+	writeTimings(bcm)
+	DeferCleanup(func(ctx SpecContext) {
+		if cfg.SkipTeardown || (cfg.KeepOnFailure && suiteFailed) {
+			GinkgoWriter.Printf("leaving cluster %s up; remove it with `bcmtest down %s`\n", bcm.Name(), bcm.Name())
+			return
+		}
+		Expect(bcm.Destroy(ctx)).To(Succeed())
+	}, NodeTimeout(5*time.Minute))
+	// Registered after teardown, so it runs first: logs before teardown.
+	DeferCleanup(func(ctx SpecContext) {
+		if suiteFailed || cfg.CollectAlways {
+			var nodes []string
+			for _, m := range bcm.Members() {
+				nodes = append(nodes, m.Name)
+			}
+			collect(ctx, bcm, nodes)
+		}
+	}, NodeTimeout(5*time.Minute))
+}, NodeTimeout(60*time.Minute))
+
+func writeTimings(c *cluster.Cluster) {
+	t := c.Timings()
+	f := filepath.Join(cfg.Artifacts, "timings.txt")
+	s := t.String() + "\n"
+	for n, d := range t.CloudInit {
+		s += fmt.Sprintf("cloud-init %s: %s\n", n, d.Round(time.Second))
+	}
+	os.WriteFile(f, []byte(s), 0o644)
+}
+
+// node returns a member's handle, failing the spec if it is missing.
+func node(name string) *cluster.Node {
+	n, err := bcm.Node(name)
+	Expect(err).NotTo(HaveOccurred())
+	return n
+}
+
+// run executes argv on a node and returns stdout; non-zero exit fails.
+func run(ctx context.Context, name string, argv ...string) string {
+	GinkgoHelper()
+	out, err := node(name).Exec(ctx, argv...)
+	Expect(err).NotTo(HaveOccurred())
+	return out
+}
+
+// result executes argv and returns the raw result.
+func result(ctx context.Context, name string, argv ...string) provider.ExecResult {
+	GinkgoHelper()
+	res, err := node(name).ExecResult(ctx, argv...)
+	Expect(err).NotTo(HaveOccurred())
+	return res
+}
