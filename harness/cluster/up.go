@@ -448,8 +448,26 @@ func (c *Cluster) waitReady(ctx context.Context, srv lxd.InstanceServer) error {
 		if err != nil {
 			return false, err.Error(), nil
 		}
-		ok, why := RolesSettled(ms, len(c.members))
-		return ok, why, nil
+		if ok, why := RolesSettled(ms, len(c.members)); !ok {
+			return false, why, nil
+		}
+		// Each member answers for itself with the pinned cluster
+		// certificate and trusts the harness (a joined member loads the
+		// trust store a moment after it reports Online).
+		for _, m := range c.members {
+			s, err := connect(m.Endpoint, c.creds)
+			if err != nil {
+				return false, fmt.Sprintf("%s: %v", m.Name, err), nil
+			}
+			info, _, err := s.GetServer()
+			if err != nil {
+				return false, fmt.Sprintf("%s: %v", m.Name, err), nil
+			}
+			if info.Auth != "trusted" {
+				return false, fmt.Sprintf("%s does not trust the harness certificate yet", m.Name), nil
+			}
+		}
+		return true, "", nil
 	})
 	if err != nil {
 		return fmt.Errorf("waiting for %s to be ready: %w", c.Name(), err)
