@@ -16,7 +16,7 @@ GINKGO_FLAGS ?= -ginkgo.v -ginkgo.timeout=80m
 HOST_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap debian-archive-keyring genisoimage \
 	apt-cacher-ng netcat-openbsd e2fsprogs ca-certificates
 
-.PHONY: deps build unit integration test e2e nightly bench clean-stale
+.PHONY: deps build unit integration test e2e nightly bench lint
 
 ## deps: install host packages (sudo when not root) and Go modules
 deps:
@@ -65,3 +65,8 @@ nightly:
 ## bench: provider and cluster benchmarks on real VMs
 bench: deps
 	BCMTEST_INTEGRATION=1 $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 90m ./suites/bench
+
+## lint: go vet, and actionlint plus structure checks on ci/workflows (shellcheck when installed)
+lint:
+	$(GO) vet ./...
+	BCMTEST_SHELLCHECK=$$(command -v shellcheck >/dev/null && echo 1) $(GO) test -count=1 ./ci/...

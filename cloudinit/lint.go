@@ -1,5 +1,7 @@
 package cloudinit
 
+import "strings"
+
 // Lint validates data like Validate and, if it is valid, also returns
 // warnings about things cloud-init would silently ignore or that will stop
 // working: unknown top-level keys (checked against cloud-init 22.4, with a
@@ -20,4 +22,21 @@ func Lint(name string, data []byte) (warnings []string, err error) {
 		warnings = append(warnings, w.Error())
 	}
 	return warnings, nil
+}
+
+// UnknownKeys returns the top-level keys cloud-init 22.4 does not know.
+// cloud-init ignores them silently, which is how a typo such as "pakages"
+// costs a developer a whole boot; `bcmtest cloudinit lint` rejects them.
+func UnknownKeys(name string, data []byte) ([]Problem, error) {
+	ws, err := check(name, data)
+	if err != nil {
+		return nil, err
+	}
+	var out []Problem
+	for _, w := range ws {
+		if strings.HasPrefix(w.Rule, "unknown top-level key") {
+			out = append(out, *w)
+		}
+	}
+	return out, nil
 }

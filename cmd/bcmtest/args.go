@@ -66,6 +66,17 @@ func parseInterleaved(fs *flag.FlagSet, args []string) (pos, rest []string, err 
 		}
 	}
 	for {
+		// A negative number is a (bad) positional, not a flag: let the
+		// command say "MEMBERS -1: must be 0 or more".
+		if i := firstNegativeNumber(args); i >= 0 {
+			p, _, err := parseInterleaved(fs, args[:i])
+			if err != nil {
+				return nil, nil, err
+			}
+			pos = append(append(pos, p...), args[i])
+			args = args[i+1:]
+			continue
+		}
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, nil, err
@@ -79,6 +90,17 @@ func parseInterleaved(fs *flag.FlagSet, args []string) (pos, rest []string, err 
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+func firstNegativeNumber(args []string) int {
+	for i, a := range args {
+		if len(a) > 1 && a[0] == '-' {
+			if _, err := strconv.Atoi(a); err == nil {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // parseMembers reads the MEMBERS argument of `up`.
@@ -106,10 +128,11 @@ func parseSizes(s string) ([]int, error) {
 		if err != nil || n < 0 {
 			return nil, usagef("--sizes %q: %q is not a member count (0 or more)", s, f)
 		}
-		if !seen[n] {
-			seen[n] = true
-			out = append(out, n)
+		if seen[n] {
+			return nil, usagef("--sizes %q: %d is listed twice", s, n)
 		}
+		seen[n] = true
+		out = append(out, n)
 	}
 	if len(out) == 0 {
 		return nil, usagef("--sizes %q: give at least one member count, e.g. 0,1,3", s)

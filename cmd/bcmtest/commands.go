@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -242,6 +243,11 @@ func cmdExec(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer e.close()
+	if _, err := e.p.Info(ctx, pos[0]); errors.Is(err, provider.ErrNotFound) {
+		return usagef("exec: node %q is not in any cluster on %s (`bcmtest list` shows the nodes)", pos[0], e.p.Name())
+	} else if err != nil {
+		return usagef("exec: %v", err)
+	}
 	res, err := e.p.Exec(ctx, pos[0], provider.ExecInput{Argv: rest, Stdin: stdinIfPiped()})
 	if err != nil {
 		return err
@@ -348,32 +354,3 @@ func cmdLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return err
 }
 
-func cmdCloudInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" {
-		fmt.Fprint(stdout, "bcmtest cloudinit lint FILE\n\nChecks a cloud-init file before any VM starts: the #cloud-config header, YAML errors\nwith line and column, and the types of well-known keys. Unknown keys are warnings.\n\nExample:\n  bcmtest cloudinit lint fixtures/bcm-debian.yaml\n")
-		if len(args) == 0 {
-			return usagef("cloudinit: want a subcommand (lint)")
-		}
-		return nil
-	}
-	switch args[0] {
-	case "lint":
-		if len(args) != 2 {
-			return usagef("cloudinit lint: want FILE")
-		}
-		data, err := cloudinit.Load(args[1])
-		if err != nil {
-			return err
-		}
-		warnings, err := cloudinit.Lint(args[1], data)
-		for _, w := range warnings {
-			fmt.Fprintf(stdout, "warning: %s\n", w)
-		}
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s: ok\n", args[1])
-		return nil
-	}
-	return usagef("cloudinit: unknown subcommand %q (want lint)", args[0])
-}

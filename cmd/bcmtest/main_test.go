@@ -35,11 +35,11 @@ func TestParseMembersAndSizes(t *testing.T) {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}
-	s, err := parseSizes("0, 1,3,1")
+	s, err := parseSizes("0, 1,3")
 	if err != nil || len(s) != 3 || s[2] != 3 {
 		t.Errorf("sizes = %v %v", s, err)
 	}
-	for _, bad := range []string{"", "a", "1,-2", ","} {
+	for _, bad := range []string{"", "a", "1,-2", ",", "1,1"} {
 		if _, err := parseSizes(bad); exitCode(err) != exitUsage {
 			t.Errorf("%q accepted", bad)
 		}

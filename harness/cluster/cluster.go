@@ -172,6 +172,7 @@ func (c *Cluster) Destroy(ctx context.Context) error {
 	err := destroy(ctx, c.p, c.spec.Name, c.rec.dir, c.spec.Log)
 	if err == nil {
 		c.destroyed = true
+		os.Remove(c.rec.dir + ".lock")
 	}
 	return err
 }

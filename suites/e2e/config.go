@@ -70,3 +70,17 @@ func LoadConfig() (Config, error) {
 	c.Artifacts = filepath.Join(abs, c.RunID)
 	return c, nil
 }
+
+// CheckArtifactsDir makes sure reports and diagnostics can be written to
+// dir before any VM starts, so a run never ends without its evidence.
+func CheckArtifactsDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("artifacts dir %s: must be a writable directory: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".write-test-")
+	if err != nil {
+		return fmt.Errorf("artifacts dir %s: must be writable: %w", dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}

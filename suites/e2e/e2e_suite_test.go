@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -50,7 +51,7 @@ var _ = ReportAfterEach(func(r SpecReport) {
 var _ = BeforeSuite(func(ctx SpecContext) {
 	Expect(cfgErr).NotTo(HaveOccurred())
 	GinkgoWriter.Printf("run %s: %d member(s), provider %s, artifacts %s\n", cfg.RunID, cfg.Members, cfg.Provider, cfg.Artifacts)
-	Expect(os.MkdirAll(cfg.Artifacts, 0o755)).To(Succeed(), "artifacts dir %s must be writable", cfg.Artifacts)
+	Expect(CheckArtifactsDir(cfg.Artifacts)).To(Succeed())
 
 	p, err := providers.New(ctx, providers.Options{Name: cfg.Provider, Log: GinkgoWriter})
 	Expect(err).NotTo(HaveOccurred())
@@ -111,14 +112,19 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	}, NodeTimeout(5*time.Minute))
 }, NodeTimeout(60*time.Minute))
 
+// writeTimings leaves the phase timings beside the reports, for people and
+// for `bcmtest matrix`, which charts them against cluster size.
 func writeTimings(c *cluster.Cluster) {
 	t := c.Timings()
-	f := filepath.Join(cfg.Artifacts, "timings.txt")
+	b, err := json.MarshalIndent(t, "", "  ")
+	if err == nil {
+		os.WriteFile(filepath.Join(cfg.Artifacts, "timings.json"), b, 0o644)
+	}
 	s := t.String() + "\n"
 	for n, d := range t.CloudInit {
 		s += fmt.Sprintf("cloud-init %s: %s\n", n, d.Round(time.Second))
 	}
-	os.WriteFile(f, []byte(s), 0o644)
+	os.WriteFile(filepath.Join(cfg.Artifacts, "timings.txt"), []byte(s), 0o644)
 }
 
 // node returns a member's handle, failing the spec if it is missing.

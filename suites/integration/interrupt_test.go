@@ -68,7 +68,7 @@ func leftovers(dirs state.Dirs, name string) []string {
 	vms := filepath.Join(dirs.State, "qemu", "vms")
 	out := leaks.Processes(filepath.Join(vms, name+"-"))
 	out = append(out, leaks.Files(vms, 1, name+"-*", "."+name+"-*")...)
-	out = append(out, leaks.Files(cluster.ClustersDir(dirs.State), 1, name)...)
+	out = append(out, leaks.Files(cluster.ClustersDir(dirs.State), 1, name, name+".lock")...)
 	return out
 }
 

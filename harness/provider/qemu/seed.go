@@ -88,7 +88,7 @@ chown %[1]s:%[1]s /home/%[1]s/.ssh/authorized_keys
 chmod 600 /home/%[1]s/.ssh/authorized_keys
 printf '%%s\n' '%[1]s ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/90-bcmtest
 chmod 440 /etc/sudoers.d/90-bcmtest
-printf '%%s\n' 'Acquire::http::Proxy "http://%[3]s";' > /etc/apt/apt.conf.d/90bcmtest-proxy
+printf '%%s\n' 'Acquire::http::Proxy "http://%[3]s";' 'Acquire::Languages "none";' > /etc/apt/apt.conf.d/90bcmtest-proxy
 `, HarnessUser, authorizedKey, AptProxyAddr)
 	cfg := "#cloud-config\n# bcmtest: the root filesystem has no partition table; resize2fs grows it.\ngrowpart: {mode: 'off'}\nresize_rootfs: true\nmanage_etc_hosts: localhost\n"
 	var buf bytes.Buffer

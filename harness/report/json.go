@@ -1,0 +1,169 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// seconds is a duration that reads and writes JSON as a number of seconds,
+// rounded to milliseconds: jq, spreadsheets and the chart want numbers, and
+// Go's nanosecond integers are unreadable at a glance.
+type seconds time.Duration
+
+func (d seconds) MarshalJSON() ([]byte, error) {
+	ms := time.Duration(d).Round(time.Millisecond)
+	return strconv.AppendFloat(nil, ms.Seconds(), 'f', -1, 64), nil
+}
+
+func (d *seconds) UnmarshalJSON(b []byte) error {
+	var f float64
+	if err := json.Unmarshal(b, &f); err != nil {
+		return fmt.Errorf("duration in seconds: %w", err)
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > math.MaxInt64/1e9 {
+		return fmt.Errorf("duration in seconds out of range: %v", f)
+	}
+	*d = seconds(time.Duration(math.Round(f * 1e9)))
+	return nil
+}
+
+// phaseJSON is PhaseTimings on disk. joins_total_s is written for readers
+// such as jq and ignored on read, where JoinsTotal recomputes it.
+type phaseJSON struct {
+	Launch     seconds            `json:"launch_s"`
+	CloudInit  map[string]seconds `json:"cloud_init_s,omitempty"`
+	Bootstrap  seconds            `json:"bootstrap_s"`
+	Joins      map[string]seconds `json:"joins_s,omitempty"`
+	JoinsTotal seconds            `json:"joins_total_s"`
+	Ready      seconds            `json:"ready_s"`
+	Total      seconds            `json:"total_s"`
+}
+
+// MarshalJSON writes every phase in seconds (keys end in _s).
+func (t PhaseTimings) MarshalJSON() ([]byte, error) {
+	return json.Marshal(phaseJSON{
+		Launch:     seconds(t.Launch),
+		CloudInit:  toSeconds(t.CloudInit),
+		Bootstrap:  seconds(t.Bootstrap),
+		Joins:      toSeconds(t.Joins),
+		JoinsTotal: seconds(t.JoinsTotal()),
+		Ready:      seconds(t.Ready),
+		Total:      seconds(t.Total),
+	})
+}
+
+// UnmarshalJSON is the inverse of MarshalJSON.
+func (t *PhaseTimings) UnmarshalJSON(b []byte) error {
+	var p phaseJSON
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*t = PhaseTimings{
+		Launch:    time.Duration(p.Launch),
+		CloudInit: fromSeconds(p.CloudInit),
+		Bootstrap: time.Duration(p.Bootstrap),
+		Joins:     fromSeconds(p.Joins),
+		Ready:     time.Duration(p.Ready),
+		Total:     time.Duration(p.Total),
+	}
+	return nil
+}
+
+func toSeconds(m map[string]time.Duration) map[string]seconds {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]seconds, len(m))
+	for k, d := range m {
+		out[k] = seconds(d)
+	}
+	return out
+}
+
+func fromSeconds(m map[string]seconds) map[string]time.Duration {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]time.Duration, len(m))
+	for k, d := range m {
+		out[k] = time.Duration(d)
+	}
+	return out
+}
+
+// MarshalJSON writes Duration as duration_s in seconds, like the timings.
+func (sp SpecResult) MarshalJSON() ([]byte, error) {
+	type plain SpecResult // no methods: avoids recursing into MarshalJSON
+	return json.Marshal(struct {
+		plain
+		Duration seconds `json:"duration_s"`
+	}{plain(sp), seconds(sp.Duration)})
+}
+
+// UnmarshalJSON is the inverse of MarshalJSON.
+func (sp *SpecResult) UnmarshalJSON(b []byte) error {
+	type plain SpecResult
+	aux := struct {
+		*plain
+		Duration seconds `json:"duration_s"`
+	}{plain: (*plain)(sp)}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	sp.Duration = time.Duration(aux.Duration)
+	return nil
+}
+
+// WriteJSON writes s to path, indented, through a temporary file and a
+// rename so a reader (or a killed run) never sees half a summary.
+func WriteJSON(path string, s Summary) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding summary: %w", err)
+	}
+	return writeFileAtomic(path, append(b, '\n'))
+}
+
+// ReadJSON reads a summary written by WriteJSON.
+func ReadJSON(path string) (Summary, error) {
+	var s Summary
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return Summary{}, fmt.Errorf("reading summary %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// writeFileAtomic writes b to path via a temporary file in the same
+// directory, so the rename cannot cross file systems.
+func writeFileAtomic(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, werr := f.Write(b)
+	cerr := f.Close()
+	if werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Chmod(tmp, 0o644)
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, path)
+	}
+	if werr != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, werr)
+	}
+	return nil
+}

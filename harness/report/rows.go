@@ -1,0 +1,220 @@
+package report
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// row is one size of the matrix aggregated over its repeats. Markdown and
+// HTML render the same rows, so the CI summary and the page never disagree.
+type row struct {
+	Size, Nodes      int
+	Runs, PassedRuns int
+	// Passed, Failed and Skipped count specs summed over the size's runs.
+	Passed, Failed, Skipped int
+	// Timed counts runs whose cluster came up; the phase fields are medians
+	// over those runs (a median, so one slow VM boot does not move it), and
+	// meaningless when Timed is 0.
+	Timed                                  int
+	Launch, Bootstrap, Joins, Ready, Total time.Duration
+	// Flakes counts specs that both passed and failed at this size.
+	Flakes int
+}
+
+// Class is the row's verdict as a word that is also the page's CSS class.
+func (r row) Class() string {
+	switch {
+	case r.Runs == 0:
+		return "notrun"
+	case r.PassedRuns == r.Runs:
+		return "passed"
+	case r.PassedRuns == 0:
+		return "failed"
+	default:
+		return "mixed"
+	}
+}
+
+// Result is the verdict for people, with the pass count once repeats make
+// it informative.
+func (r row) Result() string {
+	icon := map[string]string{"passed": "✅ ", "failed": "❌ ", "mixed": "⚠️ ", "notrun": ""}
+	word := map[string]string{"passed": "passed", "failed": "failed", "mixed": "mixed", "notrun": "not run"}
+	c := r.Class()
+	s := icon[c] + word[c]
+	if r.Runs > 1 {
+		s += fmt.Sprintf(" (%d/%d)", r.PassedRuns, r.Runs)
+	}
+	return s
+}
+
+// SpecCounts is passed/failed/skipped, as in the table header.
+func (r row) SpecCounts() string {
+	if r.Runs == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%d/%d/%d", r.Passed, r.Failed, r.Skipped)
+}
+
+// Cells are the phase columns formatted for the table, "–" where unknown
+// (a size that never came up, or joins on a one-node cluster).
+func (r row) Cells() []string {
+	cell := func(d time.Duration) string {
+		if r.Timed == 0 {
+			return "–"
+		}
+		return fmtSeconds(d)
+	}
+	joins := cell(r.Joins)
+	if r.Size == 0 {
+		joins = "–"
+	}
+	return []string{cell(r.Launch), cell(r.Bootstrap), joins, cell(r.Ready), cell(r.Total)}
+}
+
+// fmtSeconds renders a duration the way the chart's axis counts it.
+func fmtSeconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
+}
+
+// rows aggregates the summary into one row per size, ascending.
+func (s Summary) rows() []row {
+	flakesAt := map[int]int{}
+	for _, sizes := range s.Flakes() {
+		for _, n := range sizes {
+			flakesAt[n]++
+		}
+	}
+	var out []row
+	for _, n := range s.sizes() {
+		r := row{Size: n, Nodes: n + 1, Flakes: flakesAt[n]}
+		var launch, bootstrap, joins, ready, total []time.Duration
+		for _, run := range s.Runs {
+			if run.Size != n {
+				continue
+			}
+			r.Runs++
+			if run.Passed {
+				r.PassedRuns++
+			}
+			p, f, sk := run.Counts()
+			r.Passed, r.Failed, r.Skipped = r.Passed+p, r.Failed+f, r.Skipped+sk
+			if t := run.Timings; t.complete() {
+				r.Timed++
+				launch = append(launch, t.Launch)
+				bootstrap = append(bootstrap, t.Bootstrap)
+				joins = append(joins, t.JoinsTotal())
+				ready = append(ready, t.Ready)
+				total = append(total, t.Total)
+			}
+		}
+		r.Launch, r.Bootstrap, r.Joins = median(launch), median(bootstrap), median(joins)
+		r.Ready, r.Total = median(ready), median(total)
+		out = append(out, r)
+	}
+	return out
+}
+
+// median of ds (the mean of the middle two for an even count), 0 if empty.
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	m := len(s) / 2
+	if len(s)%2 == 1 {
+		return s[m]
+	}
+	return (s[m-1] + s[m]) / 2
+}
+
+// failure is one thing that went wrong in one run: a failed spec, or the
+// run's own error when Spec is empty.
+type failure struct {
+	Size, Nodes, Attempt int
+	Spec                 string
+	Text                 string
+}
+
+// FirstLine is the failure's first non-blank line, cut to a length that
+// fits one line of a CI summary; the page shows Text in full.
+func (f failure) FirstLine() string {
+	const max = 200
+	line := ""
+	for l := range strings.Lines(f.Text) {
+		if l = strings.TrimSpace(l); l != "" {
+			line = l
+			break
+		}
+	}
+	if r := []rune(line); len(r) > max {
+		line = string(r[:max-1]) + "…"
+	}
+	return line
+}
+
+// failures lists what went wrong, ordered by size, attempt and spec order.
+func (s Summary) failures() []failure {
+	runs := append([]Run(nil), s.Runs...)
+	sort.SliceStable(runs, func(i, j int) bool {
+		if runs[i].Size != runs[j].Size {
+			return runs[i].Size < runs[j].Size
+		}
+		return runs[i].Attempt < runs[j].Attempt
+	})
+	var out []failure
+	for _, r := range runs {
+		base := failure{Size: r.Size, Nodes: r.Nodes(), Attempt: r.Attempt}
+		n := len(out)
+		if r.Error != "" {
+			f := base
+			f.Text = r.Error
+			out = append(out, f)
+		}
+		for _, sp := range r.Specs {
+			if sp.State == StateFailed {
+				f := base
+				f.Spec, f.Text = sp.Name, sp.Failure
+				if strings.TrimSpace(f.Text) == "" {
+					f.Text = "(no failure message recorded)"
+				}
+				out = append(out, f)
+			}
+		}
+		if !r.Passed && len(out) == n {
+			f := base
+			f.Text = "run marked failed without an error or a failed spec"
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// flake is one entry of the flaky-spec list.
+type flake struct {
+	Name  string
+	Sizes []int
+}
+
+// SizesText lists the sizes for people: "0, 3".
+func (f flake) SizesText() string {
+	parts := make([]string, len(f.Sizes))
+	for i, n := range f.Sizes {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// flakeList is Flakes sorted by spec name, for stable output.
+func (s Summary) flakeList() []flake {
+	var out []flake
+	for name, sizes := range s.Flakes() {
+		out = append(out, flake{name, sizes})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

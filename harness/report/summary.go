@@ -1,0 +1,171 @@
+package report
+
+import (
+	"sort"
+	"time"
+)
+
+// Spec states as recorded in SpecResult.State. Ginkgo has more (pending,
+// panicked, timedout, ...); SpecsFromGinkgo folds them into these three so
+// counts and flake detection have one meaning.
+const (
+	StatePassed  = "passed"
+	StateFailed  = "failed"
+	StateSkipped = "skipped"
+)
+
+// PhaseTimings are the wall times of bringing one cluster up.
+//
+// Its fields mirror cluster.Timings field for field (same names, types and
+// order) so a caller converts with report.PhaseTimings(c.Timings()) without
+// this package importing the cluster package and its LXD client.
+// In JSON every duration is a number of seconds (see MarshalJSON).
+type PhaseTimings struct {
+	Launch    time.Duration            // all VMs started and cloud-init done
+	CloudInit map[string]time.Duration // per node, from cloud-init's own status
+	Bootstrap time.Duration            // first member initialised as a cluster
+	Joins     map[string]time.Duration // per joining member, token to Online
+	Ready     time.Duration            // roles settled after the last join
+	Total     time.Duration
+}
+
+// JoinsTotal is the sum of the per-member join times: joins run one after
+// another, so the sum is the phase's share of Total.
+func (t PhaseTimings) JoinsTotal() time.Duration {
+	var sum time.Duration
+	for _, d := range t.Joins {
+		sum += d
+	}
+	return sum
+}
+
+// complete reports whether Up finished and so every phase was measured; a
+// cluster that failed to come up leaves Total at zero, and its partial
+// phases would drag medians down.
+func (t PhaseTimings) complete() bool { return t.Total > 0 }
+
+// SpecResult is the outcome of one spec in one run.
+type SpecResult struct {
+	// Name is the full spec text (containers and leaf), the key flakes are
+	// matched by across runs.
+	Name     string        `json:"name"`
+	Labels   []string      `json:"labels,omitempty"`
+	State    string        `json:"state"` // StatePassed, StateFailed or StateSkipped
+	Duration time.Duration `json:"-"`     // JSON: duration_s, see MarshalJSON
+	Failure  string        `json:"failure,omitempty"`
+}
+
+// Run is one cluster brought up at one size and the suites run against it.
+type Run struct {
+	// Size is the number of joining members; the cluster has Size+1 nodes.
+	Size int `json:"size"`
+	// Attempt numbers repeats of the same size from 1.
+	Attempt int       `json:"attempt"`
+	Started time.Time `json:"started"`
+	// Passed is the runner's verdict: the cluster came up and no spec failed.
+	Passed bool `json:"passed"`
+	// Error is a failure outside the specs, such as the cluster not coming
+	// up; Specs may then be empty.
+	Error   string       `json:"error,omitempty"`
+	Timings PhaseTimings `json:"timings"`
+	Specs   []SpecResult `json:"specs"`
+}
+
+// Nodes is the cluster's node count: the bootstrap node plus the members.
+func (r Run) Nodes() int { return r.Size + 1 }
+
+// Counts tallies the run's specs by state.
+func (r Run) Counts() (passed, failed, skipped int) {
+	for _, sp := range r.Specs {
+		switch sp.State {
+		case StatePassed:
+			passed++
+		case StateFailed:
+			failed++
+		default:
+			skipped++
+		}
+	}
+	return passed, failed, skipped
+}
+
+// Summary is everything one matrix run produced, the single input of every
+// renderer in this package.
+type Summary struct {
+	RunID    string `json:"run_id"`
+	Host     string `json:"host"`
+	Provider string `json:"provider"`
+	// Accel is the VMs' acceleration (kvm, tcg): it explains most of the
+	// difference in timings between hosts.
+	Accel    string    `json:"accel"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	// Sizes are the member counts the run was asked for; a size without
+	// runs still gets a row, so an aborted matrix shows what is missing.
+	Sizes  []int `json:"sizes"`
+	Repeat int   `json:"repeat"`
+	Runs   []Run `json:"runs"`
+}
+
+// Passed reports whether there was at least one run and every run passed.
+func (s Summary) Passed() bool {
+	for _, r := range s.Runs {
+		if !r.Passed {
+			return false
+		}
+	}
+	return len(s.Runs) > 0
+}
+
+// Flakes maps a spec name to the sizes (ascending) at which it both passed
+// and failed across repeats: failures that a re-run would hide, and so the
+// ones worth a look before they are blamed on the cluster.
+func (s Summary) Flakes() map[string][]int {
+	type key struct {
+		name string
+		size int
+	}
+	passed, failed := map[key]bool{}, map[key]bool{}
+	for _, r := range s.Runs {
+		for _, sp := range r.Specs {
+			k := key{sp.Name, r.Size}
+			switch sp.State {
+			case StatePassed:
+				passed[k] = true
+			case StateFailed:
+				failed[k] = true
+			}
+		}
+	}
+	out := map[string][]int{}
+	for k := range failed {
+		if passed[k] {
+			out[k.name] = append(out[k.name], k.size)
+		}
+	}
+	for _, sizes := range out {
+		sort.Ints(sizes)
+	}
+	return out
+}
+
+// sizes returns the requested sizes plus any size that has runs, ascending
+// and without duplicates, the order of table rows and chart points.
+func (s Summary) sizes() []int {
+	seen := map[int]bool{}
+	var out []int
+	add := func(n int) {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	for _, n := range s.Sizes {
+		add(n)
+	}
+	for _, r := range s.Runs {
+		add(r.Size)
+	}
+	sort.Ints(out)
+	return out
+}
