@@ -16,7 +16,7 @@ GINKGO_FLAGS ?= -ginkgo.v -ginkgo.timeout=80m
 HOST_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap debian-archive-keyring genisoimage \
 	apt-cacher-ng netcat-openbsd e2fsprogs ca-certificates
 
-.PHONY: deps build unit integration test e2e nightly bench lint
+.PHONY: deps build unit integration test e2e dry-run nightly faults bench lint
 
 ## deps: install host packages (sudo when not root) and Go modules
 deps:
@@ -58,9 +58,20 @@ e2e: deps
 	  $(if $(LABELS),-ginkgo.label-filter='$(LABELS)') \
 	  -ginkgo.junit-report=$(ARTIFACTS)/$(RUN_ID)/junit.xml -ginkgo.json-report=$(ARTIFACTS)/$(RUN_ID)/report.json
 
+## dry-run: list the e2e specs with their labels, without VMs
+dry-run:
+	BCMTEST_E2E=1 $(GO) test -count=1 -v ./suites/e2e -ginkgo.dry-run -ginkgo.v $(if $(LABELS),-ginkgo.label-filter='$(LABELS)')
+
 ## nightly: the same suites with 3 members (four nodes)
 nightly:
 	$(MAKE) e2e MEMBERS=3
+
+## faults: the fault-injection suite on a cluster with 2 members (three nodes)
+faults: deps
+	mkdir -p $(ARTIFACTS)
+	BCMTEST_FAULTS=1 BCMTEST_MEMBERS=$(or $(FAULT_MEMBERS),2) BCMTEST_ARTIFACTS=$(ARTIFACTS) \
+	  $(GO) test -count=1 -v -timeout 90m ./suites/faults $(GINKGO_FLAGS) \
+	  -ginkgo.junit-report=$(ARTIFACTS)/faults-$(RUN_ID)-junit.xml
 
 ## bench: provider and cluster benchmarks on real VMs
 bench: deps

@@ -28,6 +28,8 @@ Usage:
   bcmtest logs NAME [--out DIR]       collect per-node diagnostics
   bcmtest image build|list|prune      the embedded provider's VM images
   bcmtest cloudinit lint FILE         check a cloud-init file before any VM starts
+  bcmtest cloudinit check FILE        lint, then boot one VM and report each cloud-init module
+  bcmtest matrix --sizes 0,1,3        the suites over cluster sizes, with a JSON/Markdown/HTML report
   bcmtest version
 
 Examples:
@@ -89,6 +91,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdLogs(ctx, rest, stdout, stderr)
 	case "image":
 		return cmdImage(ctx, rest, stdout, stderr)
+	case "matrix":
+		return cmdMatrix(ctx, rest, stdout, stderr)
 	case "cloudinit", "cloud-init":
 		return cmdCloudInit(ctx, rest, stdout, stderr)
 	}

@@ -132,6 +132,19 @@ func median(ds []time.Duration) time.Duration {
 	return (s[m-1] + s[m]) / 2
 }
 
+// sortedRuns is a copy of the runs ordered by size, then attempt, the order
+// of the failure list and the per-run table.
+func (s Summary) sortedRuns() []Run {
+	runs := append([]Run(nil), s.Runs...)
+	sort.SliceStable(runs, func(i, j int) bool {
+		if runs[i].Size != runs[j].Size {
+			return runs[i].Size < runs[j].Size
+		}
+		return runs[i].Attempt < runs[j].Attempt
+	})
+	return runs
+}
+
 // failure is one thing that went wrong in one run: a failed spec, or the
 // run's own error when Spec is empty.
 type failure struct {
@@ -159,15 +172,8 @@ func (f failure) FirstLine() string {
 
 // failures lists what went wrong, ordered by size, attempt and spec order.
 func (s Summary) failures() []failure {
-	runs := append([]Run(nil), s.Runs...)
-	sort.SliceStable(runs, func(i, j int) bool {
-		if runs[i].Size != runs[j].Size {
-			return runs[i].Size < runs[j].Size
-		}
-		return runs[i].Attempt < runs[j].Attempt
-	})
 	var out []failure
-	for _, r := range runs {
+	for _, r := range s.sortedRuns() {
 		base := failure{Size: r.Size, Nodes: r.Nodes(), Attempt: r.Attempt}
 		n := len(out)
 		if r.Error != "" {

@@ -53,7 +53,7 @@ var _ = Describe("cloud-init", Label("cloud-init"), sizeLabel(), func() {
 		}
 	})
 
-	It("ran the fixture's runcmd", func(ctx SpecContext) {
+	It("ran the fixture's runcmd", Label("smoke"), func(ctx SpecContext) {
 		if !strings.Contains(string(cloudInit), "bcmtest-runcmd-marker") {
 			Skip("the cloud-init file under test writes no runcmd marker")
 		}

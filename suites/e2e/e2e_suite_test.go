@@ -125,6 +125,9 @@ func writeTimings(c *cluster.Cluster) {
 		s += fmt.Sprintf("cloud-init %s: %s\n", n, d.Round(time.Second))
 	}
 	os.WriteFile(filepath.Join(cfg.Artifacts, "timings.txt"), []byte(s), 0o644)
+	if ms := c.Members(); len(ms) > 0 {
+		os.WriteFile(filepath.Join(cfg.Artifacts, "provider.txt"), []byte(ms[0].Info.Provider+" "+ms[0].Info.Accel+"\n"), 0o644)
+	}
 }
 
 // node returns a member's handle, failing the spec if it is missing.

@@ -28,7 +28,7 @@ var _ = Describe("Tor", Label("tor"), sizeLabel(), func() {
 		}
 	})
 
-	It("answers PROTOCOLINFO on the control socket with the Tor version", func(ctx SpecContext) {
+	It("answers PROTOCOLINFO on the control socket with the Tor version", Label("smoke"), func(ctx SpecContext) {
 		for _, m := range bcm.Members() {
 			out := run(ctx, m.Name, "sh", "-c", `printf 'PROTOCOLINFO 1\r\nQUIT\r\n' | nc -w 5 -U /run/tor/control`)
 			Expect(out).To(MatchRegexp(`250-VERSION Tor="[0-9.]+`), "PROTOCOLINFO on %s", m.Name)

@@ -25,7 +25,7 @@ var _ = Describe("wait-for-it", Label("wait-for-it"), sizeLabel(), func() {
 		}
 	})
 
-	It("exits 124 within its timeout against a closed port", func(ctx SpecContext) {
+	It("exits 124 within its timeout against a closed port", Label("nightly"), func(ctx SpecContext) {
 		n := bcm.Members()[0].Name
 		out := run(ctx, n, "sh", "-c", `s=$(date +%s); wait-for-it -q -t 3 127.0.0.1:1; rc=$?; echo "$rc $(( $(date +%s) - s ))"`)
 		f := strings.Fields(out)

@@ -201,8 +201,11 @@ func (s Store) build(ctx context.Context, r Recipe) (Image, error) {
 		"--include=" + strings.Join(r.Packages, ","),
 		"--aptopt=Acquire::Retries \"3\"",
 		"--customize-hook=sh " + hook + ` "$1"`,
-		r.Suite, tarball,
 	}
+	if r.KeepAptLists {
+		args = append(args, "--skip=cleanup/apt/lists")
+	}
+	args = append(args, r.Suite, tarball)
 	args = append(args, r.Sources()...)
 	if err := s.run(ctx, start, "mmdebstrap", args...); err != nil {
 		return Image{}, fmt.Errorf("building image %s with mmdebstrap: %w", key, err)

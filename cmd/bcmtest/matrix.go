@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/report"
+)
+
+const matrixHelp = `bcmtest matrix --sizes 0,1,3 [flags]
+
+For each size (joining members), brings up a fresh cluster and runs the e2e suites
+against it (go test ./suites/e2e, so run it from the repository), one size after
+another; a failure at one size does not stop the others. Writes to --out:
+summary.json, summary.md (for CI job summaries), report.html (phase timings charted
+against cluster size) and report.png (the page rendered by headless Chromium, when
+installed), plus each run's reports and diagnostics under size-N[-aK]/.
+
+Examples:
+  bcmtest matrix --sizes 0,1
+  bcmtest matrix --sizes 0,1,3 --label-filter smoke --repeat 2`
+
+func cmdMatrix(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("matrix", matrixHelp, stdout)
+	sizesFlag := fs.String("sizes", "0,1,3", "comma-separated member counts")
+	labels := fs.String("label-filter", "", "Ginkgo label filter for the specs")
+	repeat := fs.Int("repeat", 1, "runs per size (repeats reveal flakes)")
+	out := fs.String("out", "", "report directory (default artifacts/matrix-<time>)")
+	prov := fs.String("provider", "", "VM provider: auto, qemu or multipass")
+	suites := fs.String("suites", "./suites/e2e", "the e2e suites package")
+	ci := fs.String("cloud-init", "", "cloud-init file for every node")
+	pos, _, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("matrix: unexpected argument %q", pos[0])
+	}
+	sizes, err := parseSizes(*sizesFlag)
+	if err != nil {
+		return err
+	}
+	for _, n := range sizes {
+		if n > cluster.MaxMembers {
+			return usagef("--sizes %q: %d is more than %d members", *sizesFlag, n, cluster.MaxMembers)
+		}
+	}
+	if *repeat < 1 {
+		return usagef("--repeat %d: must be 1 or more", *repeat)
+	}
+	if *ci != "" {
+		if _, err := lint(ctx, *ci, io.Discard, stderr); err != nil {
+			return err
+		}
+	}
+	if _, err := os.Stat(*suites); err != nil {
+		return usagef("--suites %s: %v (run bcmtest matrix from the repository root)", *suites, err)
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		return envError{fmt.Errorf("matrix runs the suites with go test: go not found on PATH")}
+	}
+	dir := *out
+	if dir == "" {
+		dir = filepath.Join("artifacts", "matrix-"+time.Now().UTC().Format("20060102-150405"))
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return usagef("--out %s: %v", dir, err)
+	}
+	host, _ := os.Hostname()
+	sum := report.Summary{RunID: filepath.Base(dir), Host: host, Provider: *prov, Started: time.Now().UTC(), Sizes: sizes, Repeat: *repeat}
+	if sum.Provider == "" {
+		sum.Provider = "auto"
+	}
+	log := stamp{stderr}
+	for _, n := range sizes {
+		for a := 1; a <= *repeat; a++ {
+			if ctx.Err() != nil {
+				break
+			}
+			r := runSize(ctx, matrixRun{size: n, attempt: a, repeat: *repeat, dir: dir, labels: *labels, provider: sum.Provider, suites: *suites, cloudInit: *ci}, log)
+			sum.Runs = append(sum.Runs, r)
+			p, f, s := r.Counts()
+			fmt.Fprintf(log, "matrix: size %d attempt %d: passed=%v (%d passed, %d failed, %d skipped) in %s\n", n, a, r.Passed, p, f, s, r.Timings.Total.Round(time.Second))
+		}
+	}
+	sum.Finished = time.Now().UTC()
+	sum.Accel = accelOf(dir)
+	files, werr := report.WriteAll(ctx, dir, sum)
+	for _, f := range files {
+		fmt.Fprintln(stdout, f)
+	}
+	if werr != nil {
+		return werr
+	}
+	if ctx.Err() != nil {
+		return errInterrupted
+	}
+	if !sum.Passed() {
+		return fmt.Errorf("matrix: failures; see %s", filepath.Join(dir, "summary.md"))
+	}
+	return nil
+}
+
+type matrixRun struct {
+	size, attempt, repeat int
+	dir, labels, provider  string
+	suites, cloudInit      string
+}
+
+func (m matrixRun) id() string {
+	if m.repeat == 1 {
+		return "size-" + strconv.Itoa(m.size)
+	}
+	return fmt.Sprintf("size-%d-a%d", m.size, m.attempt)
+}
+
+// runSize runs the suites once for one size and turns Ginkgo's JSON report
+// and the suite's timings.json into a report.Run.
+func runSize(ctx context.Context, m matrixRun, log io.Writer) report.Run {
+	r := report.Run{Size: m.size, Attempt: m.attempt, Started: time.Now().UTC()}
+	runDir := filepath.Join(m.dir, m.id())
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	fmt.Fprintf(log, "matrix: size %d (%d nodes), attempt %d: bringing up a cluster and running the suites; log %s\n", m.size, m.size+1, m.attempt, filepath.Join(runDir, "output.log"))
+	args := []string{"test", "-count=1", "-timeout", "90m", m.suites, "-ginkgo.v",
+		"-ginkgo.json-report=" + filepath.Join(runDir, "report.json"), "-ginkgo.junit-report=" + filepath.Join(runDir, "junit.xml")}
+	if m.labels != "" {
+		args = append(args, "-ginkgo.label-filter="+m.labels)
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) } // the suite tears down on SIGINT
+	cmd.WaitDelay = 5 * time.Minute
+	cmd.Env = append(os.Environ(), "BCMTEST_E2E=1", "BCMTEST_MEMBERS="+strconv.Itoa(m.size), "BCMTEST_PROVIDER="+m.provider,
+		"BCMTEST_ARTIFACTS="+m.dir, "BCMTEST_RUN_ID="+m.id(), "BCMTEST_CLOUD_INIT="+m.cloudInit)
+	logf, err := os.Create(filepath.Join(runDir, "output.log"))
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	runErr := cmd.Run()
+	r.Specs, r.Error = readGinkgoReport(filepath.Join(runDir, "report.json"))
+	if b, err := os.ReadFile(filepath.Join(runDir, "timings.json")); err == nil {
+		var t cluster.Timings
+		if json.Unmarshal(b, &t) == nil {
+			r.Timings = report.PhaseTimings(t)
+		}
+	}
+	_, failed, _ := r.Counts()
+	r.Passed = runErr == nil && failed == 0 && r.Error == ""
+	if runErr != nil && r.Error == "" && failed == 0 {
+		r.Error = fmt.Sprintf("the suite run failed (%v); see %s", runErr, filepath.Join(runDir, "output.log"))
+	}
+	return r
+}
+
+// readGinkgoReport converts Ginkgo's JSON report; a failure in a suite node
+// (the cluster not coming up in BeforeSuite) becomes the run's Error.
+func readGinkgoReport(path string) ([]report.SpecResult, string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "no Ginkgo report: " + err.Error()
+	}
+	var reports []types.Report
+	if err := json.Unmarshal(b, &reports); err != nil {
+		return nil, "unreadable Ginkgo report: " + err.Error()
+	}
+	var specs []report.SpecResult
+	var suiteErr string
+	for _, rep := range reports {
+		for _, sr := range rep.SpecReports {
+			if sr.LeafNodeType != types.NodeTypeIt {
+				if sr.State.Is(types.SpecStateFailureStates) {
+					suiteErr = fmt.Sprintf("%s failed: %s", sr.LeafNodeType, firstLine(sr.Failure.Message))
+				}
+				continue
+			}
+			state := report.StateSkipped
+			switch {
+			case sr.State == types.SpecStatePassed:
+				state = report.StatePassed
+			case sr.State.Is(types.SpecStateFailureStates):
+				state = report.StateFailed
+			}
+			name := strings.TrimSpace(strings.Join(append(append([]string{}, sr.ContainerHierarchyTexts...), sr.LeafNodeText), " "))
+			specs = append(specs, report.SpecResult{Name: name, Labels: sr.Labels(), State: state, Duration: sr.RunTime, Failure: sr.Failure.Message})
+		}
+	}
+	return specs, suiteErr
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// accelOf reads which acceleration the runs' VMs used, as the suite
+// recorded it (provider.txt: "qemu tcg").
+func accelOf(dir string) string {
+	files, _ := filepath.Glob(filepath.Join(dir, "size-*", "provider.txt"))
+	for _, f := range files {
+		if b, err := os.ReadFile(f); err == nil {
+			if fs := strings.Fields(string(b)); len(fs) == 2 {
+				return fs[1]
+			}
+		}
+	}
+	return "unknown"
+}
