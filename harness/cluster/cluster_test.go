@@ -310,7 +310,8 @@ func TestDownAndSweepMatchExactNames(t *testing.T) {
 	for name, r := range map[string]record{
 		"DEAD": {Name: "DEAD", Owner: 999999999},
 		"LIVE": {Name: "LIVE", Owner: os.Getpid()},
-		"KEPT": {Name: "KEPT", Owner: 999999999, Persistent: true},
+		"KEPT": {Name: "KEPT", Owner: 999999999, Persistent: true, Ready: true},
+		"HALF": {Name: "HALF", Owner: 999999999, Persistent: true},
 	} {
 		r.dir = filepath.Join(ClustersDir(dir), name)
 		if err := r.save(); err != nil {
@@ -323,13 +324,13 @@ func TestDownAndSweepMatchExactNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	joined := strings.Join(swept, ";")
-	if !strings.Contains(joined, "DEAD (VMs: DEAD-00)") || strings.Contains(joined, "LIVE") || strings.Contains(joined, "KEPT") {
+	if !strings.Contains(joined, "DEAD (VMs: DEAD-00)") || !strings.Contains(joined, "HALF (VMs: HALF-00)") || strings.Contains(joined, "LIVE") || strings.Contains(joined, "KEPT") {
 		t.Errorf("swept = %v", swept)
 	}
 	if _, err := os.Stat(filepath.Join(ClustersDir(dir), "DEAD")); !os.IsNotExist(err) {
 		t.Error("DEAD's state survived the sweep")
 	}
-	for _, n := range []string{"LIVE-00", "KEPT-00"} {
+	for _, n := range []string{"LIVE-00", "KEPT-00", "CLUS10-00", "CLUS1-extra"} {
 		if _, err := fp.Info(t.Context(), n); err != nil {
 			t.Errorf("%s was swept: %v", n, err)
 		}

@@ -49,7 +49,8 @@ type ClusterStatus struct {
 	OwnerAlive bool
 	Persistent bool
 	Ready      bool
-	// Stale: its owner died and it was not meant to outlive it.
+	// Stale: its owner died and it was not meant to outlive it, or died
+	// before it was ever ready (a `bcmtest up` killed mid-join).
 	Stale bool
 }
 
@@ -69,7 +70,7 @@ func List(ctx context.Context, p provider.Provider, stateDir string) ([]ClusterS
 		}
 		alive := state.ProcessAlive(rec.Owner) && rec.Owner != 0
 		byName[rec.Name] = &ClusterStatus{Name: rec.Name, Provider: rec.Provider, Owner: rec.Owner, OwnerAlive: alive,
-			Persistent: rec.Persistent, Ready: rec.Ready, Stale: !alive && !rec.Persistent}
+			Persistent: rec.Persistent, Ready: rec.Ready, Stale: !alive && (!rec.Persistent || !rec.Ready)}
 	}
 	vms, err := p.List(ctx, "")
 	if err != nil {
@@ -78,8 +79,10 @@ func List(ctx context.Context, p provider.Provider, stateDir string) ([]ClusterS
 	for _, v := range vms {
 		cs := byName[v.Group]
 		if cs == nil {
+			// Without a record, only a VM whose recorded owner died is
+			// stale; an unknown owner (0) may be someone's on purpose.
 			alive := v.Owner != 0 && state.ProcessAlive(v.Owner)
-			cs = &ClusterStatus{Name: v.Group, Provider: v.Provider, Owner: v.Owner, OwnerAlive: alive, Stale: !alive}
+			cs = &ClusterStatus{Name: v.Group, Provider: v.Provider, Owner: v.Owner, OwnerAlive: alive, Stale: v.Owner != 0 && !alive, Persistent: v.Owner == 0}
 			byName[v.Group] = cs
 		}
 		cs.Nodes = append(cs.Nodes, v)

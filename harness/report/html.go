@@ -88,7 +88,7 @@ func newRunView(r Run) runView {
 		v.Class, v.Result = "passed", "passed"
 	}
 	if r.Error != "" {
-		v.Result += ": " + firstLine(r.Error)
+		v.Result += ": " + failure{Text: r.Error}.Headline()
 	}
 	if !r.Started.IsZero() {
 		v.Started = r.Started.UTC().Format(time.RFC3339)
@@ -132,8 +132,6 @@ func keyed(m map[string]time.Duration) string {
 	}
 	return strings.Join(parts, ", ")
 }
-
-func firstLine(s string) string { return failure{Text: s}.FirstLine() }
 
 // page is the template's data.
 type page struct {

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -16,8 +17,10 @@ import (
 type seconds time.Duration
 
 func (d seconds) MarshalJSON() ([]byte, error) {
-	ms := time.Duration(d).Round(time.Millisecond)
-	return strconv.AppendFloat(nil, ms.Seconds(), 'f', -1, 64), nil
+	// Milliseconds over 1000 gives the shortest decimal (2.756), where
+	// Duration.Seconds would give 2.7560000000000002.
+	ms := time.Duration(d).Round(time.Millisecond).Milliseconds()
+	return strconv.AppendFloat(nil, float64(ms)/1000, 'f', -1, 64), nil
 }
 
 func (d *seconds) UnmarshalJSON(b []byte) error {
@@ -46,7 +49,7 @@ type phaseJSON struct {
 
 // MarshalJSON writes every phase in seconds (keys end in _s).
 func (t PhaseTimings) MarshalJSON() ([]byte, error) {
-	return json.Marshal(phaseJSON{
+	return marshal(phaseJSON{
 		Launch:     seconds(t.Launch),
 		CloudInit:  toSeconds(t.CloudInit),
 		Bootstrap:  seconds(t.Bootstrap),
@@ -96,37 +99,54 @@ func fromSeconds(m map[string]seconds) map[string]time.Duration {
 	return out
 }
 
-// MarshalJSON writes Duration as duration_s in seconds, like the timings.
+// specJSON is SpecResult on disk, Duration in seconds like the timings.
+type specJSON struct {
+	Name     string   `json:"name"`
+	Labels   []string `json:"labels,omitempty"`
+	State    string   `json:"state"`
+	Duration seconds  `json:"duration_s"`
+	Failure  string   `json:"failure,omitempty"`
+}
+
+// MarshalJSON writes Duration as duration_s in seconds.
 func (sp SpecResult) MarshalJSON() ([]byte, error) {
-	type plain SpecResult // no methods: avoids recursing into MarshalJSON
-	return json.Marshal(struct {
-		plain
-		Duration seconds `json:"duration_s"`
-	}{plain(sp), seconds(sp.Duration)})
+	return marshal(specJSON{Name: sp.Name, Labels: sp.Labels, State: sp.State, Duration: seconds(sp.Duration), Failure: sp.Failure})
 }
 
 // UnmarshalJSON is the inverse of MarshalJSON.
 func (sp *SpecResult) UnmarshalJSON(b []byte) error {
-	type plain SpecResult
-	aux := struct {
-		*plain
-		Duration seconds `json:"duration_s"`
-	}{plain: (*plain)(sp)}
-	if err := json.Unmarshal(b, &aux); err != nil {
+	var j specJSON
+	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	sp.Duration = time.Duration(aux.Duration)
+	*sp = SpecResult{Name: j.Name, Labels: j.Labels, State: j.State, Duration: time.Duration(j.Duration), Failure: j.Failure}
 	return nil
+}
+
+// marshal is json.Marshal without HTML escaping: failure text full of
+// <string> and <*errors.errorString> stays readable in summary.json, which
+// is never inlined into a page (HTML goes through html/template).
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // WriteJSON writes s to path, indented, through a temporary file and a
 // rename so a reader (or a killed run) never sees half a summary.
 func WriteJSON(path string, s Summary) error {
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(s); err != nil {
 		return fmt.Errorf("encoding summary: %w", err)
 	}
-	return writeFileAtomic(path, append(b, '\n'))
+	return writeFileAtomic(path, buf.Bytes())
 }
 
 // ReadJSON reads a summary written by WriteJSON.

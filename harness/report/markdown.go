@@ -41,7 +41,7 @@ func Markdown(s Summary) string {
 			if f.Spec != "" {
 				what = code(f.Spec)
 			}
-			fmt.Fprintf(&b, "- size %d (%d nodes), attempt %d, %s: %s\n", f.Size, f.Nodes, f.Attempt, what, code(f.FirstLine()))
+			fmt.Fprintf(&b, "- size %d (%d nodes), attempt %d, %s: %s\n", f.Size, f.Nodes, f.Attempt, what, code(f.Headline()))
 		}
 	}
 	if fl := s.flakeList(); len(fl) > 0 {

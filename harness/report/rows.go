@@ -38,13 +38,19 @@ func (r row) Class() string {
 	}
 }
 
-// Result is the verdict for people, with the pass count once repeats make
-// it informative.
+// Result is the verdict for a CI summary, with an icon that GitHub's
+// Markdown shows in colour, and the pass count once repeats make it
+// informative.
 func (r row) Result() string {
 	icon := map[string]string{"passed": "✅ ", "failed": "❌ ", "mixed": "⚠️ ", "notrun": ""}
+	return icon[r.Class()] + r.Verdict()
+}
+
+// Verdict is Result without the icon, for the page, whose row colour says
+// the same and whose screenshot host may lack an emoji font.
+func (r row) Verdict() string {
 	word := map[string]string{"passed": "passed", "failed": "failed", "mixed": "mixed", "notrun": "not run"}
-	c := r.Class()
-	s := icon[c] + word[c]
+	s := word[r.Class()]
 	if r.Runs > 1 {
 		s += fmt.Sprintf(" (%d/%d)", r.PassedRuns, r.Runs)
 	}
@@ -153,21 +159,39 @@ type failure struct {
 	Text                 string
 }
 
-// FirstLine is the failure's first non-blank line, cut to a length that
-// fits one line of a CI summary; the page shows Text in full.
-func (f failure) FirstLine() string {
-	const max = 200
-	line := ""
+// Headline is the failure in one line for a CI summary: its first
+// non-blank line, and when that is a heading ending in a colon (Gomega's
+// "Unexpected error:") also the detail lines after it, skipping Gomega's
+// "<*T | 0x...>:" type lines; cut to 200 characters. The page shows Text
+// in full.
+func (f failure) Headline() string {
+	const maxRunes, maxLines = 200, 4
+	var lines []string
 	for l := range strings.Lines(f.Text) {
 		if l = strings.TrimSpace(l); l != "" {
-			line = l
-			break
+			lines = append(lines, l)
 		}
 	}
-	if r := []rune(line); len(r) > max {
-		line = string(r[:max-1]) + "…"
+	if len(lines) == 0 {
+		return ""
+	}
+	line := lines[0]
+	for i := 1; i < len(lines) && i < maxLines && strings.HasSuffix(line, ":"); i++ {
+		if !isGomegaType(lines[i]) {
+			line += " " + lines[i]
+		}
+	}
+	if r := []rune(line); len(r) > maxRunes {
+		line = string(r[:maxRunes-1]) + "…"
 	}
 	return line
+}
+
+// isGomegaType matches the line Gomega prints before a value to name its
+// type and address, e.g. "<*errors.errorString | 0xc000a1e2f0>:", which says
+// nothing in a one-line summary.
+func isGomegaType(l string) bool {
+	return strings.HasPrefix(l, "<") && strings.HasSuffix(l, ">:") && strings.Contains(l, " | 0x")
 }
 
 // failures lists what went wrong, ordered by size, attempt and spec order.

@@ -40,9 +40,15 @@ const (
 // gets a throwaway profile and HOME, no network features, and is killed
 // with its whole process group if ctx ends or it overruns two minutes.
 func Screenshot(ctx context.Context, htmlPath, pngPath string) error {
-	if _, err := os.Stat(ChromiumPath); err != nil {
+	return screenshot(ctx, ChromiumPath, htmlPath, pngPath)
+}
+
+// screenshot is Screenshot with the browser as a parameter, so tests can
+// show what happens on a host without one.
+func screenshot(ctx context.Context, chromium, htmlPath, pngPath string) error {
+	if _, err := os.Stat(chromium); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%w: %s does not exist", ErrNoChromium, ChromiumPath)
+			return fmt.Errorf("%w: %s does not exist", ErrNoChromium, chromium)
 		}
 		return fmt.Errorf("checking for chromium: %w", err)
 	}
@@ -70,7 +76,7 @@ func Screenshot(ctx context.Context, htmlPath, pngPath string) error {
 	ctx, cancel := context.WithTimeout(ctx, screenshotTimeout)
 	defer cancel()
 	page := url.URL{Scheme: "file", Path: absHTML}
-	cmd := exec.CommandContext(ctx, ChromiumPath,
+	cmd := exec.CommandContext(ctx, chromium,
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--disable-dev-shm-usage", "--hide-scrollbars", "--force-device-scale-factor=1",

@@ -44,15 +44,16 @@ func (t PhaseTimings) JoinsTotal() time.Duration {
 // phases would drag medians down.
 func (t PhaseTimings) complete() bool { return t.Total > 0 }
 
-// SpecResult is the outcome of one spec in one run.
+// SpecResult is the outcome of one spec in one run. In JSON its keys are
+// name, labels, state, duration_s (seconds) and failure.
 type SpecResult struct {
 	// Name is the full spec text (containers and leaf), the key flakes are
 	// matched by across runs.
-	Name     string        `json:"name"`
-	Labels   []string      `json:"labels,omitempty"`
-	State    string        `json:"state"` // StatePassed, StateFailed or StateSkipped
-	Duration time.Duration `json:"-"`     // JSON: duration_s, see MarshalJSON
-	Failure  string        `json:"failure,omitempty"`
+	Name     string
+	Labels   []string
+	State    string // StatePassed, StateFailed or StateSkipped
+	Duration time.Duration
+	Failure  string // the failure message, for failed specs
 }
 
 // Run is one cluster brought up at one size and the suites run against it.

@@ -23,6 +23,11 @@ const (
 // error, since it means the page itself may be broken. The other files are
 // written (and listed) even then.
 func WriteAll(ctx context.Context, dir string, s Summary) (files []string, err error) {
+	return writeAll(ctx, ChromiumPath, dir, s)
+}
+
+// writeAll is WriteAll with the browser as a parameter, for tests.
+func writeAll(ctx context.Context, chromium, dir string, s Summary) (files []string, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -49,7 +54,7 @@ func WriteAll(ctx context.Context, dir string, s Summary) (files []string, err e
 	files = append(files, htmlPath)
 
 	pngPath := filepath.Join(dir, ScreenshotFile)
-	switch err := Screenshot(ctx, htmlPath, pngPath); {
+	switch err := screenshot(ctx, chromium, htmlPath, pngPath); {
 	case errors.Is(err, ErrNoChromium):
 		return files, nil
 	case err != nil:

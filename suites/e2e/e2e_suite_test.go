@@ -18,6 +18,7 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/diag"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/providers"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
 )
 
 // cfg is read when the spec tree is built so the size label is known.
@@ -56,6 +57,15 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	p, err := providers.New(ctx, providers.Options{Name: cfg.Provider, Log: GinkgoWriter})
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(p.Close)
+
+	// Sweep what crashed or killed earlier runs left before adding more.
+	if st, err := state.Default(); err == nil {
+		removed, err := cluster.SweepStale(ctx, p, st.State, GinkgoWriter)
+		for _, r := range removed {
+			GinkgoWriter.Printf("swept leftover of a dead run: %s\n", r)
+		}
+		Expect(err).NotTo(HaveOccurred(), "sweeping leftovers of dead runs")
+	}
 
 	name := cfg.CloudInit
 	if name == "" {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
@@ -283,8 +284,11 @@ func since(t time.Time) string { return time.Since(t).Round(time.Second).String(
 func (s Store) run(ctx context.Context, start time.Time, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C.UTF-8")
-	cmd.WaitDelay = 30 * time.Second
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	// Interrupt the step's whole process group (mmdebstrap's apt and
+	// chroot children too); mmdebstrap cleans up its mounts on SIGINT.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 20 * time.Second
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	var mu sync.Mutex

@@ -1,0 +1,101 @@
+package integration
+
+import (
+	"errors"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/leaks"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+)
+
+var _ = Describe("interrupting the harness in each phase", Label("interrupt"), func() {
+	DescribeTable("SIGINT tears down and exits 130, leaving nothing",
+		func(ctx SpecContext, marker string) {
+			dirs, err := state.Default()
+			Expect(err).NotTo(HaveOccurred())
+			bin := buildCLI(ctx)
+			name := runID("sig") + strings.Map(func(r rune) rune {
+				if r >= 'a' && r <= 'z' {
+					return r
+				}
+				return -1
+			}, marker)[:3]
+			DeferCleanup(func() { exec.Command(bin, "down", name).Run() })
+			cmd := startUntil(ctx, bin, marker, "up", name, "0", "--cpus", "1", "--memory", "1536M", "--disk", "12G", "--pool-size", "2G", "--provider", "qemu")
+			Expect(cmd.Process.Signal(syscall.SIGINT)).To(Succeed())
+			err = cmd.Wait()
+			var ee *exec.ExitError
+			Expect(errors.As(err, &ee)).To(BeTrue(), "bcmtest exited 0 after SIGINT")
+			Expect(ee.ExitCode()).To(Equal(130))
+			Expect(leftovers(dirs, name)).To(BeEmpty())
+			Expect(leaks.Processes("apt-cacher-ng -c " + filepath.Join(dirs.Cache, "apt"))).To(BeEmpty(), "apt cache left running")
+		},
+		Entry("during launch", NodeTimeout(10*time.Minute), "qemu started"),
+		Entry("during the cloud-init wait", NodeTimeout(10*time.Minute), "waiting for cloud-init"),
+		Entry("during bootstrap", NodeTimeout(15*time.Minute), "node(s) up with cloud-init done"),
+	)
+
+	It("leaves a SIGKILLed run for `bcmtest down --stale`, which removes all of it and says so", func(ctx SpecContext) {
+		dirs, err := state.Default()
+		Expect(err).NotTo(HaveOccurred())
+		bin := buildCLI(ctx)
+		name := runID("kil")
+		DeferCleanup(func() { exec.Command(bin, "down", name).Run() })
+		cmd := startUntil(ctx, bin, "join token for "+name+"-01", "up", name, "1", "--cpus", "1", "--memory", "1536M", "--disk", "12G", "--pool-size", "2G", "--provider", "qemu")
+		Expect(cmd.Process.Kill()).To(Succeed())
+		cmd.Wait()
+		Expect(leftovers(dirs, name)).NotTo(BeEmpty(), "a killed run cannot tear down; its VMs should still be there")
+		out, err := exec.CommandContext(ctx, bin, "down", "--stale").CombinedOutput()
+		GinkgoWriter.Printf("down --stale:\n%s\n", out)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(out)).To(ContainSubstring("removed " + name + " (VMs: " + name + "-00, " + name + "-01)"))
+		Eventually(func() []string { return leftovers(dirs, name) }).WithContext(ctx).WithTimeout(30 * time.Second).Should(BeEmpty())
+	}, NodeTimeout(20*time.Minute))
+
+	It("runs CLUS and CLUS0 at once without touching each other's VMs, segments or state", func(ctx SpecContext) {
+		dirs, err := state.Default()
+		Expect(err).NotTo(HaveOccurred())
+		bin := buildCLI(ctx)
+		a := runID("par")
+		b := a + "0" // a's name is a prefix of b's, as CLUS1 is of CLUS10
+		for _, n := range []string{a, b} {
+			DeferCleanup(func() { exec.Command(bin, "down", n).Run() })
+		}
+		args := []string{"0", "--cpus", "1", "--memory", "1536M", "--disk", "12G", "--pool-size", "2G", "--provider", "qemu"}
+		ca := exec.CommandContext(ctx, bin, append([]string{"up", a}, args...)...)
+		cb := exec.CommandContext(ctx, bin, append([]string{"up", b}, args...)...)
+		ca.Stdout, ca.Stderr, cb.Stdout, cb.Stderr = GinkgoWriter, GinkgoWriter, GinkgoWriter, GinkgoWriter
+		Expect(ca.Start()).To(Succeed())
+		Expect(cb.Start()).To(Succeed())
+		Expect(ca.Wait()).To(Succeed())
+		Expect(cb.Wait()).To(Succeed())
+
+		vms := filepath.Join(dirs.State, "qemu", "vms")
+		pa := leaks.Processes(filepath.Join(vms, a+"-00") + "/")
+		pb := leaks.Processes(filepath.Join(vms, b+"-00") + "/")
+		Expect(pa).To(HaveLen(1))
+		Expect(pb).To(HaveLen(1))
+		seg := func(cmdline string) string {
+			i := strings.Index(cmdline, "mcast=")
+			Expect(i).To(BeNumerically(">=", 0))
+			return strings.Fields(cmdline[i:])[0]
+		}
+		Expect(seg(pa[0])).NotTo(Equal(seg(pb[0])), "the two clusters share a private segment")
+
+		out, err := exec.CommandContext(ctx, bin, "down", a).CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), "%s", out)
+		Expect(string(out)).NotTo(ContainSubstring(b))
+		Expect(leftovers(dirs, a)).To(BeEmpty())
+		Expect(leaks.Processes(filepath.Join(vms, b+"-00") + "/")).To(HaveLen(1), "down %s touched %s", a, b)
+		out, err = exec.CommandContext(ctx, bin, "exec", b+"-00", "--", "lxc", "cluster", "list").CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), "%s", out)
+		Expect(string(out)).To(ContainSubstring("ONLINE"))
+	}, NodeTimeout(20*time.Minute))
+})
