@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/onsi/ginkgo/v2/types"
-
 	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/report"
 )
@@ -156,7 +154,11 @@ func runSize(ctx context.Context, m matrixRun, log io.Writer) report.Run {
 	defer logf.Close()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	runErr := cmd.Run()
-	r.Specs, r.Error = readGinkgoReport(filepath.Join(runDir, "report.json"))
+	specs, suiteErr, err := report.ReadGinkgoReport(filepath.Join(runDir, "report.json"))
+	r.Specs, r.Error = specs, suiteErr
+	if err != nil {
+		r.Error = "no usable Ginkgo report: " + err.Error()
+	}
 	if b, err := os.ReadFile(filepath.Join(runDir, "timings.json")); err == nil {
 		var t cluster.Timings
 		if json.Unmarshal(b, &t) == nil {
@@ -169,49 +171,6 @@ func runSize(ctx context.Context, m matrixRun, log io.Writer) report.Run {
 		r.Error = fmt.Sprintf("the suite run failed (%v); see %s", runErr, filepath.Join(runDir, "output.log"))
 	}
 	return r
-}
-
-// readGinkgoReport converts Ginkgo's JSON report; a failure in a suite node
-// (the cluster not coming up in BeforeSuite) becomes the run's Error.
-func readGinkgoReport(path string) ([]report.SpecResult, string) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, "no Ginkgo report: " + err.Error()
-	}
-	var reports []types.Report
-	if err := json.Unmarshal(b, &reports); err != nil {
-		return nil, "unreadable Ginkgo report: " + err.Error()
-	}
-	var specs []report.SpecResult
-	var suiteErr string
-	for _, rep := range reports {
-		for _, sr := range rep.SpecReports {
-			if sr.LeafNodeType != types.NodeTypeIt {
-				if sr.State.Is(types.SpecStateFailureStates) {
-					suiteErr = fmt.Sprintf("%s failed: %s", sr.LeafNodeType, firstLine(sr.Failure.Message))
-				}
-				continue
-			}
-			state := report.StateSkipped
-			switch {
-			case sr.State == types.SpecStatePassed:
-				state = report.StatePassed
-			case sr.State.Is(types.SpecStateFailureStates):
-				state = report.StateFailed
-			}
-			name := strings.TrimSpace(strings.Join(append(append([]string{}, sr.ContainerHierarchyTexts...), sr.LeafNodeText), " "))
-			specs = append(specs, report.SpecResult{Name: name, Labels: sr.Labels(), State: state, Duration: sr.RunTime, Failure: sr.Failure.Message})
-		}
-	}
-	return specs, suiteErr
-}
-
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
 }
 
 // accelOf reads which acceleration the runs' VMs used, as the suite

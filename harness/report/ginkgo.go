@@ -4,32 +4,33 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/onsi/ginkgo/v2/types"
 )
 
 // SpecsFromGinkgo converts Ginkgo suite reports (what -ginkgo.json-report
-// writes) into spec results, so the matrix runner need not know Ginkgo's
-// types. Every It is kept; suite-level nodes (BeforeSuite, DeferCleanup,
-// ...) only when they failed, because that failure is why the Its did not
-// run. Ginkgo's failure states (timedout, panicked, ...) become
-// StateFailed and pending becomes StateSkipped, with the original state kept
-// at the start of the failure text.
-func SpecsFromGinkgo(reports ...types.Report) []SpecResult {
-	var out []SpecResult
+// writes) into spec results, so a matrix runner need not map Ginkgo's
+// states itself. Every It becomes a SpecResult: passed stays passed, any of
+// Ginkgo's failure states (failed, timedout, panicked, ...) becomes
+// StateFailed with the original state kept at the start of the failure
+// text, and anything else (skipped, pending) StateSkipped.
+//
+// A failed suite-level node (BeforeSuite, AfterSuite, DeferCleanup, ...) is
+// not a spec: it is the run failing around the specs, typically the cluster
+// not coming up. Those failures come back as suiteFailure, one paragraph
+// each, for Run.Error.
+func SpecsFromGinkgo(reports ...types.Report) (specs []SpecResult, suiteFailure string) {
+	var suite []string
 	for _, rep := range reports {
 		for _, sp := range rep.SpecReports {
-			isIt := sp.LeafNodeType == types.NodeTypeIt
-			if !isIt && !sp.Failed() {
+			if sp.LeafNodeType != types.NodeTypeIt {
+				if sp.Failed() {
+					suite = append(suite, sp.LeafNodeType.String()+" "+failureText(sp))
+				}
 				continue
 			}
 			r := SpecResult{Name: sp.FullText(), Labels: sp.Labels(), Duration: sp.RunTime, State: StateSkipped}
-			if !isIt {
-				r.Name = "[" + sp.LeafNodeType.String() + "]"
-				if t := sp.FullText(); t != "" {
-					r.Name += " " + t
-				}
-			}
 			if len(r.Labels) == 0 {
 				r.Labels = nil
 			}
@@ -37,31 +38,37 @@ func SpecsFromGinkgo(reports ...types.Report) []SpecResult {
 			case sp.State == types.SpecStatePassed:
 				r.State = StatePassed
 			case sp.Failed():
-				r.State = StateFailed
-				r.Failure = sp.Failure.Message
-				if sp.State != types.SpecStateFailed {
-					r.Failure = sp.State.String() + ": " + r.Failure
-				}
-				if loc := sp.Failure.Location; loc.FileName != "" {
-					r.Failure += "\n" + loc.String()
+				r.State, r.Failure = StateFailed, failureText(sp)
+				if sp.State == types.SpecStateFailed {
+					r.Failure = strings.TrimPrefix(r.Failure, "failed: ")
 				}
 			}
-			out = append(out, r)
+			specs = append(specs, r)
 		}
 	}
-	return out
+	return specs, strings.Join(suite, "\n\n")
+}
+
+// failureText is "<state>: <message>" plus the failure's location.
+func failureText(sp types.SpecReport) string {
+	s := sp.State.String() + ": " + sp.Failure.Message
+	if loc := sp.Failure.Location; loc.FileName != "" {
+		s += "\n" + loc.String()
+	}
+	return s
 }
 
 // ReadGinkgoReport reads a file written by -ginkgo.json-report and
 // converts it with SpecsFromGinkgo.
-func ReadGinkgoReport(path string) ([]SpecResult, error) {
+func ReadGinkgoReport(path string) (specs []SpecResult, suiteFailure string, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	var reports []types.Report
 	if err := json.Unmarshal(b, &reports); err != nil {
-		return nil, fmt.Errorf("reading ginkgo report %s: %w", path, err)
+		return nil, "", fmt.Errorf("reading ginkgo report %s: %w", path, err)
 	}
-	return SpecsFromGinkgo(reports...), nil
+	specs, suiteFailure = SpecsFromGinkgo(reports...)
+	return specs, suiteFailure, nil
 }

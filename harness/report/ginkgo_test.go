@@ -28,7 +28,9 @@ func TestSpecsFromGinkgo(t *testing.T) {
 		return r
 	}
 	rep := types.Report{SpecReports: types.SpecReports{
-		{LeafNodeType: types.NodeTypeBeforeSuite, State: types.SpecStatePassed},
+		{LeafNodeType: types.NodeTypeBeforeSuite, State: types.SpecStateFailed, Failure: types.Failure{
+			Message: "cluster did not come up", Location: types.CodeLocation{FileName: "/s/suite_test.go", LineNumber: 40}}},
+		{LeafNodeType: types.NodeTypeReportAfterSuite, State: types.SpecStatePassed},
 		it("runs tor", types.SpecStatePassed, ""),
 		it("answers PROTOCOLINFO", types.SpecStateFailed, "515 Authentication failed"),
 		it("stays offline", types.SpecStateTimedout, "A node timeout occurred"),
@@ -42,10 +44,14 @@ func TestSpecsFromGinkgo(t *testing.T) {
 		{Name: "Tor stays offline", Labels: []string{"tor", "nightly"}, State: StateFailed, Duration: 1500 * time.Millisecond,
 			Failure: "timedout: A node timeout occurred\n/s/tor_test.go:61"},
 		{Name: "Tor has an onion", Labels: []string{"tor", "nightly"}, State: StateSkipped, Duration: 1500 * time.Millisecond},
-		{Name: "[AfterSuite]", State: StateFailed, Failure: "panicked: nil map"},
 	}
-	if got := SpecsFromGinkgo(rep); !reflect.DeepEqual(got, want) {
+	wantSuite := "BeforeSuite failed: cluster did not come up\n/s/suite_test.go:40\n\nAfterSuite panicked: nil map"
+	got, suite := SpecsFromGinkgo(rep)
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("SpecsFromGinkgo:\n got %+v\nwant %+v", got, want)
+	}
+	if suite != wantSuite {
+		t.Errorf("suite failure = %q, want %q", suite, wantSuite)
 	}
 
 	// The file -ginkgo.json-report writes is a JSON array of reports.
@@ -57,11 +63,11 @@ func TestSpecsFromGinkgo(t *testing.T) {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got, err := ReadGinkgoReport(path)
+	got, suite, err = ReadGinkgoReport(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("ReadGinkgoReport:\n got %+v\nwant %+v", got, want)
+	if !reflect.DeepEqual(got, want) || suite != wantSuite {
+		t.Errorf("ReadGinkgoReport:\n got %+v, %q\nwant %+v, %q", got, suite, want, wantSuite)
 	}
 }
