@@ -353,4 +353,3 @@ func cmdLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	return err
 }
-

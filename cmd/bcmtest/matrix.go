@@ -115,8 +115,8 @@ func cmdMatrix(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 type matrixRun struct {
 	size, attempt, repeat int
-	dir, labels, provider  string
-	suites, cloudInit      string
+	dir, labels, provider string
+	suites, cloudInit     string
 }
 
 func (m matrixRun) id() string {
