@@ -408,17 +408,9 @@ func ExpectedRoles(n int) (voters, standbys int) {
 	return voters, standbys
 }
 
-// RolesSettled checks members against ExpectedRoles and that every member
-// is Online with exactly one database-leader.
-func RolesSettled(members []api.ClusterMember, want int) (bool, string) {
-	if len(members) != want {
-		return false, fmt.Sprintf("%d of %d members", len(members), want)
-	}
-	var leaders, voters, standbys int
+// CountRoles counts the database roles across members.
+func CountRoles(members []api.ClusterMember) (leaders, voters, standbys int) {
 	for _, m := range members {
-		if m.Status != "Online" {
-			return false, fmt.Sprintf("%s is %s", m.ServerName, m.Status)
-		}
 		for _, r := range m.Roles {
 			switch r {
 			case "database-leader":
@@ -430,6 +422,21 @@ func RolesSettled(members []api.ClusterMember, want int) (bool, string) {
 			}
 		}
 	}
+	return leaders, voters, standbys
+}
+
+// RolesSettled checks members against ExpectedRoles and that every member
+// is Online with exactly one database-leader.
+func RolesSettled(members []api.ClusterMember, want int) (bool, string) {
+	if len(members) != want {
+		return false, fmt.Sprintf("%d of %d members", len(members), want)
+	}
+	for _, m := range members {
+		if m.Status != "Online" {
+			return false, fmt.Sprintf("%s is %s", m.ServerName, m.Status)
+		}
+	}
+	leaders, voters, standbys := CountRoles(members)
 	wv, ws := ExpectedRoles(want)
 	if leaders != 1 {
 		return false, fmt.Sprintf("%d database-leader(s)", leaders)

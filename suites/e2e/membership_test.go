@@ -36,19 +36,7 @@ var _ = Describe("cluster membership", Label("membership"), sizeLabel(), func() 
 		Expect(err).NotTo(HaveOccurred())
 		ms, err := srv.GetClusterMembers()
 		Expect(err).NotTo(HaveOccurred())
-		leaders, voters, standbys := 0, 0, 0
-		for _, m := range ms {
-			for _, r := range m.Roles {
-				switch r {
-				case "database-leader":
-					leaders++
-				case "database":
-					voters++
-				case "database-standby":
-					standbys++
-				}
-			}
-		}
+		leaders, voters, standbys := cluster.CountRoles(ms)
 		wv, ws := cluster.ExpectedRoles(cfg.Members + 1)
 		Expect(leaders).To(Equal(1), "database-leader count")
 		Expect(voters).To(Equal(wv), "database (voter) count for %d nodes", cfg.Members+1)
