@@ -53,9 +53,10 @@ test: unit integration
 
 ## e2e: the suites against one cluster of 1+MEMBERS nodes (main job)
 e2e: deps
+	@if [ -n "$(CLOUD_INIT)" ] && [ ! -f "$(CLOUD_INIT)" ]; then echo "CLOUD_INIT=$(CLOUD_INIT): no such file" >&2; exit 2; fi
 	mkdir -p $(ARTIFACTS)/$(RUN_ID)
-	BCMTEST_E2E=1 BCMTEST_MEMBERS=$(MEMBERS) BCMTEST_PROVIDER=$(PROVIDER) BCMTEST_CLOUD_INIT=$(CLOUD_INIT) \
-	  BCMTEST_ARTIFACTS=$(ARTIFACTS) BCMTEST_RUN_ID=$(RUN_ID) \
+	BCMTEST_E2E=1 BCMTEST_MEMBERS=$(MEMBERS) BCMTEST_PROVIDER=$(PROVIDER) BCMTEST_CLOUD_INIT=$(if $(CLOUD_INIT),$(abspath $(CLOUD_INIT))) \
+	  BCMTEST_ARTIFACTS=$(abspath $(ARTIFACTS)) BCMTEST_RUN_ID=$(RUN_ID) \
 	  $(GO) test -count=1 -v -timeout 90m ./suites/e2e $(GINKGO_FLAGS) \
 	  $(if $(LABELS),-ginkgo.label-filter='$(LABELS)') \
 	  -ginkgo.junit-report=$(ARTIFACTS)/$(RUN_ID)/junit.xml -ginkgo.json-report=$(ARTIFACTS)/$(RUN_ID)/report.json

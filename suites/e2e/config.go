@@ -15,7 +15,7 @@ import (
 type Config struct {
 	Members       int    // BCMTEST_MEMBERS: joining members (default 1: two nodes)
 	Provider      string // BCMTEST_PROVIDER: auto, qemu or multipass
-	CloudInit     string // BCMTEST_CLOUD_INIT: path; "" = the project's fixture
+	CloudInit     string // BCMTEST_CLOUD_INIT: absolute path (make makes it so); "" = the project's fixture
 	Artifacts     string // BCMTEST_ARTIFACTS/<run-id>
 	RunID         string
 	KeepOnFailure bool   // BCMTEST_KEEP_ON_FAILURE=1
