@@ -174,6 +174,9 @@ func TestSpecSizesDownWithANotice(t *testing.T) {
 	if len(r.Notices) != 2 {
 		t.Errorf("notices = %v", r.Notices)
 	}
+	if r.MaxLaunch != 2 {
+		t.Errorf("launch %d at once on 2 cores with 2-vCPU nodes, want 2", r.MaxLaunch)
+	}
 	if len(r.NodeNames) != 10 || r.NodeNames[0] != "CLUS1-00" || r.NodeNames[9] != "CLUS1-09" {
 		t.Errorf("node names = %v", r.NodeNames)
 	}

@@ -268,6 +268,14 @@ func (s Spec) resolve(h HostResources) (resolved, error) {
 				r.MaxLaunch = max(m, 1)
 			}
 		}
+		// Booting is CPU-bound under software emulation: more than two
+		// vCPUs per host core at once only stretches every boot towards
+		// its timeout without finishing the batch sooner.
+		if h.CPUs > 0 {
+			if c := 2 * h.CPUs / r.CPUs; c < r.MaxLaunch {
+				r.MaxLaunch = max(c, 1)
+			}
+		}
 	}
 	for i := 0; i < n; i++ {
 		r.NodeNames = append(r.NodeNames, NodeName(s.Name, i))

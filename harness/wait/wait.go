@@ -26,7 +26,7 @@ type Intervals struct {
 func DefaultIntervals() Intervals {
 	return Intervals{
 		ImageBuild: 40 * time.Minute,
-		Boot:       5 * time.Minute,
+		Boot:       10 * time.Minute,
 		CloudInit:  15 * time.Minute,
 		Bootstrap:  5 * time.Minute,
 		Join:       5 * time.Minute,

@@ -166,6 +166,6 @@ func writable(ctx context.Context, via string) {
 	var target lxd.InstanceServer = s.UseTarget(via)
 	Eventually(func() error {
 		return target.CreateStoragePoolVolume(bcm.Spec().PoolName, api.StorageVolumesPost{Name: vol, Type: "custom"})
-	}).WithContext(ctx).WithTimeout(2 * time.Minute).Should(Succeed(), "creating a volume through %s", via)
+	}).WithContext(ctx).WithTimeout(2*time.Minute).Should(Succeed(), "creating a volume through %s", via)
 	Expect(target.DeleteStoragePoolVolume(bcm.Spec().PoolName, "custom", vol)).To(Succeed())
 }

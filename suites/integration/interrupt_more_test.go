@@ -35,7 +35,7 @@ var _ = Describe("interrupting the harness in each phase", Label("interrupt"), f
 			Expect(errors.As(err, &ee)).To(BeTrue(), "bcmtest exited 0 after SIGINT")
 			Expect(ee.ExitCode()).To(Equal(130))
 			Expect(leftovers(dirs, name)).To(BeEmpty())
-			Expect(leaks.Processes("apt-cacher-ng -c " + filepath.Join(dirs.Cache, "apt"))).To(BeEmpty(), "apt cache left running")
+			Expect(leaks.Processes("apt-cacher-ng -c "+filepath.Join(dirs.Cache, "apt"))).To(BeEmpty(), "apt cache left running")
 		},
 		Entry("during launch", NodeTimeout(10*time.Minute), "qemu started"),
 		Entry("during the cloud-init wait", NodeTimeout(10*time.Minute), "waiting for cloud-init"),
@@ -93,7 +93,7 @@ var _ = Describe("interrupting the harness in each phase", Label("interrupt"), f
 		Expect(err).NotTo(HaveOccurred(), "%s", out)
 		Expect(string(out)).NotTo(ContainSubstring(b))
 		Expect(leftovers(dirs, a)).To(BeEmpty())
-		Expect(leaks.Processes(filepath.Join(vms, b+"-00") + "/")).To(HaveLen(1), "down %s touched %s", a, b)
+		Expect(leaks.Processes(filepath.Join(vms, b+"-00")+"/")).To(HaveLen(1), "down %s touched %s", a, b)
 		out, err = exec.CommandContext(ctx, bin, "exec", b+"-00", "--", "lxc", "cluster", "list").CombinedOutput()
 		Expect(err).NotTo(HaveOccurred(), "%s", out)
 		Expect(string(out)).To(ContainSubstring("ONLINE"))
