@@ -9,7 +9,7 @@ MEMBERS ?= 1
 PROVIDER ?= auto
 CLOUD_INIT ?=
 LABELS ?=
-INTEGRATION_LABELS ?= vm || cluster
+INTEGRATION_LABELS ?= vm || cluster || multipass
 GINKGO_FLAGS ?= -ginkgo.v -ginkgo.timeout=80m
 
 # Host packages the embedded QEMU provider needs (Debian/Ubuntu names), and

@@ -337,7 +337,7 @@ func (p *Provider) allocate(in provider.LaunchInput, img image.Image, accel stri
 		Name: in.Name, Group: in.Group, Dir: filepath.Join(p.vmsDir, in.Name), Image: img.Key,
 		CPUs: in.CPUs, MemoryMiB: in.MemoryMiB, DiskGiB: in.DiskGiB, PrivateIP: ip, SegmentPort: segPort,
 		SSHPort: sshPort, APIPort: apiPort, MACs: macs(in.Group, in.Name), Accel: accel,
-		Owner: os.Getpid(), Created: time.Now().UTC(),
+		Owner: owner(), Created: time.Now().UTC(),
 	}
 	// Write the record in a temporary directory and rename it into place, so
 	// a VM directory without a record never exists.
@@ -355,6 +355,16 @@ func (p *Provider) allocate(in provider.LaunchInput, img image.Image, accel stri
 	}
 	r.Dir = filepath.Join(p.vmsDir, in.Name)
 	return r, nil
+}
+
+// owner is the pid recorded as a VM's owner: this process, or the one a
+// short-lived wrapper (the multipass stand-in) names in BCMTEST_OWNER_PID, so
+// a sweep does not take the wrapper's exit for its owner's death.
+func owner() int {
+	if v, err := strconv.Atoi(os.Getenv("BCMTEST_OWNER_PID")); err == nil && v > 0 {
+		return v
+	}
+	return os.Getpid()
 }
 
 // segmentPort picks a UDP port for a group's multicast segment, stable for a

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -136,6 +137,10 @@ func (e *env) lock(name string) (*state.Lock, error) {
 func (e *env) qemu() (*qemu.Provider, error) {
 	if e.p != nil {
 		return e.p, nil
+	}
+	// The harness that ran `multipass` owns the VM, not this short-lived call.
+	if os.Getenv("BCMTEST_OWNER_PID") == "" {
+		os.Setenv("BCMTEST_OWNER_PID", strconv.Itoa(os.Getppid()))
 	}
 	p, err := qemu.New(qemu.Config{Dirs: e.dirs, Accel: os.Getenv("BCMTEST_ACCEL"), Log: e.trace})
 	if err != nil {
