@@ -132,6 +132,15 @@ func Up(ctx context.Context, spec Spec) (*Cluster, error) {
 	if err := c.waitReady(ctx, srv); err != nil {
 		return fail(err)
 	}
+	// Make the new cluster state durable on every node: a member powered
+	// off right after joining otherwise loses its just-written certificates
+	// (found by the fault suite: LXD then fails with "failed to find any PEM
+	// data in certificate input").
+	for _, m := range c.members {
+		if _, err := c.run(ctx, m.Name, nil, "sync"); err != nil {
+			return fail(fmt.Errorf("syncing %s: %w", m.Name, err))
+		}
+	}
 	c.timings.Ready = time.Since(t)
 	c.timings.Total = time.Since(start)
 	rec.Ready = true
