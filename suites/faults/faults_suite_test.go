@@ -22,6 +22,7 @@ import (
 
 	"github.com/BitcoinCacheMachine/bcmtest/fixtures"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/diag"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/providers"
 )
@@ -58,6 +59,14 @@ func record(m Measurement) {
 	GinkgoWriter.Printf("FAULT %s on %s: detection %s, recovery %s\n", m.Fault, m.Node, m.Detection.Round(time.Second), m.Recovery.Round(time.Second))
 }
 
+var failed bool
+
+var _ = ReportAfterEach(func(r SpecReport) {
+	if r.Failed() {
+		failed = true
+	}
+})
+
 var _ = BeforeSuite(func(ctx SpecContext) {
 	members := 2
 	if v := os.Getenv("BCMTEST_MEMBERS"); v != "" {
@@ -91,6 +100,17 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		b, _ := json.MarshalIndent(measured, "", "  ")
 		os.WriteFile(filepath.Join(artifacts, "faults.json"), b, 0o644)
 	})
+	// Registered after teardown, so it runs first: logs before teardown.
+	DeferCleanup(func(ctx SpecContext) {
+		if !failed {
+			return
+		}
+		var nodes []string
+		for _, m := range bcm.Members() {
+			nodes = append(nodes, m.Name)
+		}
+		diag.Collect(ctx, diag.CollectInput{Provider: p, Nodes: nodes, Dir: artifacts, Log: GinkgoWriter})
+	}, NodeTimeout(5*time.Minute))
 }, NodeTimeout(60*time.Minute))
 
 // members reads the member list through survivor's own API.
