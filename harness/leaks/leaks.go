@@ -57,3 +57,53 @@ func Files(root string, depth int, patterns ...string) []string {
 	})
 	return out
 }
+
+// Children returns "pid: cmdline" for the live children of pid whose
+// command line contains needle, so a test can later check that exactly
+// those processes are gone (other runs' processes of the same kind are not
+// its business).
+func Children(pid int, needle string) map[int]string {
+	out := map[int]string{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// The fields after the parenthesised command: state, ppid, ...
+		s := string(stat)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 2 || f[1] != strconv.Itoa(pid) {
+			continue
+		}
+		cmd := cmdline(child)
+		if cmd != "" && strings.Contains(cmd, needle) {
+			out[child] = cmd
+		}
+	}
+	return out
+}
+
+// Alive returns those of procs still running the same command line (a
+// recycled pid or a zombie does not count).
+func Alive(procs map[int]string) []string {
+	var out []string
+	for pid, cmd := range procs {
+		if cmdline(pid) == cmd {
+			out = append(out, fmt.Sprintf("%d: %s", pid, cmd))
+		}
+	}
+	return out
+}
+
+func cmdline(pid int) string {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil {
+		return ""
+	}
+	return strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " ")
+}

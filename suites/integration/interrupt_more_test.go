@@ -29,6 +29,7 @@ var _ = Describe("interrupting the harness in each phase", Label("interrupt"), f
 			}, marker)[:3]
 			DeferCleanup(func() { exec.Command(bin, "down", name).Run() })
 			cmd := startUntil(ctx, bin, marker, "up", name, "0", "--cpus", "1", "--memory", "1536M", "--disk", "12G", "--pool-size", "2G", "--provider", "qemu")
+			aptCache := leaks.Children(cmd.Process.Pid, "apt-cacher-ng")
 			Expect(cmd.Process.Signal(syscall.SIGINT)).To(Succeed())
 			err = cmd.Wait()
 			var ee *exec.ExitError
