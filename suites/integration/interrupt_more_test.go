@@ -36,7 +36,7 @@ var _ = Describe("interrupting the harness in each phase", Label("interrupt"), f
 			Expect(errors.As(err, &ee)).To(BeTrue(), "bcmtest exited 0 after SIGINT")
 			Expect(ee.ExitCode()).To(Equal(130))
 			Expect(leftovers(dirs, name)).To(BeEmpty())
-			Expect(leaks.Processes("apt-cacher-ng -c "+filepath.Join(dirs.Cache, "apt"))).To(BeEmpty(), "apt cache left running")
+			Expect(leaks.Alive(aptCache)).To(BeEmpty(), "this run's apt cache left running")
 		},
 		Entry("during launch", NodeTimeout(10*time.Minute), "qemu started"),
 		Entry("during the cloud-init wait", NodeTimeout(10*time.Minute), "waiting for cloud-init"),
