@@ -3,9 +3,11 @@ package multipass
 import (
 	"context"
 	"errors"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -49,8 +51,11 @@ func TestLaunch(t *testing.T) {
 	}
 	launch := calls[0]
 	udPath := launch.Argv[10]
+	// The default launch timeout covers the boot and cloud-init intervals.
+	iv := wait.DefaultIntervals()
+	wantTimeout := strconv.Itoa(int((iv.Boot + iv.CloudInit).Seconds()))
 	wantArgv := []string{"launch", "--name", "CLUS1-02", "--cpus", "2", "--memory", "2048M", "--disk", "20G",
-		"--cloud-init", udPath, "--timeout", "1200", "24.04"}
+		"--cloud-init", udPath, "--timeout", wantTimeout, "24.04"}
 	if !reflect.DeepEqual(launch.Argv, wantArgv) {
 		t.Errorf("launch argv:\n got %q\nwant %q", launch.Argv, wantArgv)
 	}
