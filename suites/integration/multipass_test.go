@@ -272,24 +272,7 @@ var _ = Describe("the multipass provider on the multipass stand-in", Label("mult
 		Expect(addrs).To(HaveLen(2))
 		Expect(addrs[0]).NotTo(Equal(addrs[1]))
 
-		srv, err := c.LXD()
-		Expect(err).NotTo(HaveOccurred())
-		ms, err := srv.GetClusterMembers()
-		Expect(err).NotTo(HaveOccurred())
-		var got []string
-		for _, m := range ms {
-			got = append(got, m.ServerName)
-			Expect(m.Status).To(Equal("Online"), "member %s", m.ServerName)
-		}
-		Expect(got).To(ConsistOf(nodes))
-		for _, m := range c.Members() {
-			target, err := c.LXDTarget(m.Name)
-			Expect(err).NotTo(HaveOccurred())
-			pool, _, err := target.GetStoragePool(c.Spec().PoolName)
-			Expect(err).NotTo(HaveOccurred(), "pool on %s", m.Name)
-			Expect(pool.Driver).To(Equal("zfs"))
-			Expect(pool.Status).To(Equal("Created"))
-		}
+		expectOnlineOnZFS(c, nodes)
 
 		By("destroying it")
 		Expect(c.Destroy(ctx)).To(Succeed())
