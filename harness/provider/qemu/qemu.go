@@ -575,9 +575,7 @@ func CheckCloudInit(ctx context.Context, p provider.Provider, name string, conso
 		}
 		tctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
-		if out, err := p.Exec(tctx, name, provider.ExecInput{Argv: []string{"tail", "-n", "40", "/var/log/cloud-init-output.log"}}); err == nil {
-			e.OutputTail = string(out.Stdout)
-		}
+		e.OutputTail = outputTail(tctx, p, name)
 		return e
 	}
 	statusOut := strings.TrimSpace(string(res.Stdout))
@@ -610,13 +608,20 @@ func CheckCloudInit(ctx context.Context, p provider.Provider, name string, conso
 		status = f[len(f)-1]
 	}
 	e := &provider.CloudInitError{VM: name, Status: status, FailedModules: mods, Errors: errs}
-	if out, err := p.Exec(ctx, name, provider.ExecInput{Argv: []string{"tail", "-n", "40", "/var/log/cloud-init-output.log"}}); err == nil {
-		e.OutputTail = string(out.Stdout)
-	}
+	e.OutputTail = outputTail(ctx, p, name)
 	if console != nil {
 		e.ConsoleTail = console()
 	}
 	return e
+}
+
+// outputTail is the end of cloud-init's output log, or "" if unreadable.
+func outputTail(ctx context.Context, p provider.Provider, name string) string {
+	out, err := p.Exec(ctx, name, provider.ExecInput{Argv: []string{"tail", "-n", "40", "/var/log/cloud-init-output.log"}})
+	if err != nil {
+		return ""
+	}
+	return string(out.Stdout)
 }
 
 // Exec runs argv as root through sudo over SSH.
