@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
-	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/common"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
 )
 
@@ -36,7 +36,7 @@ func (p *Provider) Launch(ctx context.Context, in provider.LaunchInput) (provide
 	if in.Group == "" {
 		in.Group = in.Name
 	}
-	if err := qemu.ValidateLaunch(in, minDiskGiB); err != nil {
+	if err := common.ValidateLaunch(in, minDiskGiB); err != nil {
 		return provider.Info{}, err
 	}
 	log := in.Log
@@ -63,7 +63,7 @@ func (p *Provider) Launch(ctx context.Context, in provider.LaunchInput) (provide
 
 	cctx, cancel := context.WithTimeout(ctx, p.cfg.Intervals.CloudInit)
 	defer cancel()
-	if err := qemu.CheckCloudInit(cctx, p, in.Name, nil); err != nil {
+	if err := common.CheckCloudInit(cctx, p, in.Name, nil); err != nil {
 		ictx, icancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer icancel()
 		info, _ := p.Info(ictx, in.Name)

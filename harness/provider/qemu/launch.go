@@ -1,0 +1,204 @@
+package qemu
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/common"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+)
+
+// Launch creates, boots and waits for one VM.
+func (p *Provider) Launch(ctx context.Context, in provider.LaunchInput) (provider.Info, error) {
+	if in.Group == "" {
+		in.Group = in.Name
+	}
+	if err := common.ValidateLaunch(in, p.cfg.Recipe.RootSizeGiB); err != nil {
+		return provider.Info{}, err
+	}
+	if free := freeDiskGiB(p.vmsDir); free >= 0 && free < 2 {
+		return provider.Info{}, fmt.Errorf("launching %s: only %d GiB free under %s for its overlay", in.Name, free, p.vmsDir)
+	}
+	img, err := p.Image(ctx)
+	if err != nil {
+		return provider.Info{}, fmt.Errorf("launching %s: getting the VM image: %w", in.Name, err)
+	}
+	accel, err := p.chooseAccel(ctx, img.Kernel, img.Initrd)
+	if err != nil {
+		return provider.Info{}, err
+	}
+	aptPort, err := p.ensureAptCache(ctx)
+	if err != nil {
+		return provider.Info{}, fmt.Errorf("launching %s: %w", in.Name, err)
+	}
+	rec, err := p.allocate(in, img, accel)
+	if err != nil {
+		return provider.Info{}, fmt.Errorf("launching %s: %w", in.Name, err)
+	}
+	created := false
+	defer func() {
+		if !created {
+			p.Delete(context.Background(), in.Name)
+		}
+	}()
+	if out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", img.Root,
+		rec.path("overlay.qcow2"), strconv.Itoa(in.DiskGiB)+"G").CombinedOutput(); err != nil {
+		return provider.Info{}, fmt.Errorf("launching %s: creating overlay: %w: %s", in.Name, err, out)
+	}
+	seed, err := BuildSeed(SeedInput{Name: in.Name, InstanceID: in.Name + "-" + strconv.FormatInt(rec.Created.UnixNano(), 36),
+		UserData: in.UserData, AuthorizedKey: p.authKey, PrivateCIDR: rec.PrivateIP + "/24"})
+	if err != nil {
+		return provider.Info{}, fmt.Errorf("launching %s: rendering seed: %w", in.Name, err)
+	}
+	if err := seed.WriteISO(ctx, rec.path("seed.iso")); err != nil {
+		return provider.Info{}, fmt.Errorf("launching %s: %w", in.Name, err)
+	}
+	start := time.Now()
+	if err := p.startQEMU(ctx, rec, img, aptPort); err != nil {
+		return provider.Info{}, fmt.Errorf("launching %s: %w", in.Name, err)
+	}
+	created = true // from here the caller owns cleanup and can read logs
+	p.logf("%s: qemu started (%s, %d vCPU, %d MiB, ssh 127.0.0.1:%d, private %s)", in.Name, accel, in.CPUs, in.MemoryMiB, rec.SSHPort, rec.PrivateIP)
+	if err := p.waitSSH(ctx, rec); err != nil {
+		return rec.info(p), err
+	}
+	p.logf("%s: SSH up after %s; waiting for cloud-init", in.Name, time.Since(start).Round(time.Second))
+	if err := p.waitCloudInit(ctx, rec); err != nil {
+		return rec.info(p), err
+	}
+	p.logf("%s: cloud-init done after %s", in.Name, time.Since(start).Round(time.Second))
+	return rec.info(p), nil
+}
+
+// allocate reserves the name, private address and ports, and writes the
+// record before anything runs.
+func (p *Provider) allocate(in provider.LaunchInput, img image.Image, accel string) (*record, error) {
+	lock, err := state.LockFile(filepath.Join(p.root, "allocate.lock"))
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
+	recs, _, err := loadRecords(p.vmsDir)
+	if err != nil {
+		return nil, err
+	}
+	usedIP := map[string]bool{}
+	segPort := 0
+	usedSeg := map[int]string{}
+	for _, r := range recs {
+		if r.Name == in.Name {
+			return nil, fmt.Errorf("VM %s already exists (group %s); remove it first", in.Name, r.Group)
+		}
+		usedSeg[r.SegmentPort] = r.Group
+		if r.Group == in.Group {
+			segPort = r.SegmentPort
+			usedIP[r.PrivateIP] = true
+		}
+	}
+	if segPort == 0 {
+		segPort = segmentPort(in.Group, usedSeg)
+	}
+	ip := ""
+	for host := 10; host < 250; host++ {
+		cand := fmt.Sprintf("10.77.0.%d", host)
+		if !usedIP[cand] {
+			ip = cand
+			break
+		}
+	}
+	if ip == "" {
+		return nil, fmt.Errorf("no free private address in group %s", in.Group)
+	}
+	sshPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	apiPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	r := &record{
+		Name: in.Name, Group: in.Group, Dir: filepath.Join(p.vmsDir, in.Name), Image: img.Key,
+		CPUs: in.CPUs, MemoryMiB: in.MemoryMiB, DiskGiB: in.DiskGiB, PrivateIP: ip, SegmentPort: segPort,
+		SSHPort: sshPort, APIPort: apiPort, MACs: macs(in.Group, in.Name), Accel: accel,
+		Owner: owner(), Created: time.Now().UTC(),
+	}
+	// Write the record in a temporary directory and rename it into place, so
+	// a VM directory without a record never exists.
+	tmp := filepath.Join(p.vmsDir, "."+in.Name+".tmp")
+	os.RemoveAll(tmp)
+	if err := state.MkdirPrivate(tmp); err != nil {
+		return nil, err
+	}
+	r.Dir = tmp
+	if err := r.save(); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp, filepath.Join(p.vmsDir, in.Name)); err != nil {
+		return nil, err
+	}
+	r.Dir = filepath.Join(p.vmsDir, in.Name)
+	return r, nil
+}
+
+// owner is the pid recorded as a VM's owner: this process, or the one a
+// short-lived wrapper (the multipass stand-in) names in BCMTEST_OWNER_PID, so
+// a sweep does not take the wrapper's exit for its owner's death.
+func owner() int {
+	if v, err := strconv.Atoi(os.Getenv("BCMTEST_OWNER_PID")); err == nil && v > 0 {
+		return v
+	}
+	return os.Getpid()
+}
+
+// segmentPort picks a UDP port for a group's multicast segment, stable for a
+// name and distinct from every other live group's.
+func segmentPort(group string, used map[int]string) int {
+	h := fnv.New32a()
+	h.Write([]byte(group))
+	port := 20000 + int(h.Sum32()%10000)
+	for {
+		if g, ok := used[port]; !ok || g == group {
+			return port
+		}
+		port = 20000 + (port-20000+1)%10000
+	}
+}
+
+// macs derives two locally administered MACs from the VM's identity.
+func macs(group, name string) [2]string {
+	sum := sha256.Sum256([]byte(group + "/" + name))
+	return [2]string{
+		fmt.Sprintf("52:54:00:%02x:%02x:%02x", sum[0], sum[1], sum[2]&0xfe),
+		fmt.Sprintf("52:54:01:%02x:%02x:%02x", sum[0], sum[1], sum[2]&0xfe),
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func portFree(port int) bool {
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}

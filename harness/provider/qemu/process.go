@@ -1,0 +1,113 @@
+package qemu
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
+)
+
+const qemuBinary = "qemu-system-x86_64"
+
+// startQEMU runs qemu for rec, retrying with fresh ports if a forward port
+// was taken in between.
+func (p *Provider) startQEMU(ctx context.Context, rec *record, img image.Image, aptPort int) error {
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		if attempt > 0 || !portFree(rec.SSHPort) || !portFree(rec.APIPort) {
+			var err error
+			if rec.SSHPort, err = freePort(); err != nil {
+				return err
+			}
+			if rec.APIPort, err = freePort(); err != nil {
+				return err
+			}
+		}
+		argv := buildArgv(argvInput{
+			Name: rec.Name, CPUs: rec.CPUs, MemoryMiB: rec.MemoryMiB, Accel: rec.Accel,
+			Kernel: img.Kernel, Initrd: img.Initrd, KernelArgs: img.KernelArgs,
+			Overlay: rec.path("overlay.qcow2"), Seed: rec.path("seed.iso"),
+			SSHPort: rec.SSHPort, APIPort: rec.APIPort, PrivateIP: rec.PrivateIP, AptPort: aptPort,
+			SegmentPort: rec.SegmentPort, MACs: rec.MACs,
+			Serial: rec.path("serial.log"), QMP: rec.path("qmp.sock"), PIDFile: rec.path("qemu.pid"),
+		})
+		os.Remove(rec.path("qemu.pid"))
+		os.WriteFile(rec.path("qemu.argv"), []byte(strings.Join(argv, "\n")+"\n"), 0o600)
+		logf, err := os.OpenFile(rec.path("qemu.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return err
+		}
+		cmd := exec.Command(qemuBinary, argv...)
+		// Own process group: a Ctrl-C on the terminal reaches the harness,
+		// which tears VMs down in order, not qemu directly.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			logf.Close()
+			return fmt.Errorf("starting %s: %w", qemuBinary, err)
+		}
+		rec.PID = cmd.Process.Pid
+		if err := rec.save(); err != nil {
+			cmd.Process.Kill()
+			return err
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait(); logf.Close() }()
+		// qemu writes its pidfile once its devices (and forwards) are set up.
+		err = wait.Until(ctx, 50*time.Millisecond, 500*time.Millisecond, func(context.Context) (bool, string, error) {
+			select {
+			case e := <-exited:
+				return false, "", fmt.Errorf("qemu exited at start (%v): %s", e, provider.Tail(readFile(rec.path("qemu.log")), 5))
+			default:
+			}
+			_, err := os.Stat(rec.path("qemu.pid"))
+			return err == nil, "waiting for qemu pidfile", nil
+		})
+		if err == nil {
+			return nil
+		}
+		lastErr = err
+		if !strings.Contains(err.Error(), "host forwarding") && !strings.Contains(err.Error(), "Address already in use") {
+			return err
+		}
+	}
+	return lastErr
+}
+
+func readFile(p string) string { b, _ := os.ReadFile(p); return string(b) }
+
+// stopProcess ends rec's qemu: graceful when asked, then quit, then SIGKILL.
+func (p *Provider) stopProcess(ctx context.Context, rec *record, graceful time.Duration) error {
+	if !rec.qemuAlive() {
+		return nil
+	}
+	gone := func(d time.Duration) bool {
+		wctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		return wait.Until(wctx, 100*time.Millisecond, time.Second, func(context.Context) (bool, string, error) {
+			return !rec.qemuAlive(), "qemu still running", nil
+		}) == nil
+	}
+	if graceful > 0 {
+		if _, err := qmp(ctx, rec.path("qmp.sock"), "system_powerdown", nil); err == nil && gone(graceful) {
+			return nil
+		}
+	}
+	qmp(ctx, rec.path("qmp.sock"), "quit", nil)
+	if gone(5 * time.Second) {
+		return nil
+	}
+	syscall.Kill(rec.PID, syscall.SIGKILL)
+	if gone(5 * time.Second) {
+		return nil
+	}
+	return fmt.Errorf("qemu of %s (pid %d) did not exit", rec.Name, rec.PID)
+}

@@ -1,0 +1,141 @@
+// Package qemu is the embedded VM provider: real QEMU VMs booted directly
+// from a Debian image the harness builds itself, configured by cloud-init
+// through a NoCloud seed, where multipass is absent.
+package qemu
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/aptcache"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/sshx"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
+	"golang.org/x/crypto/ssh"
+)
+
+// Config configures the provider. Zero values get defaults.
+type Config struct {
+	Dirs      state.Dirs
+	Recipe    image.Recipe
+	Accel     string // auto (default), kvm or tcg
+	Intervals wait.Intervals
+	// NoAptCache skips the apt cache (VMs then cannot install packages).
+	NoAptCache bool
+	Log        io.Writer
+}
+
+// Provider implements provider.Provider with qemu-system-x86_64.
+type Provider struct {
+	cfg     Config
+	root    string // <state>/qemu
+	vmsDir  string
+	images  image.Store
+	signer  ssh.Signer
+	authKey string
+
+	accelMu sync.Mutex
+	mu      sync.Mutex
+	apt     *aptcache.Cache
+	clients map[string]*ssh.Client
+}
+
+var _ provider.Provider = (*Provider)(nil)
+var _ provider.Faults = (*Provider)(nil)
+
+// New prepares the provider's state directory and SSH key.
+func New(cfg Config) (*Provider, error) {
+	if err := CheckHost(); err != nil {
+		return nil, err
+	}
+	if cfg.Dirs.State == "" {
+		d, err := state.Default()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Dirs = d
+	}
+	if cfg.Recipe.Suite == "" {
+		cfg.Recipe = image.DefaultRecipe()
+	}
+	if cfg.Intervals.Boot == 0 {
+		cfg.Intervals = wait.DefaultIntervals()
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	switch cfg.Accel {
+	case "", AccelAuto, AccelKVM, AccelTCG:
+	default:
+		return nil, fmt.Errorf("accel %q: must be auto, kvm or tcg", cfg.Accel)
+	}
+	p := &Provider{cfg: cfg, root: filepath.Join(cfg.Dirs.State, "qemu"), clients: map[string]*ssh.Client{}}
+	p.vmsDir = filepath.Join(p.root, "vms")
+	if err := state.MkdirPrivate(p.vmsDir); err != nil {
+		return nil, err
+	}
+	p.images = image.Store{Dir: filepath.Join(cfg.Dirs.Cache, "images"), Progress: cfg.Log}
+	signer, auth, err := sshx.LoadOrCreateKey(filepath.Join(p.root, "id_ed25519"))
+	if err != nil {
+		return nil, err
+	}
+	p.signer, p.authKey = signer, auth
+	return p, nil
+}
+
+func (p *Provider) Name() string { return "qemu" }
+
+func (p *Provider) logf(format string, args ...any) {
+	fmt.Fprintf(p.cfg.Log, "%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// Image returns the VM image, building it when absent.
+func (p *Provider) Image(ctx context.Context) (image.Image, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Intervals.ImageBuild)
+	defer cancel()
+	return p.images.Get(ctx, p.cfg.Recipe)
+}
+
+// Images is the provider's image store.
+func (p *Provider) Images() image.Store { return p.images }
+
+// Recipe is the image recipe in use.
+func (p *Provider) Recipe() image.Recipe { return p.cfg.Recipe }
+
+func (p *Provider) ensureAptCache(ctx context.Context) (int, error) {
+	if p.cfg.NoAptCache {
+		return 0, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.apt != nil {
+		return p.apt.Port, nil
+	}
+	c, err := aptcache.Start(ctx, filepath.Join(p.cfg.Dirs.Cache, "apt"), p.cfg.Log)
+	if err != nil {
+		return 0, err
+	}
+	p.apt = c
+	return c.Port, nil
+}
+
+// Close stops the apt cache and drops SSH connections.
+func (p *Provider) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for n, c := range p.clients {
+		c.Close()
+		delete(p.clients, n)
+	}
+	if p.apt != nil {
+		p.apt.Stop()
+		p.apt = nil
+	}
+	return nil
+}
