@@ -8,7 +8,8 @@ import "strings"
 // "did you mean" for typos), keys only newer releases know, deprecated keys,
 // unknown keys inside well-known mappings (write_files entries, apt,
 // power_state, ...) and duplicate keys. Each warning is formatted like a
-// Problem: "file:line:col: path: rule".
+// Problem: "file:line:col: path: rule". At most 100 are returned; a last
+// line "and N more" counts the rest.
 //
 // Warnings are not errors because cloud-init's own schema check, run inside
 // the image, is the authority on what a release accepts; a harness that
@@ -18,10 +19,10 @@ func Lint(name string, data []byte) (warnings []string, err error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, w := range ws {
-		warnings = append(warnings, w.Error())
+	if len(ws) == 0 {
+		return nil, nil
 	}
-	return warnings, nil
+	return listed(len(ws), func(i int) string { return ws[i].Error() }), nil
 }
 
 // UnknownKeys returns the top-level keys cloud-init 22.4 does not know.

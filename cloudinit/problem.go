@@ -5,6 +5,11 @@ import (
 	"strings"
 )
 
+// maxListed is how many problems a report lists before it sums up the rest.
+// A badly broken or hostile file can have hundreds of thousands; the first
+// hundred say what is wrong, the rest only bury it.
+const maxListed = 100
+
 // Problem is one thing wrong with a cloud-init file. Its fields are exported
 // so callers and tests can assert on the position and rule rather than on
 // message text.
@@ -56,13 +61,23 @@ func (p Problem) Error() string {
 // errors.As(err, &p) with p a *Problem still finds the first.
 type Problems []*Problem
 
-// Error lists the problems one per line.
+// Error lists the problems one per line, at most maxListed of them and then
+// a last line "and N more".
 func (ps Problems) Error() string {
-	lines := make([]string, len(ps))
-	for i, p := range ps {
-		lines[i] = p.Error()
+	return strings.Join(listed(len(ps), func(i int) string { return ps[i].Error() }), "\n")
+}
+
+// listed returns the first maxListed of n lines and, when there are more, a
+// last line "and N more".
+func listed(n int, line func(i int) string) []string {
+	out := make([]string, 0, min(n, maxListed)+1)
+	for i := range min(n, maxListed) {
+		out = append(out, line(i))
 	}
-	return strings.Join(lines, "\n")
+	if n > maxListed {
+		out = append(out, "and "+strconv.Itoa(n-maxListed)+" more")
+	}
+	return out
 }
 
 // Unwrap exposes each problem to errors.Is and errors.As.

@@ -2,6 +2,7 @@ package cloudinit
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -219,5 +220,42 @@ func TestProblemError(t *testing.T) {
 		if got := tt.p.Error(); got != tt.want {
 			t.Errorf("Error() = %q, want %q", got, tt.want)
 		}
+	}
+}
+
+// A file with thousands of problems lists the first hundred and counts the
+// rest, in Validate's error and in Lint's warnings alike.
+func TestProblemListIsCapped(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("#cloud-config\nruncmd:\n")
+	for range 250 {
+		b.WriteString("  - {a: b}\n")
+	}
+	err := Validate("vm.yaml", []byte(b.String()))
+	var ps Problems
+	if !errors.As(err, &ps) || len(ps) != 250 {
+		t.Fatalf("Validate = %d problems, want all 250 kept for errors.As", len(ps))
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != 101 || lines[99] != "vm.yaml:102:5: runcmd.99: must be a string, null or a list, got a mapping" || lines[100] != "and 150 more" {
+		t.Errorf("Error() has %d lines, ending %q; want 100 problems and \"and 150 more\"", len(lines), lines[len(lines)-2:])
+	}
+
+	b.Reset()
+	b.WriteString("#cloud-config\n")
+	for i := range 130 {
+		fmt.Fprintf(&b, "unknown%d: x\n", i)
+	}
+	warnings, err := Lint("vm.yaml", []byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 101 || warnings[100] != "and 30 more" || !strings.HasPrefix(warnings[99], "vm.yaml:101:1: unknown99: ") {
+		t.Errorf("Lint = %d warnings ending %q; want 100 and \"and 30 more\"", len(warnings), warnings[len(warnings)-2:])
+	}
+
+	exactly := Problems(ps[:100]).Error()
+	if n := strings.Count(exactly, "\n") + 1; n != 100 || strings.Contains(exactly, "more") {
+		t.Errorf("exactly 100 problems: %d lines, want all of them and no summary", n)
 	}
 }
