@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -97,14 +98,15 @@ func Fingerprint(authorizedKey string) string {
 }
 
 // Run executes cmdline in a new session. It returns the exit code; the error
-// is only for transport failures and cancellation.
+// is only for transport failures and cancellation. On cancellation it
+// returns the output so far without waiting for the session to wind down.
 func Run(ctx context.Context, c *ssh.Client, cmdline string, stdin io.Reader) (stdout, stderr []byte, code int, err error) {
 	s, err := c.NewSession()
 	if err != nil {
 		return nil, nil, -1, fmt.Errorf("opening SSH session: %w", err)
 	}
 	defer s.Close()
-	var o, e bytes.Buffer
+	var o, e outBuffer
 	s.Stdout, s.Stderr = &o, &e
 	if stdin != nil {
 		s.Stdin = stdin
@@ -118,17 +120,43 @@ func Run(ctx context.Context, c *ssh.Client, cmdline string, stdin io.Reader) (s
 	case <-ctx.Done():
 		s.Signal(ssh.SIGKILL)
 		s.Close()
-		return o.Bytes(), e.Bytes(), -1, ctx.Err()
+		// The session's copying goroutines may still be writing.
+		return o.take(), e.take(), -1, ctx.Err()
 	case werr := <-done:
 		if werr == nil {
-			return o.Bytes(), e.Bytes(), 0, nil
+			return o.take(), e.take(), 0, nil
 		}
 		var ee *ssh.ExitError
 		if errors.As(werr, &ee) {
-			return o.Bytes(), e.Bytes(), ee.ExitStatus(), nil
+			return o.take(), e.take(), ee.ExitStatus(), nil
 		}
-		return o.Bytes(), e.Bytes(), -1, fmt.Errorf("waiting for command: %w", werr)
+		return o.take(), e.take(), -1, fmt.Errorf("waiting for command: %w", werr)
 	}
+}
+
+// outBuffer collects a session's output. Run may return (on cancellation)
+// while the session still writes, so take hands out a copy and stops
+// further writes.
+type outBuffer struct {
+	mu     sync.Mutex
+	b      bytes.Buffer
+	closed bool
+}
+
+func (b *outBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, io.ErrClosedPipe
+	}
+	return b.b.Write(p)
+}
+
+func (b *outBuffer) take() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	return bytes.Clone(b.b.Bytes())
 }
 
 // Quote joins argv into one POSIX shell command line.
