@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
 )
 
 // Item is one thing collected from a node into a file.
@@ -79,17 +80,22 @@ func Collect(ctx context.Context, in CollectInput) ([]string, error) {
 	return files, errors.Join(errs...)
 }
 
+// Diagnostics hold addresses, journals and cloud-init logs that may carry
+// secrets from user-data: directories are 0700 and files 0600.
 func collectNode(ctx context.Context, in CollectInput, node string) ([]string, error) {
 	dir := filepath.Join(in.Dir, node)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := state.MkdirPrivate(dir); err != nil {
 		return nil, fmt.Errorf("collecting diagnostics of %s: %w", node, err)
 	}
 	var files, problems []string
+	var werrs []error
 	write := func(name string, b []byte) {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o644); err == nil {
-			files = append(files, p)
+		p, err := writePrivate(dir, name, b)
+		if err != nil {
+			werrs = append(werrs, fmt.Errorf("collecting diagnostics of %s: %w", node, err))
+			return
 		}
+		files = append(files, p)
 	}
 	if b, err := in.Provider.Console(ctx, node); err == nil {
 		write("serial-console.log", b)
@@ -116,5 +122,27 @@ func collectNode(ctx context.Context, in CollectInput, node string) ([]string, e
 	if len(problems) > 0 {
 		write("errors.txt", []byte(strings.Join(problems, "\n")+"\n"))
 	}
-	return files, nil
+	return files, errors.Join(werrs...)
+}
+
+// writePrivate replaces dir/name with b, mode 0600 even when an earlier
+// collection left a file there with another mode.
+func writePrivate(dir, name string, b []byte) (string, error) {
+	p := filepath.Join(dir, name)
+	f, err := os.CreateTemp(dir, "."+name+".tmp-")
+	if err != nil {
+		return "", fmt.Errorf("writing %s: %w", p, err)
+	}
+	_, werr := f.Write(b)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(f.Name(), p)
+	}
+	if werr != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("writing %s: %w", p, werr)
+	}
+	return p, nil
 }
