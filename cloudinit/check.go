@@ -5,16 +5,33 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
 
 // checker walks a parsed cloud-config and collects type errors (which
 // Validate reports) and warnings (which only Lint reports).
+//
+// The walk is linear in the size of the file however often aliases repeat a
+// node: the contents of a list or mapping are checked once per spec, and a
+// later alias to it only has its own kind checked. Without that, a few KB of
+// "x: &a [[x], [x], ...]" and "runcmd: [*a, *a, ...]" cost the product of
+// the two lengths and listed millions of problems.
 type checker struct {
 	file     string
 	errs     []*Problem
 	warnings []*Problem
+	// done holds the collections whose contents have been checked.
+	done map[visit]bool
+	// visits counts value calls, so tests can assert the walk is linear.
+	visits int
+}
+
+// visit is one collection checked against one spec.
+type visit struct {
+	n *yaml.Node
+	s *spec
 }
 
 func (c *checker) errorf(n *yaml.Node, path, format string, args ...any) {
@@ -41,7 +58,7 @@ func (c *checker) top(root *yaml.Node) {
 		known[k] = true
 	}
 	c.pairs(deref(root), "", func(key string, kn, vn *yaml.Node) {
-		path := key
+		path := pathKey(key)
 		if s, ok := typedKeys[key]; ok {
 			c.value(vn, s, path)
 		}
@@ -62,18 +79,30 @@ func (c *checker) top(root *yaml.Node) {
 	})
 }
 
-// value checks one value against its spec.
+// value checks one value against its spec. Kind and enum errors are
+// reported where the value is used, an alias included; a collection's
+// contents are checked only the first time they meet a spec.
 func (c *checker) value(n *yaml.Node, s *spec, path string) {
+	c.visits++
 	k := kindOf(n)
 	if s.accept&k == 0 {
 		c.errorf(n, path, "must be %s, got %s%s", s.accept, k, typeHint(s.accept, k, deref(n)))
 		return
 	}
 	d := deref(n)
+	if k&(kindList|kindMap) != 0 {
+		if c.done[visit{d, s}] {
+			return
+		}
+		if c.done == nil {
+			c.done = map[visit]bool{}
+		}
+		c.done[visit{d, s}] = true
+	}
 	switch k {
 	case kindString:
 		if len(s.enum) > 0 && !slices.Contains(s.enum, d.Value) {
-			c.errorf(n, path, "must be one of %s, got %q", strings.Join(s.enum, ", "), d.Value)
+			c.errorf(n, path, "must be one of %s, got %s", strings.Join(s.enum, ", "), quoteShort(d.Value))
 		}
 	case kindList:
 		if s.items != nil {
@@ -94,9 +123,9 @@ func (c *checker) mapping(n, d *yaml.Node, s *spec, path string) {
 		if f, ok := s.fields[key]; ok {
 			c.value(vn, f, join(path, key))
 		} else if s.values != nil {
-			c.value(vn, s.values, join(path, key))
+			c.value(vn, s.values, join(path, pathKey(key)))
 		} else if s.closed && key != "<<" {
-			c.warnf(kn, join(path, key), "unknown key; cloud-init will ignore it%s", suggest(key, mapKeys(s.fields)))
+			c.warnf(kn, join(path, pathKey(key)), "unknown key; cloud-init will ignore it%s", suggest(key, mapKeys(s.fields)))
 		}
 	})
 	for _, r := range s.required {
@@ -114,7 +143,7 @@ func (c *checker) pairs(m *yaml.Node, path string, fn func(key string, kn, vn *y
 		kn, vn := m.Content[i], m.Content[i+1]
 		key := deref(kn).Value
 		if prev, dup := first[key]; dup {
-			c.warnf(kn, join(path, key), "duplicate key (first at line %d); cloud-init keeps only this one", prev.Line)
+			c.warnf(kn, join(path, pathKey(key)), "duplicate key (first at line %d); cloud-init keeps only this one", prev.Line)
 		} else {
 			first[key] = kn
 		}
@@ -130,12 +159,45 @@ func typeHint(want, got kind, n *yaml.Node) string {
 	case want&kindBool != 0 && got == kindString && yaml11Bool.MatchString(n.Value):
 		return " (remove the quotes: a quoted " + strconv.Quote(n.Value) + " is a string)"
 	case want&kindString != 0 && got&(kindInt|kindFloat) != 0 && strings.HasPrefix(n.Value, "0"):
-		return " (quote it, e.g. '" + n.Value + "': YAML reads an unquoted " + n.Value + " as a number)"
+		v := short(n.Value)
+		return " (quote it, e.g. '" + v + "': YAML reads an unquoted " + v + " as a number)"
 	case want&kindString != 0 && got&(kindInt|kindFloat|kindBool|kindDate) != 0:
 		return " (quote it to make it a string)"
 	}
 	return ""
 }
+
+// maxShown is how many characters of a key or value a message quotes. A
+// message must stay short however long the value: the same long value can
+// be named by thousands of aliases, or be the parent of thousands of keys.
+const maxShown = 64
+
+// short shortens s to maxShown characters, marking the cut with "...".
+func short(s string) string {
+	if len(s) <= maxShown {
+		return s
+	}
+	i := 0
+	for n := 0; n < maxShown && i < len(s); n++ {
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+	}
+	if i == len(s) {
+		return s
+	}
+	return s[:i] + "..."
+}
+
+// quoteShort quotes s for a message, shortened like short.
+func quoteShort(s string) string {
+	if q := short(s); q != s {
+		return strconv.Quote(strings.TrimSuffix(q, "...")) + "..."
+	}
+	return strconv.Quote(s)
+}
+
+// pathKey is a free-form key as it appears in a Path: shortened like short.
+func pathKey(key string) string { return short(key) }
 
 func join(path, key string) string {
 	if path == "" {
@@ -161,8 +223,15 @@ func suggest(key string, candidates []string) string {
 	if len(key) <= 4 {
 		bestD = 2
 	}
+	if utf8.RuneCountInString(key) > maxShown {
+		return "" // no key is that long; and the distance would cost len(key) per candidate
+	}
+	nkey, nlen := norm(key), utf8.RuneCountInString(key)
 	for _, c := range candidates {
-		d := editDistance(norm(key), norm(c))
+		if abs(nlen-utf8.RuneCountInString(c)) >= bestD {
+			continue // the distance is at least the difference in length
+		}
+		d := editDistance(nkey, norm(c))
 		if d < bestD {
 			best, bestD = c, d
 		}
@@ -171,6 +240,13 @@ func suggest(key string, candidates []string) string {
 		return ""
 	}
 	return "; did you mean " + best + "?"
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
 
 // editDistance is the Levenshtein distance between a and b.
