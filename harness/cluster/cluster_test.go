@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/canonical/lxd/shared/api"
@@ -211,10 +212,12 @@ func TestUpRegistersCleanupBeforeLaunchAndRemovesEverythingOnError(t *testing.T)
 	dir := t.TempDir()
 	fp := fakeprovider.New()
 	fp.FailLaunch["CLUS1-02"] = errors.New("cloud-init failed on purpose")
-	var recordSeen bool
+	// Launches run concurrently: every one must see the record.
+	var launches, withRecord atomic.Int32
 	fp.OnLaunch = func(in provider.LaunchInput) {
+		launches.Add(1)
 		if _, err := os.Stat(filepath.Join(ClustersDir(dir), "CLUS1", "cluster.json")); err == nil {
-			recordSeen = true
+			withRecord.Add(1)
 		}
 	}
 	s := validSpec()
@@ -223,14 +226,16 @@ func TestUpRegistersCleanupBeforeLaunchAndRemovesEverythingOnError(t *testing.T)
 	if err == nil || !strings.Contains(err.Error(), "bringing up CLUS1: launching CLUS1-02: cloud-init failed on purpose") {
 		t.Fatalf("err = %v", err)
 	}
-	if !recordSeen {
-		t.Error("a VM launched before the cluster's record (its cleanup) existed")
+	if launches.Load() == 0 || withRecord.Load() != launches.Load() {
+		t.Errorf("%d of %d VM(s) launched before the cluster's record (its cleanup) existed", launches.Load()-withRecord.Load(), launches.Load())
 	}
 	if left := fp.Names(); len(left) != 0 {
 		t.Errorf("VMs left after failed Up: %v", left)
 	}
-	if _, err := os.Stat(filepath.Join(ClustersDir(dir), "CLUS1")); !os.IsNotExist(err) {
-		t.Errorf("state left after failed Up: %v", err)
+	for _, p := range []string{"CLUS1", "CLUS1.lock"} {
+		if _, err := os.Stat(filepath.Join(ClustersDir(dir), p)); !os.IsNotExist(err) {
+			t.Errorf("%s left after failed Up: %v", p, err)
+		}
 	}
 	launched, deleted := map[string]bool{}, map[string]bool{}
 	for _, c := range fp.Calls {
