@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -55,10 +56,17 @@ type Cluster struct {
 	creds   Credentials
 	members []Member
 	timings Timings
+	// attached: the handle is to a cluster this run reused, not created;
+	// it never tears it down or changes its record.
+	attached bool
 
 	mu        sync.Mutex
 	destroyed bool
 }
+
+// Attached reports whether the handle is to an existing cluster this run
+// reused rather than created; Destroy leaves such a cluster up.
+func (c *Cluster) Attached() bool { return c.attached }
 
 // Name is the cluster's name.
 func (c *Cluster) Name() string { return c.spec.Name }
@@ -159,35 +167,58 @@ func connect(endpoint string, cr Credentials) (lxd.InstanceServer, error) {
 }
 
 // Destroy deletes every VM of the cluster and its state. It is idempotent
-// and also removes VMs of this exact name that the handle did not know.
+// and also removes VMs of this exact name that the handle did not know. A
+// cluster this run attached to is left up. It takes the cluster's lock
+// (a *BusyError if another process holds it), except in Up's own teardown
+// after a failure, where Up already holds it.
 func (c *Cluster) Destroy(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.destroyed {
 		return nil
 	}
+	if c.attached {
+		logf(c.spec.Log, "%s: attached, not created by this run; leaving it up", c.Name())
+		return nil
+	}
+	lock, err := lockUnlessHeldHere(c.rec.dir, c.Name())
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, c.spec.Intervals.Teardown)
 	defer cancel()
 	logf(c.spec.Log, "%s: tearing down", c.Name())
-	err := destroy(ctx, c.p, c.spec.Name, c.rec.dir, c.spec.Log)
-	if err == nil {
-		c.destroyed = true
-		os.Remove(c.rec.dir + ".lock")
+	if _, err := destroy(ctx, c.p, c.spec.Name, c.rec.dir, c.spec.Log); err != nil {
+		return err
 	}
-	return err
+	c.destroyed = true
+	return nil
 }
 
-// destroy removes every VM that is exactly a node of name, then the state.
-func destroy(ctx context.Context, p provider.Provider, name, stateDir string, log interface{ Write([]byte) (int, error) }) error {
+// destroy removes every VM that is exactly a node of name (or in its
+// group), then the cluster's state directory dir when dir is not "". It
+// returns the VMs it deleted.
+func destroy(ctx context.Context, p provider.Provider, name, dir string, log interface{ Write([]byte) (int, error) }) ([]string, error) {
+	if name == "" {
+		// Every VM without a group would match.
+		return nil, errors.New("destroying a cluster: no cluster name given")
+	}
+	if dir != "" {
+		if err := checkStateDir(name, dir); err != nil {
+			return nil, fmt.Errorf("destroying %s: %w", name, err)
+		}
+	}
 	vms, err := p.List(ctx, "")
 	if err != nil {
-		return fmt.Errorf("destroying %s: listing VMs: %w", name, err)
+		return nil, fmt.Errorf("destroying %s: listing VMs: %w", name, err)
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
+	var deleted []string
 	for _, vm := range vms {
-		if vm.Group != name && !IsNodeOf(vm.Name, name) {
+		if !isMember(vm.Name, vm.Group, name) {
 			continue
 		}
 		wg.Add(1)
@@ -199,16 +230,35 @@ func destroy(ctx context.Context, p provider.Provider, name, stateDir string, lo
 				mu.Unlock()
 				return
 			}
+			mu.Lock()
+			deleted = append(deleted, vm.Name)
+			mu.Unlock()
 			logf(log, "%s: deleted %s", name, vm.Name)
 		}()
 	}
 	wg.Wait()
-	if len(errs) == 0 && stateDir != "" {
-		if err := os.RemoveAll(stateDir); err != nil {
+	sort.Strings(deleted)
+	if len(errs) == 0 && dir != "" {
+		if err := os.RemoveAll(dir); err != nil {
 			errs = append(errs, fmt.Errorf("destroying %s: removing state: %w", name, err))
 		}
 	}
-	return errors.Join(errs...)
+	return deleted, errors.Join(errs...)
+}
+
+// checkStateDir makes sure dir is the state directory of cluster name
+// (STATE/clusters/NAME with a valid NAME) before anything removes it: an
+// empty or odd name must never turn into removing clusters/ itself, with
+// every other cluster's record and client key.
+func checkStateDir(name, dir string) error {
+	if err := ValidateName(name); err != nil {
+		return fmt.Errorf("refusing to remove %s: %w", dir, err)
+	}
+	clean := filepath.Clean(dir)
+	if filepath.Base(clean) != name || filepath.Base(filepath.Dir(clean)) != "clusters" {
+		return fmt.Errorf("refusing to remove %s: not the state directory of cluster %s", dir, name)
+	}
+	return nil
 }
 
 func logf(w interface{ Write([]byte) (int, error) }, format string, args ...any) {

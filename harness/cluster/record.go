@@ -26,7 +26,17 @@ type record struct {
 	PoolName string    `json:"pool_name"`
 	// Persistent clusters (bcmtest up) outlive their process; sweeps skip them.
 	Persistent bool `json:"persistent"`
-	dir        string
+	// Kept clusters were left up on purpose; sweeps skip them too.
+	Kept *KeptMark `json:"kept,omitempty"`
+	dir  string
+}
+
+// KeptMark says a cluster was left up on purpose (BCMTEST_SKIP_TEARDOWN,
+// keep-on-failure) after its process ends: sweeps leave it alone and only
+// an explicit Down removes it.
+type KeptMark struct {
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
 }
 
 // ClustersDir is where cluster records live under a state directory.
@@ -34,24 +44,41 @@ func ClustersDir(stateDir string) string { return filepath.Join(stateDir, "clust
 
 func (r *record) save() error {
 	if err := state.MkdirPrivate(r.dir); err != nil {
-		return err
-	}
-	b, _ := json.MarshalIndent(r, "", "  ")
-	tmp := filepath.Join(r.dir, "cluster.json.tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return fmt.Errorf("saving state of cluster %s: %w", r.Name, err)
 	}
-	return os.Rename(tmp, filepath.Join(r.dir, "cluster.json"))
+	b, _ := json.MarshalIndent(r, "", "  ")
+	f, err := os.CreateTemp(r.dir, "cluster.json.tmp-")
+	if err != nil {
+		return fmt.Errorf("saving state of cluster %s: %w", r.Name, err)
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(r.dir, "cluster.json"))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("saving state of cluster %s: %w", r.Name, err)
+	}
+	return nil
 }
 
+// loadClusterRecord reads dir/cluster.json; a record that does not name the
+// cluster of its directory is as unusable as an unreadable one.
 func loadClusterRecord(dir string) (*record, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "cluster.json"))
+	p := filepath.Join(dir, "cluster.json")
+	b, err := os.ReadFile(p)
 	if err != nil {
 		return nil, err
 	}
 	var r record
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", dir, err)
+		return nil, fmt.Errorf("reading %s: %w", p, err)
+	}
+	if r.Name != filepath.Base(dir) {
+		return nil, fmt.Errorf("reading %s: it names cluster %q, not %q", p, r.Name, filepath.Base(dir))
 	}
 	r.dir = dir
 	return &r, nil

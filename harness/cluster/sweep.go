@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,29 +15,30 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
 )
 
-// Down removes exactly the cluster called name: every VM that is one of its
-// nodes (CLUS1-NN, never CLUS10-NN) and its state. Removing a cluster that
-// does not exist is not an error; it reports what it removed.
+// Down removes exactly the cluster called name, kept or not: every VM that
+// is one of its nodes (CLUS1-NN, never CLUS10-NN) and its state. It takes
+// the cluster's lock first, so it returns a *BusyError instead of pulling a
+// cluster from under the process bringing it up or tearing it down.
+// Removing a cluster that does not exist is not an error; it reports what
+// it removed.
 func Down(ctx context.Context, p provider.Provider, stateDir, name string, log io.Writer) ([]string, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
 	}
-	vms, err := nodesOf(ctx, p, name)
-	if err != nil {
-		return nil, fmt.Errorf("removing %s: %w", name, err)
-	}
 	dir := filepath.Join(ClustersDir(stateDir), name)
-	var removed []string
-	for _, v := range vms {
-		removed = append(removed, v.Name)
-	}
-	if _, err := os.Stat(dir); err == nil {
-		removed = append(removed, "state "+dir)
-	}
-	if err := destroy(ctx, p, name, dir, log); err != nil {
+	lock, err := lockCluster(dir, name)
+	if err != nil {
 		return nil, err
 	}
-	os.Remove(dir + ".lock")
+	defer lock.Unlock()
+	_, serr := os.Stat(dir)
+	removed, err := destroy(ctx, p, name, dir, log)
+	if err != nil {
+		return removed, err
+	}
+	if serr == nil {
+		removed = append(removed, "state "+dir)
+	}
 	return removed, nil
 }
 
@@ -49,43 +51,69 @@ type ClusterStatus struct {
 	OwnerAlive bool
 	Persistent bool
 	Ready      bool
-	// Stale: its owner died and it was not meant to outlive it, or died
-	// before it was ever ready (a `bcmtest up` killed mid-join).
+	// Kept is set when the cluster was left up on purpose, and why.
+	Kept *KeptMark
+	// Stale: its owner died and it was neither kept nor meant to outlive
+	// it, or died before it was ever ready (a `bcmtest up` killed mid-join).
 	Stale bool
+	// Problem says why the harness cannot judge the cluster (an unreadable
+	// record, VMs without a cluster name); sweeps leave it alone.
+	Problem string
 }
 
 // List returns every cluster known from the state directory and the
-// provider's VMs (VMs without a record are grouped by their group name).
+// provider's VMs. VMs without a record are grouped by their group name, or
+// by the cluster their node name (NAME-NN) says when they have no group.
 func List(ctx context.Context, p provider.Provider, stateDir string) ([]ClusterStatus, error) {
 	byName := map[string]*ClusterStatus{}
-	entries, _ := os.ReadDir(ClustersDir(stateDir))
+	entries, err := os.ReadDir(ClustersDir(stateDir))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("listing clusters: %w", err)
+	}
 	for _, e := range entries {
 		if !e.IsDir() {
+			continue // NAME.lock
+		}
+		dir := filepath.Join(ClustersDir(stateDir), e.Name())
+		if err := ValidateName(e.Name()); err != nil {
+			byName[e.Name()] = &ClusterStatus{Name: e.Name(), Problem: fmt.Sprintf("%s is not a cluster's state directory: %v", dir, err)}
 			continue
 		}
-		rec, err := loadClusterRecord(filepath.Join(ClustersDir(stateDir), e.Name()))
+		rec, err := loadClusterRecord(dir)
 		if err != nil {
-			byName[e.Name()] = &ClusterStatus{Name: e.Name(), Stale: true}
+			// Unknown is not stale: a record being written, or one a
+			// person should look at, is never grounds for removal.
+			byName[e.Name()] = &ClusterStatus{Name: e.Name(), Problem: "unreadable record: " + err.Error()}
 			continue
 		}
-		alive := state.ProcessAlive(rec.Owner) && rec.Owner != 0
-		byName[rec.Name] = &ClusterStatus{Name: rec.Name, Provider: rec.Provider, Owner: rec.Owner, OwnerAlive: alive,
-			Persistent: rec.Persistent, Ready: rec.Ready, Stale: !alive && (!rec.Persistent || !rec.Ready)}
+		byName[rec.Name] = recordStatus(rec)
 	}
 	vms, err := p.List(ctx, "")
 	if err != nil {
 		return nil, fmt.Errorf("listing VMs: %w", err)
 	}
 	for _, v := range vms {
-		cs := byName[v.Group]
+		name := v.Group
+		if name == "" {
+			name, _, _ = splitNodeName(v.Name)
+		}
+		cs := byName[name]
 		if cs == nil {
 			// Without a record, only a VM whose recorded owner died is
 			// stale; an unknown owner (0) may be someone's on purpose.
 			alive := v.Owner != 0 && state.ProcessAlive(v.Owner)
-			cs = &ClusterStatus{Name: v.Group, Provider: v.Provider, Owner: v.Owner, OwnerAlive: alive, Stale: v.Owner != 0 && !alive, Persistent: v.Owner == 0}
-			byName[v.Group] = cs
+			cs = &ClusterStatus{Name: name, Provider: v.Provider, Owner: v.Owner, OwnerAlive: alive, Stale: v.Owner != 0 && !alive, Persistent: v.Owner == 0}
+			byName[name] = cs
 		}
 		cs.Nodes = append(cs.Nodes, v)
+	}
+	if cs := byName[""]; cs != nil {
+		var names []string
+		for _, n := range cs.Nodes {
+			names = append(names, n.Name)
+		}
+		cs.Stale = false
+		cs.Problem = fmt.Sprintf("VM(s) %s have no group and no NAME-NN node name, so no cluster to remove them with", strings.Join(names, ", "))
 	}
 	var out []ClusterStatus
 	for _, cs := range byName {
@@ -95,38 +123,82 @@ func List(ctx context.Context, p provider.Provider, stateDir string) ([]ClusterS
 	return out, nil
 }
 
+func recordStatus(rec *record) *ClusterStatus {
+	alive := rec.Owner != 0 && state.ProcessAlive(rec.Owner)
+	return &ClusterStatus{Name: rec.Name, Provider: rec.Provider, Owner: rec.Owner, OwnerAlive: alive,
+		Persistent: rec.Persistent, Ready: rec.Ready, Kept: rec.Kept,
+		Stale: !alive && rec.Kept == nil && (!rec.Persistent || !rec.Ready)}
+}
+
 // SweepStale removes every cluster whose owning process died without
 // tearing it down (a crash, SIGKILL), and reports what it removed.
-// Clusters made to outlive their process (bcmtest up) are left alone.
+// Clusters made to outlive their process (bcmtest up) or kept on purpose
+// are left alone, and so is anything it cannot judge (logged to log).
 func SweepStale(ctx context.Context, p provider.Provider, stateDir string, log io.Writer) ([]string, error) {
 	all, err := List(ctx, p, stateDir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sweeping: %w", err)
 	}
 	var removed []string
 	var errs []error
 	for _, cs := range all {
+		if cs.Problem != "" {
+			logf(log, "sweep: leaving %q alone: %s", cs.Name, cs.Problem)
+			continue
+		}
 		if !cs.Stale {
 			continue
 		}
-		dir := filepath.Join(ClustersDir(stateDir), cs.Name)
-		lock, err := state.TryLock(dir + ".lock")
+		r, err := sweepOne(ctx, p, stateDir, cs, log)
 		if err != nil {
-			continue // a live process holds it after all
+			errs = append(errs, fmt.Errorf("sweeping %s: %w", cs.Name, err))
 		}
-		logf(log, "sweep: removing %s left by dead process %d (%d VM(s))", cs.Name, cs.Owner, len(cs.Nodes))
-		derr := destroy(ctx, p, cs.Name, dir, log)
-		lock.Unlock()
-		if derr != nil {
-			errs = append(errs, derr)
-			continue
+		if r != "" {
+			removed = append(removed, r)
 		}
-		os.Remove(dir + ".lock")
-		var vms []string
-		for _, n := range cs.Nodes {
-			vms = append(vms, n.Name)
-		}
-		removed = append(removed, fmt.Sprintf("%s (VMs: %s)", cs.Name, strings.Join(vms, ", ")))
 	}
 	return removed, errors.Join(errs...)
+}
+
+// sweepOne removes one cluster List found stale, after taking its lock and
+// judging it again: its owner may have kept it since.
+func sweepOne(ctx context.Context, p provider.Provider, stateDir string, cs ClusterStatus, log io.Writer) (string, error) {
+	if cs.Name == "" || cs.Name == "." || cs.Name == ".." || strings.ContainsAny(cs.Name, `/\`) {
+		logf(log, "sweep: leaving VMs of group %q alone: not a name the harness gives", cs.Name)
+		return "", nil
+	}
+	dir := filepath.Join(ClustersDir(stateDir), cs.Name)
+	lock, err := lockCluster(dir, cs.Name)
+	var be *BusyError
+	if errors.As(err, &be) {
+		logf(log, "sweep: leaving %s alone: %v", cs.Name, be)
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	defer lock.Unlock()
+	rec, err := loadClusterRecord(dir)
+	switch {
+	case err == nil:
+		if now := recordStatus(rec); !now.Stale {
+			return "", nil
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		if _, serr := os.Stat(dir); serr == nil {
+			logf(log, "sweep: leaving %s alone: %s has no cluster.json", cs.Name, dir)
+			return "", nil
+		}
+		// VMs only; a group that is not a cluster name has no state.
+		dir = ""
+	default:
+		logf(log, "sweep: leaving %s alone: %v", cs.Name, err)
+		return "", nil
+	}
+	logf(log, "sweep: removing %s left by dead process %d (%d VM(s))", cs.Name, cs.Owner, len(cs.Nodes))
+	deleted, err := destroy(ctx, p, cs.Name, dir, log)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s (VMs: %s)", cs.Name, strings.Join(deleted, ", ")), nil
 }

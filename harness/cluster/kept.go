@@ -1,0 +1,105 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+)
+
+// Keep marks the cluster as left up on purpose, for why (shown by List):
+// sweeps then never remove it, and only an explicit Down does. A cluster
+// this run attached to is not this run's to mark, and is left as it is.
+func (c *Cluster) Keep(why string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.attached {
+		return nil
+	}
+	if c.destroyed {
+		return fmt.Errorf("keeping %s: it was torn down", c.Name())
+	}
+	lock, err := lockUnlessHeldHere(c.rec.dir, c.Name())
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	c.rec.Kept = &KeptMark{Reason: why, At: time.Now().UTC()}
+	if err := c.rec.save(); err != nil {
+		c.rec.Kept = nil
+		return fmt.Errorf("keeping %s: %w", c.Name(), err)
+	}
+	logf(c.spec.Log, "%s: kept (%s); remove it with `bcmtest down %s`", c.Name(), why, c.Name())
+	return nil
+}
+
+// ReuseError says why a cluster cannot be reused (BCMTEST_REUSE,
+// `bcmtest up --reuse`).
+type ReuseError struct {
+	Cluster string
+	Reason  string
+}
+
+func (e *ReuseError) Error() string { return fmt.Sprintf("reusing %s: %s", e.Cluster, e.Reason) }
+
+// checkReusable says whether a run that did not create cluster name may
+// attach to it: it must exist on p with a readable record, have been left
+// up on purpose (kept, or made by `bcmtest up` and ready), and its owner
+// must have ended. Otherwise it returns a *ReuseError saying why, so that
+// a reuse never quietly builds a new cluster instead.
+func checkReusable(ctx context.Context, p provider.Provider, stateDir, name string) error {
+	fail := func(format string, args ...any) error {
+		return &ReuseError{Cluster: name, Reason: fmt.Sprintf(format, args...)}
+	}
+	dir := filepath.Join(ClustersDir(stateDir), name)
+	vms, err := p.List(ctx, "")
+	if err != nil {
+		return fmt.Errorf("reusing %s: listing VMs: %w", name, err)
+	}
+	var nodes []string
+	for _, v := range vms {
+		if isMember(v.Name, v.Group, name) {
+			nodes = append(nodes, v.Name)
+		}
+	}
+	rec, err := loadClusterRecord(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && len(nodes) == 0:
+		return fail("not found: no VMs of it on %s and no record in %s", p.Name(), dir)
+	case errors.Is(err, fs.ErrNotExist):
+		return fail("its VMs (%s) have no record in %s, so this harness did not leave them for reuse", strings.Join(nodes, ", "), dir)
+	case err != nil:
+		return fail("its record is unusable: %v; remove it with `bcmtest down %s`", err, name)
+	}
+	if rec.Provider != "" && rec.Provider != p.Name() {
+		return fail("it runs on %s, not %s", rec.Provider, p.Name())
+	}
+	if rec.Owner != os.Getpid() && state.ProcessAlive(rec.Owner) {
+		owner := fmt.Sprintf("process %d", rec.Owner)
+		if cmd := state.ProcessCommand(rec.Owner); cmd != "" {
+			owner += " (" + cmd + ")"
+		}
+		return fail("its owner, %s, is still running and may tear it down; reuse it after that run has ended", owner)
+	}
+	if rec.Kept == nil && !rec.Persistent {
+		return fail("it was not kept: its run (process %d) ended without BCMTEST_SKIP_TEARDOWN or keep-on-failure, so the next sweep removes it", rec.Owner)
+	}
+	if !rec.Ready {
+		why := ""
+		if rec.Kept != nil {
+			why = " (kept: " + rec.Kept.Reason + ")"
+		}
+		return fail("it never finished coming up%s; remove it with `bcmtest down %s`", why, name)
+	}
+	if len(nodes) == 0 {
+		return fail("its record is in %s but none of its VMs exist on %s; remove it with `bcmtest down %s`", dir, p.Name(), name)
+	}
+	return nil
+}
