@@ -18,7 +18,8 @@ import (
 
 // Dirs are the roots the harness writes to. Zero values are filled by Default.
 type Dirs struct {
-	// State holds per-VM records, overlays, seeds and keys (mode 0700).
+	// State holds per-VM records, overlays, seeds and keys, in
+	// subdirectories the harness creates 0700.
 	State string
 	// Cache holds built images and the apt cache; it survives between runs.
 	Cache string
