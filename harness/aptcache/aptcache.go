@@ -98,18 +98,7 @@ func (c *Cache) start(ctx context.Context, bin string, log io.Writer) error {
 		return fmt.Errorf("starting the apt cache: finding a free port: %w", err)
 	}
 	c.Port = port
-	acng := fmt.Sprintf(`CacheDir: %s
-LogDir: %s
-SupportDir: /usr/lib/apt-cacher-ng
-Port: %d
-BindAddress: 127.0.0.1
-SocketPath: %s
-PidFile: %s
-Remap-debrep: file:deb_mirror*.gz /debian ; file:backends_debian
-Remap-secdeb: security.debian.org security.debian.org/debian-security deb.debian.org/debian-security /debian-security ; deb.debian.org/debian-security
-ReportPage: acng-report.html
-ExThreshold: 4
-`, cacheDir, logDir, port, filepath.Join(c.Dir, "socket"), filepath.Join(c.Dir, "pid"))
+	acng := config(cacheDir, logDir, filepath.Join(c.Dir, "socket"), filepath.Join(c.Dir, "pid"), port)
 	if err := os.WriteFile(filepath.Join(conf, "acng.conf"), []byte(acng), 0o644); err != nil {
 		return err
 	}
@@ -145,7 +134,7 @@ ExThreshold: 4
 			return false, err.Error(), nil
 		}
 		resp.Body.Close()
-		return resp.StatusCode == 200, resp.Status, nil
+		return resp.StatusCode < 500, resp.Status, nil
 	})
 	if err != nil {
 		c.Stop()
@@ -155,6 +144,28 @@ ExThreshold: 4
 		fmt.Fprintf(log, "apt cache: apt-cacher-ng on 127.0.0.1:%d, cache %s\n", port, cacheDir)
 	}
 	return nil
+}
+
+// config is the daemon's whole configuration. VMs reach the cache, so it
+// must not be a way off the machine: ForceManaged refuses every host that no
+// Remap line names (only Debian's archive and its security suite are
+// named), and a PassThroughPattern that matches no host:port refuses every
+// CONNECT tunnel. The report page answers the harness's readiness probe.
+func config(cacheDir, logDir, socket, pidFile string, port int) string {
+	return fmt.Sprintf(`CacheDir: %s
+LogDir: %s
+SupportDir: /usr/lib/apt-cacher-ng
+Port: %d
+BindAddress: 127.0.0.1
+SocketPath: %s
+PidFile: %s
+Remap-debrep: file:deb_mirror*.gz /debian ; file:backends_debian
+Remap-secdeb: security.debian.org security.debian.org/debian-security deb.debian.org/debian-security /debian-security ; deb.debian.org/debian-security
+ForceManaged: 1
+PassThroughPattern: ^$
+ReportPage: acng-report.html
+ExThreshold: 4
+`, cacheDir, logDir, port, socket, pidFile)
 }
 
 // Stop terminates the daemon and releases the slot. Safe to call twice.

@@ -3,12 +3,15 @@ package qemu
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"mime/multipart"
 	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -26,6 +29,12 @@ type Seed struct {
 	UserData      []byte
 	VendorData    []byte
 	NetworkConfig []byte
+	// Identity is read by the image's seed gate (not by cloud-init) when a
+	// VM restored from a snapshot gets its seed: shell assignments of the
+	// VM's own MACs and the host's clock.
+	Identity []byte
+	// Entropy is mixed into the restored guest's random pool.
+	Entropy []byte
 }
 
 // SeedInput is what the seed is made from.
@@ -35,6 +44,12 @@ type SeedInput struct {
 	UserData      []byte
 	AuthorizedKey string
 	PrivateCIDR   string // e.g. 10.77.0.10/24 on the private segment NIC
+	// MACs are the VM's NIC addresses, which a restored VM must take over
+	// from its template's.
+	MACs [2]string
+	// Clock is the host's time when the seed was written: a floor for the
+	// restored guest's clock.
+	Clock time.Time
 }
 
 // BuildSeed renders the seed. The user's user-data is kept byte for byte; the
@@ -54,8 +69,20 @@ func BuildSeed(in SeedInput) (Seed, error) {
 	if err != nil {
 		return Seed{}, err
 	}
-	return Seed{MetaData: meta, UserData: in.UserData, VendorData: vendor, NetworkConfig: net}, nil
+	for _, m := range in.MACs {
+		if m != "" && !macPattern.MatchString(m) {
+			return Seed{}, fmt.Errorf("MAC %q: must be six colon-separated hex bytes", m)
+		}
+	}
+	identity := fmt.Sprintf("MAC0=%s\nMAC1=%s\nCLOCK=%d\n", in.MACs[0], in.MACs[1], in.Clock.Unix())
+	entropy := make([]byte, 64)
+	if _, err := rand.Read(entropy); err != nil {
+		return Seed{}, err
+	}
+	return Seed{MetaData: meta, UserData: in.UserData, VendorData: vendor, NetworkConfig: net, Identity: []byte(identity), Entropy: entropy}, nil
 }
+
+var macPattern = regexp.MustCompile(`^[0-9a-f]{2}(:[0-9a-f]{2}){5}$`)
 
 type netv2 struct {
 	Version   int                   `yaml:"version"`
@@ -88,7 +115,7 @@ chown %[1]s:%[1]s /home/%[1]s/.ssh/authorized_keys
 chmod 600 /home/%[1]s/.ssh/authorized_keys
 printf '%%s\n' '%[1]s ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/90-bcmtest
 chmod 440 /etc/sudoers.d/90-bcmtest
-printf '%%s\n' 'Acquire::http::Proxy "http://%[3]s";' 'Acquire::Languages "none";' > /etc/apt/apt.conf.d/90bcmtest-proxy
+printf '%%s\n' 'Acquire::http::Proxy "http://%[3]s";' 'Acquire::Languages "none";' 'Acquire::http::Pipeline-Depth "0";' > /etc/apt/apt.conf.d/90bcmtest-proxy
 `, HarnessUser, authorizedKey, AptProxyAddr)
 	cfg := "#cloud-config\n# bcmtest: the root filesystem has no partition table; resize2fs grows it.\ngrowpart: {mode: 'off'}\nresize_rootfs: true\nmanage_etc_hosts: localhost\n"
 	var buf bytes.Buffer
@@ -117,7 +144,14 @@ func (s Seed) WriteISO(ctx context.Context, path string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	for name, b := range map[string][]byte{"meta-data": s.MetaData, "user-data": s.UserData, "vendor-data": s.VendorData, "network-config": s.NetworkConfig} {
+	files := map[string][]byte{"meta-data": s.MetaData, "user-data": s.UserData, "vendor-data": s.VendorData, "network-config": s.NetworkConfig}
+	if s.Identity != nil {
+		files["bcmtest-identity"] = s.Identity
+	}
+	if s.Entropy != nil {
+		files["bcmtest-entropy"] = s.Entropy
+	}
+	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
 			return err
 		}

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/artifact"
 )
 
 // Image is a built, complete cache entry. Its files are read-only by contract.
@@ -98,6 +98,17 @@ func (s Store) List() ([]Image, error) {
 	return out, nil
 }
 
+// artifacts is the shared cached-artifact store behind the image cache.
+func (s Store) artifacts() artifact.Store {
+	return artifact.Store{Dir: s.Dir, Kind: "image", Progress: s.Progress}
+}
+
+// complete says whether dir holds a whole image (its manifest is written last).
+func complete(dir string) error {
+	_, err := Store{}.open(dir)
+	return err
+}
+
 // Get returns the image for r, building it when absent. Concurrent callers
 // (other processes too) wait on a lock; only one builds, the rest reuse.
 func (s Store) Get(ctx context.Context, r Recipe) (Image, error) {
@@ -107,41 +118,13 @@ func (s Store) Get(ctx context.Context, r Recipe) (Image, error) {
 	if err := requireTools(); err != nil {
 		return Image{}, err
 	}
-	if err := state.MkdirPrivate(s.Dir); err != nil {
+	e, err := s.artifacts().Get(ctx, r.Key(), complete, func(ctx context.Context, tmp string) error {
+		return s.build(ctx, r, tmp)
+	})
+	if err != nil {
 		return Image{}, err
 	}
-	lockPath := filepath.Join(s.Dir, r.Key()+".lock")
-	lock, err := state.TryLock(lockPath)
-	if errors.Is(err, state.ErrLocked) {
-		s.printf("image %s: another run is building it; waiting for that build\n", r.Key())
-		lock, err = lockWithContext(ctx, lockPath)
-	}
-	if err != nil {
-		return Image{}, fmt.Errorf("locking image %s: %w", r.Key(), err)
-	}
-	defer lock.Unlock()
-	if img, err := s.Lookup(r); err == nil {
-		return img, nil // built by the run we waited for
-	}
-	s.removeStaleTemps(r.Key())
-	return s.build(ctx, r)
-}
-
-// lockWithContext waits for a file lock but gives up when ctx ends.
-func lockWithContext(ctx context.Context, path string) (*state.Lock, error) {
-	type res struct {
-		l   *state.Lock
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() { l, err := state.LockFile(path); ch <- res{l, err} }()
-	select {
-	case r := <-ch:
-		return r.l, r.err
-	case <-ctx.Done():
-		go func() { r := <-ch; r.l.Unlock() }()
-		return nil, ctx.Err()
-	}
+	return s.open(e.Dir)
 }
 
 // requireTools names the Debian package for each missing build tool.
@@ -165,35 +148,15 @@ func (s Store) printf(format string, args ...any) {
 	}
 }
 
-// removeStaleTemps deletes half-written builds of key left by killed runs.
-// Called under the key's lock, so no live build owns them.
-func (s Store) removeStaleTemps(key string) {
-	matches, _ := filepath.Glob(filepath.Join(s.Dir, key+".tmp-*"))
-	for _, m := range matches {
-		s.printf("image %s: removing unfinished build %s\n", key, filepath.Base(m))
-		os.RemoveAll(m)
-	}
-}
-
-func (s Store) build(ctx context.Context, r Recipe) (Image, error) {
+// build makes the image for r in tmp; the store publishes it.
+func (s Store) build(ctx context.Context, r Recipe, tmp string) error {
 	start := time.Now()
 	key := r.Key()
-	tmp := filepath.Join(s.Dir, key+".tmp-"+strconv.Itoa(os.Getpid()))
-	os.RemoveAll(tmp)
-	if err := state.MkdirPrivate(tmp); err != nil {
-		return Image{}, err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			os.RemoveAll(tmp)
-		}
-	}()
 	s.printf("image %s: building Debian %s image with mmdebstrap (takes minutes)\n", key, r.Suite)
 
 	hook := filepath.Join(tmp, "customize.sh")
 	if err := os.WriteFile(hook, []byte(r.Customize), 0o700); err != nil {
-		return Image{}, fmt.Errorf("writing customize hook: %w", err)
+		return fmt.Errorf("writing customize hook: %w", err)
 	}
 	tarball := filepath.Join(tmp, "rootfs.tar")
 	args := []string{
@@ -209,28 +172,31 @@ func (s Store) build(ctx context.Context, r Recipe) (Image, error) {
 	args = append(args, r.Suite, tarball)
 	args = append(args, r.Sources()...)
 	if err := s.run(ctx, start, "mmdebstrap", args...); err != nil {
-		return Image{}, fmt.Errorf("building image %s with mmdebstrap: %w", key, err)
+		return fmt.Errorf("building image %s with mmdebstrap: %w", key, err)
 	}
 	tree := filepath.Join(tmp, "rootfs")
 	if err := os.Mkdir(tree, 0o755); err != nil {
-		return Image{}, err
+		return err
 	}
 	s.printf("image %s: unpacking root tree (%s)\n", key, since(start))
 	if err := s.run(ctx, start, "tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", tarball, "-C", tree); err != nil {
-		return Image{}, fmt.Errorf("unpacking image %s: %w", key, err)
+		return fmt.Errorf("unpacking image %s: %w", key, err)
 	}
 	os.Remove(tarball)
+	if err := writePackageNames(tree, filepath.Join(tmp, packagesName)); err != nil {
+		return fmt.Errorf("listing the packages image %s knows: %w", key, err)
+	}
 	kver, err := copyBootFiles(tree, tmp)
 	if err != nil {
-		return Image{}, fmt.Errorf("extracting kernel of image %s: %w", key, err)
+		return fmt.Errorf("extracting kernel of image %s: %w", key, err)
 	}
 	s.printf("image %s: writing %d GiB ext4 root filesystem (%s)\n", key, r.RootSizeGiB, since(start))
 	root := filepath.Join(tmp, "root.img")
 	if err := s.run(ctx, start, "mkfs.ext4", "-q", "-F", "-L", "root", "-d", tree, root, strconv.Itoa(r.RootSizeGiB)+"G"); err != nil {
-		return Image{}, fmt.Errorf("writing root filesystem of image %s: %w", key, err)
+		return fmt.Errorf("writing root filesystem of image %s: %w", key, err)
 	}
 	if err := os.RemoveAll(tree); err != nil {
-		return Image{}, fmt.Errorf("removing build tree: %w", err)
+		return fmt.Errorf("removing build tree: %w", err)
 	}
 	os.Remove(hook)
 	os.Chmod(root, 0o444)
@@ -244,16 +210,63 @@ func (s Store) build(ctx context.Context, r Recipe) (Image, error) {
 	m := Manifest{Key: key, Recipe: r, KernelVersion: kver, Built: time.Now().UTC(), BuildTime: time.Since(start), SizeBytes: size}
 	b, _ := json.MarshalIndent(m, "", "  ")
 	if err := os.WriteFile(filepath.Join(tmp, manifestName), b, 0o644); err != nil {
-		return Image{}, fmt.Errorf("writing manifest of image %s: %w", key, err)
+		return fmt.Errorf("writing manifest of image %s: %w", key, err)
 	}
-	final := filepath.Join(s.Dir, key)
-	os.RemoveAll(final) // an incomplete entry without manifest
-	if err := os.Rename(tmp, final); err != nil {
-		return Image{}, fmt.Errorf("publishing image %s: %w", key, err)
-	}
-	ok = true
 	s.printf("image %s: built in %s (kernel %s)\n", key, since(start), kver)
-	return s.open(final)
+	return nil
+}
+
+// packagesName lists, one per line and sorted, every package name the
+// image's own apt lists know: what a cloud-init file's `packages:` can ask
+// for. Lint reads it without booting anything.
+const packagesName = "packages.txt"
+
+// writePackageNames collects the Package: names of the tree's apt lists.
+// An image built without its lists gets an empty file.
+func writePackageNames(tree, dst string) error {
+	lists, _ := filepath.Glob(filepath.Join(tree, "var", "lib", "apt", "lists", "*_Packages"))
+	seen := map[string]bool{}
+	for _, l := range lists {
+		f, err := os.Open(l)
+		if err != nil {
+			return err
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			if name, ok := strings.CutPrefix(sc.Text(), "Package: "); ok {
+				seen[strings.TrimSpace(name)] = true
+			}
+		}
+		err = sc.Err()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", l, err)
+		}
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return os.WriteFile(dst, []byte(strings.Join(names, "\n")+"\n"), 0o444)
+}
+
+// KnownPackages returns the package names the image's apt lists know
+// (empty when the image was built before they were recorded).
+func (img Image) KnownPackages() (map[string]bool, error) {
+	b, err := os.ReadFile(filepath.Join(img.Dir, packagesName))
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]bool{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the package list of image %s: %w", img.Key, err)
+	}
+	out := map[string]bool{}
+	for _, n := range strings.Fields(string(b)) {
+		out[n] = true
+	}
+	return out, nil
 }
 
 // copyBootFiles copies the newest kernel and its initrd out of the tree.

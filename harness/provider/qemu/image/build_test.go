@@ -131,3 +131,25 @@ func TestRecipeKeyChangesWithTheRecipe(t *testing.T) {
 		t.Error("adding a package kept the key")
 	}
 }
+
+func TestPackageNamesComeFromTheTreesAptLists(t *testing.T) {
+	tree := t.TempDir()
+	lists := filepath.Join(tree, "var", "lib", "apt", "lists")
+	if err := os.MkdirAll(lists, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(lists, "deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages"),
+		[]byte("Package: tor\nVersion: 1\n\nPackage: jq\nDescription: Package: not-a-name\n"), 0o644)
+	os.WriteFile(filepath.Join(lists, "deb.debian.org_debian_dists_bookworm_InRelease"), []byte("Package: ignored\n"), 0o644)
+	dir := t.TempDir()
+	if err := writePackageNames(tree, filepath.Join(dir, packagesName)); err != nil {
+		t.Fatal(err)
+	}
+	known, err := Image{Dir: dir}.KnownPackages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !known["tor"] || !known["jq"] || known["ignored"] || known["not-a-name"] || len(known) != 2 {
+		t.Fatalf("known packages = %v, want exactly jq and tor", known)
+	}
+}

@@ -95,6 +95,76 @@ After=cloud-init.service
 [Service]
 ExecStartPre=-/usr/bin/ssh-keygen -A
 UNIT
+# The seed gate: cloud-init waits until the NoCloud seed is on the CD-ROM.
+# A VM restored from the booted snapshot gets its seed only after restore,
+# so the gate also renews what it would otherwise share with its template.
+cat > "$root/usr/local/sbin/bcmtest-seed-gate" <<'GATE'
+#!/bin/sh
+# Waits for the NoCloud seed (volume label cidata) on a CD-ROM. If the seed
+# was not there at first look, this VM was restored from a snapshot of a
+# template that booted without one: renew the clock, MACs, machine-id and
+# entropy before cloud-init-local starts, so nothing per-node is shared.
+say() { echo "bcmtest-seed: $*" >/dev/ttyS0 2>/dev/null; echo "bcmtest-seed: $*"; }
+found() {
+  for d in /dev/sr0 /dev/sr1; do
+    [ -b "$d" ] || continue
+    [ "$(blkid -p -s LABEL -o value "$d" 2>/dev/null)" = cidata ] && { dev=$d; return 0; }
+  done
+  return 1
+}
+dev=
+if found; then say "seed present at boot ($dev)"; exit 0; fi
+say "waiting for the seed"
+while ! found; do sleep 0.1; done
+# The RTC follows the host's clock across a restore; the system clock is
+# the template's until set. apt and TLS need it right.
+if [ -r /sys/class/rtc/rtc0/since_epoch ]; then date -u -s "@$(cat /sys/class/rtc/rtc0/since_epoch)" >/dev/null; fi
+mnt=/run/bcmtest-seed
+mkdir -p "$mnt"
+if mount -o ro "$dev" "$mnt" 2>/dev/null; then
+  [ -r "$mnt/bcmtest-entropy" ] && cat "$mnt/bcmtest-entropy" >/dev/urandom
+  if [ -r "$mnt/bcmtest-identity" ]; then
+    . "$mnt/bcmtest-identity"
+    [ -n "${MAC0:-}" ] && ip link set dev eth0 address "$MAC0"
+    [ -n "${MAC1:-}" ] && ip link set dev eth1 address "$MAC1"
+    [ -n "${CLOCK:-}" ] && [ "$(date +%s)" -lt "$CLOCK" ] && date -u -s "@$CLOCK" >/dev/null
+  fi
+  umount "$mnt"
+fi
+rm -f /run/blkid/blkid.tab
+mountpoint -q /etc/machine-id && umount /etc/machine-id
+systemd-id128 new >/etc/machine-id
+# journald and PID 1 cache the machine-id: restart one, re-execute the other.
+systemctl restart systemd-journald.service
+kill -TERM 1
+say "seed found after restore ($dev); identity renewed"
+GATE
+chmod 0755 "$root/usr/local/sbin/bcmtest-seed-gate"
+cat > "$root/etc/systemd/system/bcmtest-seed-gate.service" <<'UNIT'
+[Unit]
+Description=bcmtest: wait for the NoCloud seed before cloud-init
+DefaultDependencies=no
+After=systemd-udev-trigger.service systemd-remount-fs.service local-fs.target systemd-journald.service
+Wants=systemd-udev-trigger.service
+Before=cloud-init-local.service sysinit.target shutdown.target
+Conflicts=shutdown.target
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/bcmtest-seed-gate
+TimeoutStartSec=infinity
+StandardOutput=journal+console
+[Install]
+WantedBy=cloud-init-local.service sysinit.target
+UNIT
+chroot "$root" systemctl enable bcmtest-seed-gate.service
+# What makes keys or certificates starts after the seed, never in the template.
+for u in lxd.service lxd.socket tor@.service tor.service; do
+  after=bcmtest-seed-gate.service
+  case $u in tor*) after="$after cloud-init.service" ;; esac
+  mkdir -p "$root/etc/systemd/system/$u.d"
+  printf '[Unit]\nAfter=%s\n' "$after" > "$root/etc/systemd/system/$u.d/bcmtest-seed.conf"
+done
 sed -i 's/^# *en_US.UTF-8 UTF-8/en_US.UTF-8 UTF-8/' "$root/etc/locale.gen"
 chroot "$root" locale-gen
 echo 'LANG=en_US.UTF-8' > "$root/etc/default/locale"

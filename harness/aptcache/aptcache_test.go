@@ -1,0 +1,124 @@
+package aptcache
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestConfigAllowsOnlyDebianAndNoTunnels(t *testing.T) {
+	c := config("/c", "/l", "/s", "/p", 3142)
+	for _, want := range []string{"ForceManaged: 1", "PassThroughPattern: ^$", "BindAddress: 127.0.0.1", "Port: 3142"} {
+		if !strings.Contains(c, want+"\n") {
+			t.Errorf("config lacks %q:\n%s", want, c)
+		}
+	}
+}
+
+// startCache runs the real apt-cacher-ng with the harness's configuration,
+// or skips where it is not installed (make deps installs it).
+func startCache(t *testing.T) *Cache {
+	t.Helper()
+	if _, err := exec.LookPath("apt-cacher-ng"); err != nil {
+		if _, err := exec.LookPath("/usr/sbin/apt-cacher-ng"); err != nil {
+			t.Skip("apt-cacher-ng not installed")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := Start(ctx, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop() })
+	return c
+}
+
+// TestCacheIsNoWayOffTheMachine asks the cache, as a VM would, for an
+// apt-like file on a server that is not Debian's archive, and for a CONNECT
+// tunnel to it: the cache must refuse both, and the server must see nothing.
+func TestCacheIsNoWayOffTheMachine(t *testing.T) {
+	var hits atomic.Int32
+	// Port 80: apt-cacher-ng only forwards to port 80 unless told otherwise,
+	// so that is where an escape would go. Binding it needs root.
+	l, err := net.Listen("tcp", "127.0.0.1:80")
+	if err != nil {
+		t.Skipf("cannot listen on 127.0.0.1:80 for the test server: %v", err)
+	}
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		fmt.Fprintln(w, "leaked")
+	}))
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+
+	c := startCache(t)
+	proxy := fmt.Sprintf("127.0.0.1:%d", c.Port)
+	for _, target := range []string{"http://localhost/exfil-DATA/x.deb", "http://127.0.0.1/exfil-DATA/x.deb", "http://localhost/debian/dists/bookworm/InRelease"} {
+		if status := proxyGet(t, proxy, target); status < 400 {
+			t.Errorf("GET %s through the cache: status %d, want a refusal", target, status)
+		}
+	}
+	for _, target := range []string{"localhost:80", "127.0.0.1:80"} {
+		if status := proxyConnect(t, proxy, target); status == 200 {
+			t.Errorf("CONNECT %s through the cache: status 200, want a refusal", target)
+		}
+	}
+	if hits.Load() != 0 || conns.Load() != 0 {
+		t.Errorf("the test server saw %d requests and %d connection events through the cache", hits.Load(), conns.Load())
+	}
+}
+
+func proxyGet(t *testing.T, proxy, target string) int {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", proxy, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", target, strings.Split(strings.TrimPrefix(target, "http://"), "/")[0])
+	return readStatus(t, conn)
+}
+
+func proxyConnect(t *testing.T, proxy, hostport string) int {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", proxy, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", hostport, hostport)
+	return readStatus(t, conn)
+}
+
+func readStatus(t *testing.T, conn net.Conn) int {
+	t.Helper()
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return 0 // closed without an answer: refused
+	}
+	var proto string
+	var code int
+	if _, err := fmt.Sscanf(line, "%s %d", &proto, &code); err != nil {
+		t.Fatalf("unreadable status line %q", line)
+	}
+	return code
+}
