@@ -26,6 +26,8 @@ type checker struct {
 	done map[visit]bool
 	// visits counts value calls, so tests can assert the walk is linear.
 	visits int
+	// poll ends the walk when the check's context is done.
+	poll
 }
 
 // visit is one collection checked against one spec.
@@ -83,6 +85,9 @@ func (c *checker) top(root *yaml.Node) {
 // reported where the value is used, an alias included; a collection's
 // contents are checked only the first time they meet a spec.
 func (c *checker) value(n *yaml.Node, s *spec, path string) {
+	if c.stop() {
+		return
+	}
 	c.visits++
 	k := kindOf(n)
 	if s.accept&k == 0 {
@@ -107,6 +112,9 @@ func (c *checker) value(n *yaml.Node, s *spec, path string) {
 	case kindList:
 		if s.items != nil {
 			for i, item := range d.Content {
+				if c.err != nil {
+					return
+				}
 				c.value(item, s.items, join(path, strconv.Itoa(i)))
 			}
 		}
@@ -140,6 +148,9 @@ func (c *checker) mapping(n, d *yaml.Node, s *spec, path string) {
 func (c *checker) pairs(m *yaml.Node, path string, fn func(key string, kn, vn *yaml.Node)) {
 	first := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(m.Content); i += 2 {
+		if c.stop() {
+			return
+		}
 		kn, vn := m.Content[i], m.Content[i+1]
 		key := deref(kn).Value
 		if prev, dup := first[key]; dup {

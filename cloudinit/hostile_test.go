@@ -1,6 +1,7 @@
 package cloudinit
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -78,13 +79,13 @@ func flatList(size int) []byte {
 
 // walk parses data and runs the checker over it, for tests that look at the
 // checker's counters.
-func walk(t testing.TB, data []byte) *checker {
+func walk(t testing.TB, ctx context.Context, data []byte) *checker {
 	t.Helper()
-	root, p := parseCloudConfig("vm.yaml", data)
-	if p != nil {
-		t.Fatalf("parse: %v", p)
+	root, err := parseCloudConfig(context.Background(), "vm.yaml", data)
+	if err != nil {
+		t.Fatalf("parse: %v", err)
 	}
-	c := &checker{file: "vm.yaml"}
+	c := &checker{file: "vm.yaml", poll: poll{ctx: ctx}}
 	c.top(root)
 	return c
 }
@@ -95,7 +96,7 @@ func TestAliasFanoutIsLinear(t *testing.T) {
 	for _, size := range []int{8 << 10, 64 << 10} {
 		data := aliasFanout(size)
 		n := size / 7
-		c := walk(t, data)
+		c := walk(t, context.Background(), data)
 		// runcmd itself, its n aliases, and the n items of the anchored list once.
 		if want := 1 + 2*n; c.visits != want {
 			t.Errorf("%d bytes: %d visits, want %d (n=m=%d; a walk per alias would make %d)", len(data), c.visits, want, n, n*n)
@@ -130,14 +131,14 @@ func TestBillionLaughs(t *testing.T) {
 	if err := yaml.Unmarshal(data, &v); err == nil || !strings.Contains(err.Error(), "excessive aliasing") {
 		t.Errorf("yaml.v3 into a Go value = %v, want its excessive aliasing guard", err)
 	}
-	docs, err := decodeAll(data)
+	docs, err := decodeAll(context.Background(), data)
 	if err != nil || len(docs) != 1 {
 		t.Fatalf("decodeAll = %d docs, %v", len(docs), err)
 	}
 	if n := countNodes(docs[0]); n > 200 {
 		t.Errorf("the node tree has %d nodes; aliases must stay pointers", n)
 	}
-	c := walk(t, data)
+	c := walk(t, context.Background(), data)
 	if c.visits > 200 {
 		t.Errorf("checker made %d visits for a %d-byte file; aliases must not be expanded", c.visits, len(data))
 	}
@@ -203,7 +204,7 @@ func TestLongValuesAreShortened(t *testing.T) {
 	for range 1000 {
 		b.WriteString("  - {path: /x, encoding: *e}\n")
 	}
-	warnings, err := check("vm.yaml", []byte(b.String()))
+	warnings, err := check(context.Background(), "vm.yaml", []byte(b.String()))
 	if err == nil || len(warnings) != 1001 {
 		t.Fatalf("check = %d warnings, error %t; want one for x, one per unknown disk_setup key, and errors", len(warnings), err != nil)
 	}

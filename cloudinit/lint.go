@@ -1,6 +1,9 @@
 package cloudinit
 
-import "strings"
+import (
+	"context"
+	"strings"
+)
 
 // Lint validates data like Validate and, if it is valid, also returns
 // warnings about things cloud-init would silently ignore or that will stop
@@ -15,7 +18,7 @@ import "strings"
 // the image, is the authority on what a release accepts; a harness that
 // failed on them would break on every cloud-init upgrade.
 func Lint(name string, data []byte) (warnings []string, err error) {
-	ws, err := check(name, data)
+	ws, err := check(context.Background(), name, data)
 	if err != nil {
 		return nil, err
 	}
@@ -29,7 +32,7 @@ func Lint(name string, data []byte) (warnings []string, err error) {
 // cloud-init ignores them silently, which is how a typo such as "pakages"
 // costs a developer a whole boot; `bcmtest cloudinit lint` rejects them.
 func UnknownKeys(name string, data []byte) ([]Problem, error) {
-	ws, err := check(name, data)
+	ws, err := check(context.Background(), name, data)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package cloudinit
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,14 @@ import (
 // fs.ErrNotExist) works); content errors are a *Problem or Problems, as from
 // Validate.
 func Load(path string) ([]byte, error) {
+	return LoadContext(context.Background(), path)
+}
+
+// LoadContext is Load that gives up when ctx is done: a hostile file can
+// still take a while to check, and an interrupted run should not wait for
+// it. The error then names the path and wraps ctx.Err(), so errors.Is(err,
+// context.Canceled) works.
+func LoadContext(ctx context.Context, path string) ([]byte, error) {
 	if strings.TrimSpace(path) == "" {
 		return nil, errors.New("cloud-init file path is empty; pass the path of a #cloud-config file or script")
 	}
@@ -41,7 +50,7 @@ func Load(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: cannot read cloud-init file: %w", path, unwrapPath(err))
 	}
-	if err := Validate(path, data); err != nil {
+	if _, err := check(ctx, path, data); err != nil {
 		return nil, err
 	}
 	return data, nil

@@ -3,6 +3,7 @@ package cloudinit
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -19,7 +20,7 @@ import (
 // parts are checked like standalone files. Problems inside a part are
 // reported against "name (MIME part N)" with lines counted from the start of
 // that part's body.
-func checkMultipart(name string, data []byte) ([]*Problem, error) {
+func checkMultipart(ctx context.Context, name string, data []byte) ([]*Problem, error) {
 	fail := func(format string, args ...any) ([]*Problem, error) {
 		return nil, &Problem{File: name, Rule: fmt.Sprintf(format, args...)}
 	}
@@ -62,8 +63,11 @@ func checkMultipart(name string, data []byte) ([]*Problem, error) {
 			return fail("MIME part %d is malformed: %v", n+1, err)
 		}
 		n++
-		ws, perr := checkPart(fmt.Sprintf("%s (MIME part %d)", name, n), part)
+		ws, perr := checkPart(ctx, fmt.Sprintf("%s (MIME part %d)", name, n), part)
 		warnings = append(warnings, ws...)
+		if ctx.Err() != nil {
+			return nil, stopped(name, ctx.Err())
+		}
 		if perr != nil {
 			var ps Problems
 			if errors.As(perr, &ps) {
@@ -80,7 +84,7 @@ func checkMultipart(name string, data []byte) ([]*Problem, error) {
 }
 
 // checkPart checks the parts cloud-init would parse or execute itself.
-func checkPart(name string, part *multipart.Part) ([]*Problem, error) {
+func checkPart(ctx context.Context, name string, part *multipart.Part) ([]*Problem, error) {
 	body, err := io.ReadAll(io.LimitReader(part, MaxSize+1))
 	if err != nil {
 		return nil, &Problem{File: name, Rule: fmt.Sprintf("cannot read MIME part: %v", err)}
@@ -97,7 +101,7 @@ func checkPart(name string, part *multipart.Part) ([]*Problem, error) {
 		if p := checkText(name, body); p != nil {
 			return nil, p
 		}
-		return checkCloudConfig(name, body)
+		return checkCloudConfig(ctx, name, body)
 	case "text/x-shellscript":
 		if !bytes.HasPrefix(body, []byte("#!")) {
 			return nil, &Problem{File: name, Line: 1, Column: 1, Rule: "a text/x-shellscript part must start with #! (e.g. #!/bin/sh)"}

@@ -1,6 +1,7 @@
 package cloudinit
 
 import (
+	"context"
 	"regexp"
 	"strconv"
 	"strings"
@@ -160,7 +161,7 @@ func schemaProblem(item, file string) Problem {
 func Locate(name string, data []byte, problems []Problem) []Problem {
 	out := make([]Problem, len(problems))
 	copy(out, problems)
-	docs, err := decodeAll(data)
+	docs, err := decodeAll(context.Background(), data)
 	var root *yaml.Node
 	if err == nil && len(docs) > 0 && len(docs[0].Content) > 0 {
 		root = docs[0].Content[0]

@@ -2,6 +2,7 @@ package cloudinit
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"regexp"
 	"strings"
@@ -24,12 +25,16 @@ const headerRule = "must start with #cloud-config (or #! for a script)"
 // archive. name is used in messages. Content problems are returned as a
 // *Problem, or as Problems when a cloud-config has several type errors.
 func Validate(name string, data []byte) error {
-	_, err := check(name, data)
+	_, err := check(context.Background(), name, data)
 	return err
 }
 
-// check validates data and also returns the warnings Lint reports.
-func check(name string, data []byte) (warnings []*Problem, err error) {
+// check validates data and also returns the warnings Lint reports. It stops
+// with ctx's error, wrapped by stopped, once ctx is done.
+func check(ctx context.Context, name string, data []byte) (warnings []*Problem, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, stopped(name, err)
+	}
 	if p := checkText(name, data); p != nil {
 		return nil, p
 	}
@@ -45,7 +50,7 @@ func check(name string, data []byte) (warnings []*Problem, err error) {
 			return nil, &Problem{File: name, Line: 1, Column: 1,
 				Rule: fmt.Sprintf(`first line must be exactly "#cloud-config", got %q`, first)}
 		}
-		return checkCloudConfig(name, data)
+		return checkCloudConfig(ctx, name, data)
 	case strings.HasPrefix(first, "#!"):
 		if p := checkScript(name, data, first); p != nil {
 			return nil, p
@@ -58,7 +63,7 @@ func check(name string, data []byte) (warnings []*Problem, err error) {
 		}
 		return nil, nil
 	case isMIMEHeader(first):
-		return checkMultipart(name, data)
+		return checkMultipart(ctx, name, data)
 	}
 	return nil, &Problem{File: name, Line: 1, Column: 1, Rule: headerRule + headerHint(data, first)}
 }
@@ -98,13 +103,16 @@ func checkText(name string, data []byte) *Problem {
 }
 
 // checkCloudConfig parses a #cloud-config document and type-checks it.
-func checkCloudConfig(name string, data []byte) ([]*Problem, error) {
-	root, p := parseCloudConfig(name, data)
-	if p != nil {
-		return nil, p
+func checkCloudConfig(ctx context.Context, name string, data []byte) ([]*Problem, error) {
+	root, err := parseCloudConfig(ctx, name, data)
+	if err != nil {
+		return nil, err
 	}
-	c := &checker{file: name}
+	c := &checker{file: name, poll: poll{ctx: ctx}}
 	c.top(root)
+	if c.err != nil {
+		return nil, stopped(name, c.err)
+	}
 	return c.warnings, asError(c.errs)
 }
 

@@ -2,6 +2,7 @@ package cloudinit
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,14 +16,15 @@ import (
 
 // decodeAll parses every YAML document in data. yaml.v3 recovers its own
 // panics; the recover here turns any that escape into an error because the
-// input is untrusted.
-func decodeAll(data []byte) (docs []*yaml.Node, err error) {
+// input is untrusted. A cancelled ctx stops the parse at its next read of
+// input; the caller tells that apart by ctx.Err().
+func decodeAll(ctx context.Context, data []byte) (docs []*yaml.Node, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("yaml: parser failed: %v", r)
 		}
 	}()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec := yaml.NewDecoder(ctxReader{ctx, bytes.NewReader(data)})
 	for {
 		var n yaml.Node
 		err := dec.Decode(&n)
@@ -36,13 +38,65 @@ func decodeAll(data []byte) (docs []*yaml.Node, err error) {
 	}
 }
 
+// ctxReader ends a parse once ctx is done. yaml.v3 reads its input 512 bytes
+// at a time, so every read is a cheap point to look.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
+
+// pollEvery is how many steps a walk takes between looks at its context:
+// often enough to stop within a millisecond, rarely enough to cost nothing.
+const pollEvery = 4096
+
+// poll lets a long walk stop when its context is done.
+type poll struct {
+	ctx   context.Context
+	steps int
+	err   error
+}
+
+// stop counts a step and reports whether the walk must end; it looks at the
+// context every pollEvery steps and remembers a cancellation.
+func (p *poll) stop() bool {
+	p.steps++
+	if p.err == nil && p.steps%pollEvery == 0 && p.ctx != nil {
+		p.err = p.ctx.Err()
+	}
+	return p.err != nil
+}
+
+// stopped is the error a check returns when its context ends it, naming the
+// file like every other error here.
+func stopped(name string, err error) error {
+	return fmt.Errorf("%s: cloud-init check stopped: %w", name, err)
+}
+
 // parseCloudConfig parses data as the single YAML document cloud-init expects
 // and returns its root value, or nil when the document is empty (cloud-init
-// treats an empty cloud-config as {}).
-func parseCloudConfig(name string, data []byte) (*yaml.Node, *Problem) {
-	docs, err := decodeAll(data)
+// treats an empty cloud-config as {}). Errors are a *Problem, or ctx's error
+// wrapped by stopped.
+func parseCloudConfig(ctx context.Context, name string, data []byte) (*yaml.Node, error) {
+	docs, err := decodeAll(ctx, data)
+	if err == nil {
+		err = ctx.Err() // a cancelled parse of a short file may not have read at all
+	}
 	if err != nil {
-		return nil, syntaxProblem(name, data, err)
+		if ctx.Err() != nil {
+			return nil, stopped(name, ctx.Err())
+		}
+		p := syntaxProblem(ctx, name, data, err)
+		if ctx.Err() != nil {
+			return nil, stopped(name, ctx.Err())
+		}
+		return nil, p
 	}
 	if len(docs) == 0 {
 		return nil, nil
@@ -52,8 +106,12 @@ func parseCloudConfig(name string, data []byte) (*yaml.Node, *Problem) {
 		return nil, &Problem{File: name, Line: docs[1].Line, Column: 1,
 			Rule: `yaml: expected a single document, found a second one (remove the "---" line)`}
 	}
-	if p := checkTags(name, docs[0]); p != nil {
+	pl := &poll{ctx: ctx}
+	if p := checkTags(name, docs[0], pl); p != nil {
 		return nil, p
+	}
+	if pl.err != nil {
+		return nil, stopped(name, pl.err)
 	}
 	if len(docs[0].Content) == 0 {
 		return nil, nil
@@ -63,8 +121,12 @@ func parseCloudConfig(name string, data []byte) (*yaml.Node, *Problem) {
 
 // checkTags rejects explicit tags PyYAML's SafeLoader cannot construct
 // (!foo, !!python/object) and tagged scalars it cannot convert (!!int x):
-// either makes cloud-init discard the whole file.
-func checkTags(name string, n *yaml.Node) *Problem {
+// either makes cloud-init discard the whole file. Aliases are not followed:
+// the node they name is checked where it is defined.
+func checkTags(name string, n *yaml.Node, pl *poll) *Problem {
+	if pl.stop() {
+		return nil
+	}
 	if n.Kind != yaml.AliasNode && n.Style&yaml.TaggedStyle != 0 {
 		tag := n.ShortTag()
 		k, ok := tagKinds[tag]
@@ -78,7 +140,7 @@ func checkTags(name string, n *yaml.Node) *Problem {
 		}
 	}
 	for _, c := range n.Content {
-		if p := checkTags(name, c); p != nil {
+		if p := checkTags(name, c, pl); p != nil {
 			return p
 		}
 	}
@@ -89,9 +151,9 @@ func checkTags(name string, n *yaml.Node) *Problem {
 var yamlLine = regexp.MustCompile(`^line (\d+): `)
 
 // syntaxProblem turns a yaml.v3 error into a Problem with a line and column.
-func syntaxProblem(name string, data []byte, err error) *Problem {
+func syntaxProblem(ctx context.Context, name string, data []byte, err error) *Problem {
 	msg, hint := splitYAMLError(err)
-	line, col := locateYAMLError(data, msg, hint)
+	line, col := locateYAMLError(ctx, data, msg, hint)
 	return &Problem{File: name, Line: line, Column: col,
 		Rule: "yaml: " + msg + syntaxHint(msg, runeAt(data, line, col))}
 }
@@ -119,11 +181,18 @@ func splitYAMLError(err error) (msg string, line int) {
 // The search gallops forward over whole lines from just above yaml.v3's line
 // (never below the true line, see above) and bisects, then walks the
 // characters of the line it found. Each probe is one parse of a prefix; a
-// typical file needs a few dozen, so this stays in the millisecond range, and
-// MaxSize bounds the worst case.
-func locateYAMLError(data []byte, msg string, hintLine int) (line, col int) {
+// typical file needs a few dozen, so this stays in the millisecond range.
+// Walking a line costs a parse of the whole prefix per character, so on a
+// large file the line is bisected instead: the search stays O(n log n).
+//
+// Once ctx is done every probe fails at once, which ends the search quickly;
+// the caller then reports the cancellation rather than the position.
+func locateYAMLError(ctx context.Context, data []byte, msg string, hintLine int) (line, col int) {
 	fails := func(end int) bool {
-		_, err := decodeAll(data[:end])
+		if ctx.Err() != nil {
+			return true
+		}
+		_, err := decodeAll(ctx, data[:end])
 		if err == nil {
 			return false
 		}
@@ -166,7 +235,7 @@ func locateYAMLError(data []byte, msg string, hintLine int) (line, col int) {
 		off += size
 		bounds = append(bounds, off)
 	}
-	i := firstFailing(bounds, fails)
+	i := firstFailing(bounds, fails, len(bounds)*end <= walkBudget)
 	col = i + 1
 	if strings.HasPrefix(msg, "did not find expected ',' or") {
 		// Any prefix inside an unclosed flow collection fails, so the search
@@ -191,13 +260,18 @@ func locateYAMLError(data []byte, msg string, hintLine int) (line, col int) {
 	return line, col
 }
 
+// walkBudget is how many bytes the character walk of one line may parse in
+// all (characters times prefix length) before firstFailing bisects instead.
+// Ordinary files stay well under it.
+const walkBudget = 16 << 20
+
 // firstFailing returns the index of the first offset at which fails is true:
-// a linear walk for ordinary lines, a bisection for very long ones so a
-// minified line cannot make validation quadratic. The last offset is known
-// to fail.
-func firstFailing(bounds []int, fails func(int) bool) int {
+// a linear walk for ordinary lines when walk allows it, a bisection for very
+// long lines or prefixes so neither a minified line nor a large file can
+// make validation quadratic. The last offset is known to fail.
+func firstFailing(bounds []int, fails func(int) bool, walk bool) int {
 	const linear = 400
-	if len(bounds) <= linear {
+	if walk && len(bounds) <= linear {
 		for i, b := range bounds[:len(bounds)-1] {
 			if fails(b) {
 				return i

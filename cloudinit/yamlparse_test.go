@@ -1,6 +1,8 @@
 package cloudinit
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -57,9 +59,10 @@ func TestLocateFarFromContext(t *testing.T) {
 		fmt.Fprintf(&b, "  - path: /etc/f%d\n    content: |\n      x\n", i)
 	}
 	b.WriteString("  - path: /etc/bad\n   content: y\n")
-	_, p := parseCloudConfig("vm.yaml", []byte(b.String()))
-	if p == nil || p.Line != 304 || p.Column != 4 {
-		t.Fatalf("got %v, want vm.yaml:304:4", p)
+	_, err := parseCloudConfig(context.Background(), "vm.yaml", []byte(b.String()))
+	var p *Problem
+	if !errors.As(err, &p) || p.Line != 304 || p.Column != 4 {
+		t.Fatalf("got %v, want vm.yaml:304:4", err)
 	}
 	if !strings.HasPrefix(p.Rule, "yaml: did not find expected '-' indicator") {
 		t.Errorf("rule = %q", p.Rule)
