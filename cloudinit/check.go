@@ -59,7 +59,9 @@ func (c *checker) top(root *yaml.Node) {
 	for _, k := range knownKeys224 {
 		known[k] = true
 	}
+	last := map[string]*yaml.Node{}
 	c.pairs(deref(root), "", func(key string, kn, vn *yaml.Node) {
+		last[key] = vn
 		path := pathKey(key)
 		if s, ok := typedKeys[key]; ok {
 			c.value(vn, s, path)
@@ -79,6 +81,9 @@ func (c *checker) top(root *yaml.Node) {
 			c.warnf(kn, path, "unknown top-level key; cloud-init 22.4 will ignore it%s", suggest(key, knownKeys224))
 		}
 	})
+	if c.err == nil {
+		c.harnessRules(last)
+	}
 }
 
 // value checks one value against its spec. Kind and enum errors are

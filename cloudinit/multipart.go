@@ -106,6 +106,20 @@ func checkPart(ctx context.Context, name string, part *multipart.Part) ([]*Probl
 		if !bytes.HasPrefix(body, []byte("#!")) {
 			return nil, &Problem{File: name, Line: 1, Column: 1, Rule: "a text/x-shellscript part must start with #! (e.g. #!/bin/sh)"}
 		}
+		first, _, _ := strings.Cut(string(body), "\n")
+		if isShellScript(first) {
+			errs, err := scriptLockouts(ctx, name, body)
+			if err != nil {
+				return nil, err
+			}
+			return nil, asError(errs)
+		}
+	case "text/cloud-boothook":
+		errs, err := scriptLockouts(ctx, name, body)
+		if err != nil {
+			return nil, err
+		}
+		return nil, asError(errs)
 	}
 	return nil, nil
 }

@@ -197,6 +197,12 @@ var typedKeys = map[string]*spec{
 		"commands":   &spec{accept: kindList | kindMap, items: command, values: command},
 	}),
 
+	// vendor_data: {enabled: false} is also an error: see vendorData.
+	"vendor_data": object(map[string]*spec{
+		"enabled": leaf(kindBool | kindString),
+		"prefix":  &spec{accept: kindString | kindList, items: leaf(kindString | kindInt)},
+	}),
+
 	"power_state": object(map[string]*spec{
 		"delay":     strOrInt,
 		"mode":      oneOf(str, "poweroff", "reboot", "halt"),
@@ -291,7 +297,6 @@ var typedKeys = map[string]*spec{
 	"yum_repos":            anyMap,
 	"zypper":               anyMap,
 	"ubuntu_advantage":     anyMap,
-	"vendor_data":          anyMap,
 	"resolv_conf":          anyMap,
 	"output":               anyMap,
 	"reporting":            anyMap,

@@ -55,13 +55,25 @@ func check(ctx context.Context, name string, data []byte) (warnings []*Problem, 
 		if p := checkScript(name, data, first); p != nil {
 			return nil, p
 		}
-		return nil, nil
+		if !isShellScript(first) {
+			return nil, nil
+		}
+		errs, err := scriptLockouts(ctx, name, data)
+		if err != nil {
+			return nil, err
+		}
+		return nil, asError(errs)
 	case strings.HasPrefix(first, "#cloud-boothook"):
 		if strings.TrimSpace(first[len("#cloud-boothook"):]) != "" {
 			return nil, &Problem{File: name, Line: 1, Column: 1,
 				Rule: fmt.Sprintf(`first line must be exactly "#cloud-boothook", got %q`, first)}
 		}
-		return nil, nil
+		// cloud-init runs the rest as a shell script.
+		errs, err := scriptLockouts(ctx, name, data)
+		if err != nil {
+			return nil, err
+		}
+		return nil, asError(errs)
 	case isMIMEHeader(first):
 		return checkMultipart(ctx, name, data)
 	}
