@@ -27,13 +27,25 @@ type Member struct {
 }
 
 // Timings are per-phase wall times of Up.
+//
+// Formation overlaps the boots: Launch is when the last node's cloud-init
+// was done, BootstrapAt when the bootstrap finished and Formed when the
+// last member joined, all from the first launch; Launch > BootstrapAt
+// shows the overlap.
 type Timings struct {
-	Launch    time.Duration            // all VMs started and cloud-init done
-	CloudInit map[string]time.Duration // per node, from cloud-init's own status
-	Bootstrap time.Duration
-	Joins     map[string]time.Duration // per member, token to Online
-	Ready     time.Duration            // roles settled after the last join
-	Total     time.Duration
+	Launch      time.Duration            // all VMs started and cloud-init done
+	Booted      map[string]time.Duration // per node: launch start to its cloud-init done
+	CloudInit   map[string]time.Duration // per node, from cloud-init's own status
+	Bootstrap   time.Duration
+	BootstrapAt time.Duration
+	Joins       map[string]time.Duration // per member, token to Online
+	Formed      time.Duration
+	Ready       time.Duration // roles settled after the last join
+	Total       time.Duration
+}
+
+func newTimings() Timings {
+	return Timings{Booted: map[string]time.Duration{}, CloudInit: map[string]time.Duration{}, Joins: map[string]time.Duration{}}
 }
 
 // String renders timings on one line for logs and reports.
@@ -43,9 +55,14 @@ func (t Timings) String() string {
 		joins = append(joins, fmt.Sprintf("%s=%s", n, d.Round(time.Second)))
 	}
 	sort.Strings(joins)
-	return fmt.Sprintf("launch+cloud-init %s, bootstrap %s, joins [%s], ready %s, total %s",
-		t.Launch.Round(time.Second), t.Bootstrap.Round(time.Second), strings.Join(joins, " "),
-		t.Ready.Round(time.Second), t.Total.Round(time.Second))
+	var booted []string
+	for n, d := range t.Booted {
+		booted = append(booted, fmt.Sprintf("%s@%s", n, d.Round(time.Second)))
+	}
+	sort.Strings(booted)
+	return fmt.Sprintf("launch+cloud-init %s [%s], bootstrap %s (done @%s), joins [%s], formed @%s, ready %s, total %s",
+		t.Launch.Round(time.Second), strings.Join(booted, " "), t.Bootstrap.Round(time.Second), t.BootstrapAt.Round(time.Second),
+		strings.Join(joins, " "), t.Formed.Round(time.Second), t.Ready.Round(time.Second), t.Total.Round(time.Second))
 }
 
 // Cluster is a handle to a running cluster. Destroy is idempotent.

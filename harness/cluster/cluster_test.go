@@ -114,7 +114,7 @@ func TestIsNodeOfMatchesExactly(t *testing.T) {
 	cases := map[[2]string]bool{
 		{"CLUS1-00", "CLUS1"}: true, {"CLUS1-03", "CLUS1"}: true,
 		{"CLUS10-00", "CLUS1"}: false, {"CLUS1-000", "CLUS1"}: false, {"CLUS1-0a", "CLUS1"}: false,
-		{"XCLUS1-00", "CLUS1"}: false, {"CLUS1", "CLUS1"}: false,
+		{"XCLUS1-00", "CLUS1"}: false, {"CLUS1", "CLUS1"}: false, {"CLUS1--1", "CLUS1"}: false, {"CLUS1-+1", "CLUS1"}: false,
 	}
 	for in, want := range cases {
 		if got := IsNodeOf(in[0], in[1]); got != want {

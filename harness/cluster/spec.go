@@ -57,6 +57,9 @@ type Spec struct {
 	StateDir string
 	// OnFailure runs before a failed Up tears down, to collect diagnostics.
 	OnFailure func(ctx context.Context, c *Cluster, err error)
+	// OnEvent receives each step of Up as it happens (progress output). It
+	// is called from several goroutines and must not block.
+	OnEvent func(Event)
 }
 
 // Defaults from the original BCM scripts (2 CPUs, 2 GiB, 30 GB disk).
@@ -115,15 +118,8 @@ func NodeName(cluster string, i int) string { return fmt.Sprintf("%s-%02d", clus
 // node of CLUS1, CLUS10-03 is not (the original destroy script's substring
 // grep would have said it was).
 func IsNodeOf(vm, cluster string) bool {
-	if !strings.HasPrefix(vm, cluster+"-") {
-		return false
-	}
-	suffix := vm[len(cluster)+1:]
-	if len(suffix) != 2 {
-		return false
-	}
-	_, err := strconv.Atoi(suffix)
-	return err == nil
+	c, _, ok := splitNodeName(vm)
+	return ok && c == cluster
 }
 
 // HostResources is what the host offers; tests inject their own.

@@ -14,11 +14,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	lxd "github.com/canonical/lxd/client"
 	"github.com/canonical/lxd/shared/api"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
@@ -47,14 +47,19 @@ func Up(ctx context.Context, spec Spec) (*Cluster, error) {
 		logf(spec.Log, "%s: notice: %s", spec.Name, n)
 	}
 	dir := filepath.Join(ClustersDir(spec.StateDir), spec.Name)
-	lock, err := state.TryLock(dir + ".lock")
-	if errors.Is(err, state.ErrLocked) {
-		return nil, fmt.Errorf("bringing up %s: another harness process is working on this cluster", spec.Name)
-	}
+	lock, err := lockCluster(dir, spec.Name)
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Unlock()
+	if spec.Reuse {
+		// A reused cluster must be one a person kept (or `bcmtest up` made)
+		// whose owner is gone; never a quiet new one.
+		if err := checkReusable(ctx, spec.Provider, spec.StateDir, spec.Name); err != nil {
+			return nil, err
+		}
+		return attach(ctx, r, dir)
+	}
 
 	existing, err := nodesOf(ctx, spec.Provider, spec.Name)
 	if err != nil {
@@ -62,9 +67,6 @@ func Up(ctx context.Context, spec Spec) (*Cluster, error) {
 	}
 	_, recErr := os.Stat(filepath.Join(dir, "cluster.json"))
 	if len(existing) > 0 || recErr == nil {
-		if spec.Reuse {
-			return attach(ctx, r, dir)
-		}
 		return nil, fmt.Errorf("bringing up %s: the cluster already exists (VMs: %s); reuse it, or remove it with `bcmtest down %s`",
 			spec.Name, strings.Join(names(existing), ", "), spec.Name)
 	}
@@ -76,13 +78,16 @@ func Up(ctx context.Context, spec Spec) (*Cluster, error) {
 	if err := rec.save(); err != nil {
 		return nil, err
 	}
-	c := &Cluster{spec: r, p: spec.Provider, rec: rec, timings: Timings{CloudInit: map[string]time.Duration{}, Joins: map[string]time.Duration{}}}
+	c := &Cluster{spec: r, p: spec.Provider, rec: rec, timings: newTimings()}
 	ok := false
 	defer func() {
 		if ok {
 			return
 		}
 		if spec.KeepOnFailure {
+			if err := c.Keep("keep-on-failure: bring-up failed"); err != nil {
+				logf(spec.Log, "%s: marking the failed cluster kept: %v", spec.Name, err)
+			}
 			logf(spec.Log, "%s: keeping the failed cluster for inspection (keep-on-failure); remove it with `bcmtest down %s`", spec.Name, spec.Name)
 			return
 		}
@@ -104,31 +109,13 @@ func Up(ctx context.Context, spec Spec) (*Cluster, error) {
 	}
 	c.creds = Credentials{ClientCert: cert, ClientKey: key}
 
-	t := time.Now()
-	if err := c.launch(ctx); err != nil {
+	srv, err := c.form(ctx)
+	if err != nil {
 		return fail(err)
 	}
-	c.timings.Launch = time.Since(t)
-	logf(spec.Log, "%s: %d node(s) up with cloud-init done in %s", spec.Name, len(c.members), c.timings.Launch.Round(time.Second))
 
-	t = time.Now()
-	srv, err := c.bootstrap(ctx)
-	if err != nil {
-		return fail(fmt.Errorf("bootstrapping %s: %w", c.members[0].Name, err))
-	}
-	c.timings.Bootstrap = time.Since(t)
-	logf(spec.Log, "%s: bootstrapped %s in %s", spec.Name, c.members[0].Name, c.timings.Bootstrap.Round(time.Second))
-
-	for _, m := range c.members[1:] {
-		t = time.Now()
-		if err := c.join(ctx, srv, m); err != nil {
-			return fail(fmt.Errorf("joining %s to %s: %w", m.Name, spec.Name, err))
-		}
-		c.timings.Joins[m.Name] = time.Since(t)
-		logf(spec.Log, "%s: %s joined and Online in %s", spec.Name, m.Name, c.timings.Joins[m.Name].Round(time.Second))
-	}
-
-	t = time.Now()
+	t := time.Now()
+	c.event(ctx, Event{Phase: PhaseReadiness})
 	if err := c.waitReady(ctx, srv); err != nil {
 		return fail(err)
 	}
@@ -148,6 +135,7 @@ func Up(ctx context.Context, spec Spec) (*Cluster, error) {
 		return fail(err)
 	}
 	ok = true
+	c.event(ctx, Event{Phase: PhaseReady})
 	logf(spec.Log, "%s: ready: %s", spec.Name, c.timings)
 	return c, nil
 }
@@ -168,7 +156,7 @@ func nodesOf(ctx context.Context, p provider.Provider, cluster string) ([]provid
 	}
 	var out []provider.Info
 	for _, v := range vms {
-		if v.Group == cluster || IsNodeOf(v.Name, cluster) {
+		if isMember(v.Name, v.Group, cluster) {
 			out = append(out, v)
 		}
 	}
@@ -176,60 +164,134 @@ func nodesOf(ctx context.Context, p provider.Provider, cluster string) ([]provid
 	return out, nil
 }
 
-// launch starts every VM concurrently, bounded by MaxLaunch. The first
-// failure cancels the rest: a developer wants the failing node's verdict
-// fast, not after every other node has finished booting.
-func (c *Cluster) launch(ctx context.Context) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+// form launches every node and forms the cluster while nodes still boot:
+// NAME-00 is launched first and bootstrapped as soon as its cloud-init is
+// done; each member joins (one at a time: LXD serialises joins through the
+// leader anyway) as soon as its own cloud-init is done and the bootstrap
+// has finished. Launches are bounded by MaxLaunch. The first failure
+// cancels everything else, and its error is the one returned.
+func (c *Cluster) form(ctx context.Context) (lxd.InstanceServer, error) {
+	n := len(c.spec.NodeNames)
+	logf(c.spec.Log, "%s: launching %d node(s) on %s, %d at a time (%d vCPU, %d MiB, %d GiB disk each); forming the cluster as they come up",
+		c.Name(), n, c.p.Name(), c.spec.MaxLaunch, c.spec.CPUs, c.spec.MemoryMiB, c.spec.DiskGiB)
+	g, gctx := errgroup.WithContext(ctx)
+	members := make([]Member, n)
+	booted := make(chan int, n) // indexes of nodes whose cloud-init is done
+	start := time.Now()
 	sem := make(chan struct{}, c.spec.MaxLaunch)
-	infos := make([]provider.Info, len(c.spec.NodeNames))
-	errs := make([]error, len(c.spec.NodeNames))
-	var wg sync.WaitGroup
-	logf(c.spec.Log, "%s: launching %d node(s) on %s, %d at a time (%d vCPU, %d MiB, %d GiB disk each)",
-		c.Name(), len(c.spec.NodeNames), c.p.Name(), c.spec.MaxLaunch, c.spec.CPUs, c.spec.MemoryMiB, c.spec.DiskGiB)
-	for i, name := range c.spec.NodeNames {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+
+	// Launches, in node order: a slot is taken before the next node's
+	// goroutine starts, so NAME-00 is always in the first wave.
+	g.Go(func() error {
+		for i, name := range c.spec.NodeNames {
 			select {
 			case sem <- struct{}{}:
-			case <-ctx.Done():
-				errs[i] = ctx.Err() // a cancellation, not a root cause
-				return
+			case <-gctx.Done():
+				return gctx.Err()
 			}
-			defer func() { <-sem }()
-			info, err := c.p.Launch(ctx, provider.LaunchInput{
-				Name: name, Group: c.Name(), CPUs: c.spec.CPUs, MemoryMiB: c.spec.MemoryMiB, DiskGiB: c.spec.DiskGiB,
-				UserData: c.spec.CloudInit, Log: c.spec.Log,
-			})
-			if err != nil {
-				errs[i] = fmt.Errorf("launching %s: %w", name, err)
-				cancel(fmt.Errorf("another node failed: %w", errs[i]))
-				return
-			}
-			infos[i] = info
-			if d, err := CloudInitDuration(ctx, c.p, name); err == nil {
+			g.Go(func() error {
+				defer func() { <-sem }()
+				c.event(gctx, Event{Node: name, Phase: PhaseLaunching})
+				info, err := c.p.Launch(gctx, provider.LaunchInput{
+					Name: name, Group: c.Name(), CPUs: c.spec.CPUs, MemoryMiB: c.spec.MemoryMiB, DiskGiB: c.spec.DiskGiB,
+					UserData: c.spec.CloudInit, Log: c.spec.Log,
+				})
+				if err != nil {
+					return fmt.Errorf("launching %s: %w", name, err)
+				}
+				members[i] = Member{Name: info.Name, Address: info.PrivateIP, Endpoint: info.Endpoint(lxdPort), Info: info}
+				d := time.Since(start)
 				c.mu.Lock()
-				c.timings.CloudInit[name] = d
+				c.timings.Booted[name] = d
+				if d > c.timings.Launch {
+					c.timings.Launch = d
+				}
 				c.mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	// Report the root cause, not the cancellations it caused.
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return err
+				if ci, err := CloudInitDuration(gctx, c.p, name); err == nil {
+					c.mu.Lock()
+					c.timings.CloudInit[name] = ci
+					c.mu.Unlock()
+				}
+				c.event(gctx, Event{Node: name, Phase: PhaseBooted})
+				booted <- i
+				return nil
+			})
 		}
+		return nil
+	})
+
+	var srv lxd.InstanceServer
+	g.Go(func() error {
+		// Members that finish booting before the bootstrap wait here, in
+		// the order they finished.
+		var early []int
+		for srv == nil {
+			select {
+			case i := <-booted:
+				if i != 0 {
+					early = append(early, i)
+					continue
+				}
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			c.setMembers(members[:1])
+			t := time.Now()
+			c.event(gctx, Event{Node: members[0].Name, Phase: PhaseBootstrapping})
+			s, err := c.bootstrap(gctx)
+			if err != nil {
+				return fmt.Errorf("bootstrapping %s: %w", members[0].Name, err)
+			}
+			srv = s
+			c.timings.Bootstrap = time.Since(t)
+			c.timings.BootstrapAt = time.Since(start)
+			logf(c.spec.Log, "%s: bootstrapped %s in %s", c.Name(), members[0].Name, c.timings.Bootstrap.Round(time.Second))
+		}
+		joined := []Member{members[0]}
+		for len(joined) < n {
+			var i int
+			if len(early) > 0 {
+				i, early = early[0], early[1:]
+			} else {
+				select {
+				case i = <-booted:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			m := members[i]
+			t := time.Now()
+			c.event(gctx, Event{Node: m.Name, Phase: PhaseJoining})
+			if err := c.join(gctx, srv, m); err != nil {
+				return fmt.Errorf("joining %s to %s: %w", m.Name, c.Name(), err)
+			}
+			c.mu.Lock()
+			c.timings.Joins[m.Name] = time.Since(t)
+			c.mu.Unlock()
+			joined = append(joined, m)
+			c.setMembers(joined)
+			c.event(gctx, Event{Node: m.Name, Phase: PhaseJoined})
+			logf(c.spec.Log, "%s: %s joined and Online in %s", c.Name(), m.Name, c.timings.Joins[m.Name].Round(time.Second))
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	for _, info := range infos {
-		c.members = append(c.members, Member{Name: info.Name, Address: info.PrivateIP, Endpoint: info.Endpoint(lxdPort), Info: info})
-	}
-	return nil
+	c.timings.Formed = time.Since(start)
+	c.setMembers(members)
+	logf(c.spec.Log, "%s: %d node(s) booted (last after %s) and formed one cluster after %s", c.Name(), n,
+		c.timings.Launch.Round(time.Second), c.timings.Formed.Round(time.Second))
+	return srv, nil
+}
+
+// setMembers publishes the nodes that are part of the cluster so far, in
+// node order, so teardown and diagnostics see what formation reached.
+func (c *Cluster) setMembers(ms []Member) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.members = append([]Member(nil), ms...)
+	sort.Slice(c.members, func(i, j int) bool { return c.members[i].Name < c.members[j].Name })
 }
 
 // CloudInitDuration reads how long cloud-init took on a node from its own
@@ -497,7 +559,7 @@ func attach(ctx context.Context, r resolved, dir string) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reusing %s: no usable state (%v); remove it with `bcmtest down %s`", r.Name, err, r.Name)
 	}
-	c := &Cluster{spec: r, p: r.Provider, rec: rec, timings: Timings{CloudInit: map[string]time.Duration{}, Joins: map[string]time.Duration{}}}
+	c := &Cluster{spec: r, p: r.Provider, rec: rec, timings: newTimings(), attached: true}
 	cert, key, err := loadOrCreateClientCert(dir, r.Name)
 	if err != nil {
 		return nil, err

@@ -28,6 +28,9 @@ type Options struct {
 	Dirs state.Dirs
 	// Accel for qemu: auto, kvm or tcg (BCMTEST_ACCEL).
 	Accel string
+	// NoSnapshot boots qemu VMs cold instead of from the booted snapshot
+	// (BCMTEST_SNAPSHOT=0).
+	NoSnapshot bool
 	// MultipassBinary is the multipass executable (BCMTEST_MULTIPASS).
 	MultipassBinary string
 	// MultipassImage is the image multipass launches (BCMTEST_MULTIPASS_IMAGE).
@@ -47,6 +50,13 @@ func (o *Options) defaults() error {
 	}
 	if o.MultipassBinary == "" {
 		o.MultipassBinary = os.Getenv("BCMTEST_MULTIPASS")
+	}
+	switch v := os.Getenv("BCMTEST_SNAPSHOT"); v {
+	case "", "1":
+	case "0":
+		o.NoSnapshot = true
+	default:
+		return fmt.Errorf("BCMTEST_SNAPSHOT=%q: must be 0 (boot every VM cold) or 1 (restore booted snapshots, the default)", v)
 	}
 	if o.MultipassBinary == "" {
 		o.MultipassBinary = "multipass"
@@ -100,6 +110,6 @@ func New(ctx context.Context, o Options) (provider.Provider, error) {
 	case Multipass:
 		return newMultipass(ctx, o)
 	default:
-		return qemu.New(qemu.Config{Dirs: o.Dirs, Accel: o.Accel, Log: o.Log})
+		return qemu.New(qemu.Config{Dirs: o.Dirs, Accel: o.Accel, Log: o.Log, NoSnapshot: o.NoSnapshot})
 	}
 }

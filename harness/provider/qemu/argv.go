@@ -7,15 +7,19 @@ import (
 
 // argvInput is everything the qemu command line depends on.
 type argvInput struct {
-	Name        string
-	CPUs        int
-	MemoryMiB   int
-	Accel       string // "kvm" or "tcg"
-	Kernel      string
-	Initrd      string
-	KernelArgs  string
-	Overlay     string
-	Seed        string
+	Name       string
+	CPUs       int
+	MemoryMiB  int
+	Accel      string // "kvm" or "tcg"
+	Kernel     string
+	Initrd     string
+	KernelArgs string
+	Overlay    string
+	// Seed is the NoCloud ISO on the CD-ROM; "" leaves the drive empty
+	// (a snapshot's template, or a restore that inserts it over QMP).
+	Seed string
+	// Incoming starts qemu waiting for a migration stream (a restore).
+	Incoming    bool
 	SSHPort     int
 	APIPort     int
 	PrivateIP   string
@@ -45,7 +49,7 @@ func buildArgv(in argvInput) []string {
 	if in.AptPort > 0 {
 		user += fmt.Sprintf(",guestfwd=tcp:%s-cmd:nc 127.0.0.1 %d", AptProxyAddr, in.AptPort)
 	}
-	return []string{
+	argv := []string{
 		"-name", in.Name,
 		"-machine", "q35",
 		"-accel", accel,
@@ -55,15 +59,40 @@ func buildArgv(in argvInput) []string {
 		"-kernel", in.Kernel,
 		"-initrd", in.Initrd,
 		"-append", in.KernelArgs,
-		"-drive", "file=" + in.Overlay + ",if=virtio,format=qcow2,discard=unmap",
-		"-drive", "file=" + in.Seed + ",if=virtio,format=raw,readonly=on",
+		"-drive", "file=" + in.Overlay + ",if=none,id=" + diskID + ",format=qcow2,discard=unmap",
+		"-device", "virtio-blk-pci,drive=" + diskID + ",id=" + diskID + "-dev",
+		"-drive", seedDrive(in.Seed),
+		"-device", "ide-cd,drive=" + seedID + ",id=" + cdromID + ",bus=ide.1",
 		"-netdev", user,
 		"-device", "virtio-net-pci,netdev=n0,mac=" + in.MACs[0],
 		"-netdev", fmt.Sprintf("socket,id=n1,mcast=%s:%d,localaddr=127.0.0.1", segmentGroup, in.SegmentPort),
 		"-device", "virtio-net-pci,netdev=n1,mac=" + in.MACs[1],
 		"-device", "virtio-rng-pci",
+		// A new generation ID on every start, restores included: Linux
+		// reseeds its RNG when it changes.
+		"-device", "vmgenid,guid=auto",
 		"-serial", "file:" + in.Serial,
 		"-qmp", "unix:" + in.QMP + ",server=on,wait=off",
 		"-pidfile", in.PIDFile,
 	}
+	if in.Incoming {
+		argv = append(argv, "-incoming", "defer")
+	}
+	return argv
+}
+
+// Device ids the restore addresses over QMP. Every VM has the same device
+// set, so a snapshot of one shape restores into any VM of that shape.
+const (
+	diskID  = "disk0"
+	seedID  = "seed0"
+	cdromID = "cdrom0"
+)
+
+func seedDrive(seed string) string {
+	d := "if=none,id=" + seedID + ",media=cdrom,readonly=on"
+	if seed != "" {
+		d += ",format=raw,file=" + seed
+	}
+	return d
 }

@@ -52,12 +52,8 @@ func (p *Provider) Launch(ctx context.Context, in provider.LaunchInput) (provide
 			p.Delete(context.Background(), in.Name)
 		}
 	}()
-	if out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", img.Root,
-		rec.path("overlay.qcow2"), strconv.Itoa(in.DiskGiB)+"G").CombinedOutput(); err != nil {
-		return provider.Info{}, fmt.Errorf("launching %s: creating overlay: %w: %s", in.Name, err, out)
-	}
 	seed, err := BuildSeed(SeedInput{Name: in.Name, InstanceID: in.Name + "-" + strconv.FormatInt(rec.Created.UnixNano(), 36),
-		UserData: in.UserData, AuthorizedKey: p.authKey, PrivateCIDR: rec.PrivateIP + "/24"})
+		UserData: in.UserData, AuthorizedKey: p.authKey, PrivateCIDR: rec.PrivateIP + "/24", MACs: rec.MACs, Clock: time.Now()})
 	if err != nil {
 		return provider.Info{}, fmt.Errorf("launching %s: rendering seed: %w", in.Name, err)
 	}
@@ -65,11 +61,12 @@ func (p *Provider) Launch(ctx context.Context, in provider.LaunchInput) (provide
 		return provider.Info{}, fmt.Errorf("launching %s: %w", in.Name, err)
 	}
 	start := time.Now()
-	if err := p.startQEMU(ctx, rec, img, aptPort); err != nil {
+	how, err := p.boot(ctx, rec, img, accel, aptPort)
+	if err != nil {
 		return provider.Info{}, fmt.Errorf("launching %s: %w", in.Name, err)
 	}
 	created = true // from here the caller owns cleanup and can read logs
-	p.logf("%s: qemu started (%s, %d vCPU, %d MiB, ssh 127.0.0.1:%d, private %s)", in.Name, accel, in.CPUs, in.MemoryMiB, rec.SSHPort, rec.PrivateIP)
+	p.logf("%s: qemu started, %s (%s, %d vCPU, %d MiB, ssh 127.0.0.1:%d, private %s)", in.Name, how, accel, in.CPUs, in.MemoryMiB, rec.SSHPort, rec.PrivateIP)
 	if err := p.waitSSH(ctx, rec); err != nil {
 		return rec.info(p), err
 	}
@@ -201,4 +198,72 @@ func portFree(port int) bool {
 	}
 	l.Close()
 	return true
+}
+
+// boot starts rec's qemu: restored from the booted snapshot of its shape
+// when snapshots are on, else (or when the restore fails, with a notice) a
+// cold boot of the image. It says which it did.
+func (p *Provider) boot(ctx context.Context, rec *record, img image.Image, accel string, aptPort int) (string, error) {
+	if !p.cfg.NoSnapshot {
+		sh := Shape{Image: img.Key, CPUs: rec.CPUs, MemoryMiB: rec.MemoryMiB, Accel: accel, Devices: deviceSet}
+		snap, err := p.snapshot(ctx, img, sh, aptPort)
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", err
+			}
+			p.logf("%s: booting cold: no snapshot for shape %s: %v", rec.Name, sh, err)
+		} else {
+			err = p.restoreFrom(ctx, rec, img, snap, aptPort)
+			if err == nil {
+				return "restored from snapshot " + snap.Manifest.Key, nil
+			}
+			if ctx.Err() != nil {
+				return "", err
+			}
+			p.logf("%s: booting cold: restoring snapshot %s failed: %v", rec.Name, snap.Manifest.Key, err)
+			if err := p.stopProcess(ctx, rec, 0); err != nil {
+				return "", err
+			}
+		}
+	}
+	rec.Snapshot = ""
+	os.Remove(rec.path("overlay.qcow2"))
+	if err := createOverlay(ctx, rec.path("overlay.qcow2"), img.Root, "raw", rec.DiskGiB); err != nil {
+		return "", err
+	}
+	if err := rec.save(); err != nil {
+		return "", err
+	}
+	if err := p.startQEMU(ctx, rec, img, aptPort, false); err != nil {
+		return "", err
+	}
+	return "cold boot", nil
+}
+
+// restoreFrom starts rec's qemu from a snapshot: an overlay on the
+// snapshot's disk layer, the migration stream, then the node's seed.
+func (p *Provider) restoreFrom(ctx context.Context, rec *record, img image.Image, snap Snapshot, aptPort int) error {
+	os.Remove(rec.path("overlay.qcow2"))
+	// The overlay starts at the template's size: the restored guest knows
+	// that size, and learns the node's from block_resize.
+	if err := createOverlay(ctx, rec.path("overlay.qcow2"), snap.Disk, "qcow2", snap.Manifest.RootGiB); err != nil {
+		return err
+	}
+	rec.Snapshot = snap.Manifest.Key
+	if err := rec.save(); err != nil {
+		return err
+	}
+	if err := p.startQEMU(ctx, rec, img, aptPort, true); err != nil {
+		return err
+	}
+	return p.restore(ctx, rec, snap)
+}
+
+// createOverlay makes a copy-on-write disk over backing.
+func createOverlay(ctx context.Context, path, backing, backingFormat string, sizeGiB int) error {
+	if out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-F", backingFormat, "-b", backing,
+		path, strconv.Itoa(sizeGiB)+"G").CombinedOutput(); err != nil {
+		return fmt.Errorf("creating overlay: %w: %s", err, out)
+	}
+	return nil
 }

@@ -19,7 +19,7 @@ const qemuBinary = "qemu-system-x86_64"
 
 // startQEMU runs qemu for rec, retrying with fresh ports if a forward port
 // was taken in between.
-func (p *Provider) startQEMU(ctx context.Context, rec *record, img image.Image, aptPort int) error {
+func (p *Provider) startQEMU(ctx context.Context, rec *record, img image.Image, aptPort int, restoring bool) error {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		if attempt > 0 || !portFree(rec.SSHPort) || !portFree(rec.APIPort) {
@@ -31,14 +31,18 @@ func (p *Provider) startQEMU(ctx context.Context, rec *record, img image.Image, 
 				return err
 			}
 		}
-		argv := buildArgv(argvInput{
+		in := argvInput{
 			Name: rec.Name, CPUs: rec.CPUs, MemoryMiB: rec.MemoryMiB, Accel: rec.Accel,
 			Kernel: img.Kernel, Initrd: img.Initrd, KernelArgs: img.KernelArgs,
-			Overlay: rec.path("overlay.qcow2"), Seed: rec.path("seed.iso"),
+			Overlay: rec.path("overlay.qcow2"), Seed: rec.path("seed.iso"), Incoming: restoring,
 			SSHPort: rec.SSHPort, APIPort: rec.APIPort, PrivateIP: rec.PrivateIP, AptPort: aptPort,
 			SegmentPort: rec.SegmentPort, MACs: rec.MACs,
 			Serial: rec.path("serial.log"), QMP: rec.path("qmp.sock"), PIDFile: rec.path("qemu.pid"),
-		})
+		}
+		if restoring {
+			in.Seed = "" // inserted over QMP once the snapshot is loaded
+		}
+		argv := buildArgv(in)
 		os.Remove(rec.path("qemu.pid"))
 		os.WriteFile(rec.path("qemu.argv"), []byte(strings.Join(argv, "\n")+"\n"), 0o600)
 		logf, err := os.OpenFile(rec.path("qemu.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)

@@ -28,6 +28,9 @@ type Config struct {
 	Intervals wait.Intervals
 	// NoAptCache skips the apt cache (VMs then cannot install packages).
 	NoAptCache bool
+	// NoSnapshot boots every VM cold instead of restoring the booted
+	// snapshot of its shape (BCMTEST_SNAPSHOT=0).
+	NoSnapshot bool
 	Log        io.Writer
 }
 

@@ -103,8 +103,10 @@ func TestArgvKeepsEveryNetworkOnThisMachine(t *testing.T) {
 		"-smp 2", "-m 2048",
 		"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:40001-:22,hostfwd=tcp:127.0.0.1:40002-10.77.0.10:8443,guestfwd=tcp:10.0.2.100:3142-cmd:nc 127.0.0.1 3142",
 		"socket,id=n1,mcast=230.0.0.1:21000,localaddr=127.0.0.1",
-		"file=/s/overlay.qcow2,if=virtio,format=qcow2",
-		"file=/s/seed.iso,if=virtio,format=raw,readonly=on",
+		"file=/s/overlay.qcow2,if=none,id=disk0,format=qcow2",
+		"if=none,id=seed0,media=cdrom,readonly=on,format=raw,file=/s/seed.iso",
+		"ide-cd,drive=seed0,id=cdrom0",
+		"vmgenid,guid=auto",
 		"-kernel /k", "-initrd /i", "-append root=LABEL=root",
 	} {
 		if !strings.Contains(a, want) {
@@ -121,6 +123,37 @@ func TestArgvKeepsEveryNetworkOnThisMachine(t *testing.T) {
 	in.AptPort = 0
 	if a := argvString(in); strings.Contains(a, "guestfwd") {
 		t.Errorf("guestfwd without apt cache: %s", a)
+	}
+}
+
+// TestRestoreArgvHasTheTemplatesDevices: a migration stream only loads into
+// the same device set, so a restore's argv differs from its template's only
+// in backends (ports, files) and -incoming.
+func TestRestoreArgvHasTheTemplatesDevices(t *testing.T) {
+	tmpl := argvInput{Name: "tmpl", CPUs: 1, MemoryMiB: 1024, Accel: "tcg", Kernel: "/k", Initrd: "/i", KernelArgs: "root=LABEL=root",
+		Overlay: "/t/disk.qcow2", SSHPort: 1, APIPort: 2, PrivateIP: "10.77.0.250", AptPort: 3, SegmentPort: 4,
+		MACs: [2]string{"52:54:00:00:00:01", "52:54:01:00:00:01"}, Serial: "/t/serial", QMP: "/t/qmp", PIDFile: "/t/pid"}
+	node := tmpl
+	node.Name, node.Overlay, node.SSHPort, node.APIPort, node.SegmentPort, node.Incoming = "CLUS1-01", "/n/overlay.qcow2", 5, 6, 7, true
+	node.MACs = [2]string{"52:54:00:aa:00:01", "52:54:01:aa:00:01"}
+	devices := func(argv []string) []string {
+		var out []string
+		for i, a := range argv {
+			if a == "-device" || a == "-machine" || a == "-smp" || a == "-m" || a == "-kernel" || a == "-append" {
+				out = append(out, a+" "+strings.Split(argv[i+1], ",mac=")[0])
+			}
+		}
+		return out
+	}
+	a, b := devices(buildArgv(tmpl)), devices(buildArgv(node))
+	if strings.Join(a, "\n") != strings.Join(b, "\n") {
+		t.Fatalf("device sets differ:\n%v\n%v", a, b)
+	}
+	if !strings.Contains(argvString(node), "-incoming defer") || strings.Contains(argvString(tmpl), "-incoming") {
+		t.Fatal("-incoming only on the restore")
+	}
+	if !strings.Contains(argvString(node), "if=none,id=seed0,media=cdrom,readonly=on -device") {
+		t.Fatalf("a restore starts with an empty CD-ROM: %s", argvString(node))
 	}
 }
 

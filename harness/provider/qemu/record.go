@@ -32,7 +32,10 @@ type record struct {
 	PID         int       `json:"pid"`
 	Owner       int       `json:"owner"`
 	HostKey     string    `json:"host_key,omitempty"`
-	Created     time.Time `json:"created"`
+	// Snapshot is the booted snapshot the VM was restored from ("" for a
+	// cold boot); its disk layer stays in use while the VM exists.
+	Snapshot string    `json:"snapshot,omitempty"`
+	Created  time.Time `json:"created"`
 }
 
 func (r *record) path(f string) string { return filepath.Join(r.Dir, f) }
