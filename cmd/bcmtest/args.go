@@ -2,11 +2,16 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"io"
+	"math"
+	"os"
 	"strconv"
 	"strings"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/providers"
 )
 
 // Exit codes, documented in --help and README.
@@ -31,6 +36,21 @@ type envError struct{ err error }
 func (e envError) Error() string { return e.err.Error() }
 func (e envError) Unwrap() error { return e.err }
 
+// exitStatus passes a remote command's exit code through.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("command exited with code %d", int(e)) }
+
+// helpHint names the command whose --help explains a usage error; run adds
+// it so the message can point there.
+type helpHint struct {
+	err  error
+	path string
+}
+
+func (h helpHint) Error() string { return h.err.Error() }
+func (h helpHint) Unwrap() error { return h.err }
+
 // exitCode maps an error to the documented exit codes.
 func exitCode(err error) int {
 	var u usageError
@@ -53,56 +73,6 @@ func exitCode(err error) int {
 
 var errInterrupted = errors.New("interrupted")
 
-// parseInterleaved parses flags that may come before, between or after
-// positional arguments (`up CLUS1 3 --cpus 1`), stopping at "--". It
-// returns the positionals and whatever followed "--".
-func parseInterleaved(fs *flag.FlagSet, args []string) (pos, rest []string, err error) {
-	fs.SetOutput(io.Discard)
-	for i, a := range args {
-		if a == "--" {
-			rest = args[i+1:]
-			args = args[:i]
-			break
-		}
-	}
-	for {
-		// A negative number is a (bad) positional, not a flag: let the
-		// command say "MEMBERS -1: must be 0 or more".
-		if i := firstNegativeNumber(args); i >= 0 {
-			p, _, err := parseInterleaved(fs, args[:i])
-			if err != nil {
-				return nil, nil, err
-			}
-			pos = append(append(pos, p...), args[i])
-			args = args[i+1:]
-			continue
-		}
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, nil, err
-			}
-			return nil, nil, usagef("%s: %v", fs.Name(), err)
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, rest, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
-func firstNegativeNumber(args []string) int {
-	for i, a := range args {
-		if len(a) > 1 && a[0] == '-' {
-			if _, err := strconv.Atoi(a); err == nil {
-				return i
-			}
-		}
-	}
-	return -1
-}
-
 // parseMembers reads the MEMBERS argument of `up`.
 func parseMembers(s string) (int, error) {
 	n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -111,6 +81,9 @@ func parseMembers(s string) (int, error) {
 	}
 	if n < 0 {
 		return 0, usagef("MEMBERS %d: must be 0 or more", n)
+	}
+	if n > cluster.MaxMembers {
+		return 0, usagef("MEMBERS %d: must be at most %d (node names have two-digit suffixes)", n, cluster.MaxMembers)
 	}
 	return n, nil
 }
@@ -131,6 +104,9 @@ func parseSizes(s string) ([]int, error) {
 		if seen[n] {
 			return nil, usagef("--sizes %q: %d is listed twice", s, n)
 		}
+		if n > cluster.MaxMembers {
+			return nil, usagef("--sizes %q: %d is more than %d members", s, n, cluster.MaxMembers)
+		}
 		seen[n] = true
 		out = append(out, n)
 	}
@@ -138,4 +114,65 @@ func parseSizes(s string) ([]int, error) {
 		return nil, usagef("--sizes %q: give at least one member count, e.g. 0,1,3", s)
 	}
 	return out, nil
+}
+
+// parseSizeFlag checks a size flag (--memory 2G) by the provider's own
+// rules, and also refuses sizes beyond 64 bits of bytes, which
+// provider.ParseSize would wrap around into "must be greater than zero".
+func parseSizeFlag(flag, s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	if t == "" {
+		return 0, usagef("%s: must not be empty (examples: 2G, 512M)", flag)
+	}
+	i := strings.IndexFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if i < 0 {
+		i = len(t)
+	}
+	if v, err := strconv.ParseFloat(t[:i], 64); err == nil && v > 0 {
+		// The unit's multiplier, by the provider's own unit table.
+		if unit, err := provider.ParseSize(flag, "1"+t[i:]); err == nil && v*float64(unit) >= math.MaxInt64 {
+			return 0, usagef("%s %q: too large: it overflows a 64-bit byte count (examples: 2G, 512M)", flag, s)
+		}
+	}
+	b, err := provider.ParseSize(flag, s)
+	if err != nil {
+		return 0, usageError{err.Error()}
+	}
+	return b, nil
+}
+
+// providerChoice resolves --provider, then BCMTEST_PROVIDER, checking the
+// value here so that a bad one is a usage error naming where it came from
+// rather than a failure inside the provider. "" means auto.
+func providerChoice(flagValue string) (string, error) {
+	if flagValue != "" {
+		if err := providers.Validate(flagValue); err != nil {
+			return "", usagef("--provider: %v", err)
+		}
+		return flagValue, nil
+	}
+	v := os.Getenv("BCMTEST_PROVIDER")
+	if err := providers.Validate(v); err != nil {
+		return "", usagef("BCMTEST_PROVIDER: %v", err)
+	}
+	return v, nil
+}
+
+// checkAccelEnv checks BCMTEST_ACCEL before a provider is opened with it.
+func checkAccelEnv() error {
+	switch a := os.Getenv("BCMTEST_ACCEL"); a {
+	case "", qemu.AccelAuto, qemu.AccelKVM, qemu.AccelTCG:
+		return nil
+	default:
+		return usagef("BCMTEST_ACCEL %q: must be auto, kvm or tcg", a)
+	}
+}
+
+// checkNode checks a NODE argument by the VM name rules, so a path such as
+// ../x is refused as input before any provider looks it up.
+func checkNode(cmd, node string) error {
+	if err := provider.ValidateVMName(node); err != nil {
+		return usagef("%s: NODE: %v", cmd, err)
+	}
+	return nil
 }

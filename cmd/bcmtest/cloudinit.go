@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/BitcoinCacheMachine/bcmtest/cloudinit"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu"
@@ -15,48 +17,75 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
 )
 
-const cloudInitHelp = `bcmtest cloudinit lint FILE
-bcmtest cloudinit check FILE
+func (a *app) cloudInitCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:     "cloudinit",
+		Aliases: []string{"cloud-init"},
+		Short:   "Check a cloud-init file, before any VM or on one VM",
+		Long: `lint   checks a cloud-init file before any VM starts.
+check  lint, then boots one VM with the file and reports each cloud-init module.
 
-lint   checks a cloud-init file before any VM starts: the #cloud-config header, YAML
-       errors with line and column, types of well-known keys, unknown top-level keys
-       (cloud-init ignores them silently), and cloud-init's own schema check
-       ('cloud-init schema') run with the cloud-init of the VM image, so the verdict
-       matches the VMs' cloud-init version (needs root and a built image; skipped
-       with a notice otherwise).
-check  lint, then boots one VM with the file on the embedded provider, reports each
-       cloud-init module's result and time, and deletes the VM.
+Exit codes: 0 ok, 2 the file is bad (problems listed with file:line:col), 1 the VM check failed.`,
+		Example: `  bcmtest cloudinit lint fixtures/bcm-debian.yaml
+  bcmtest cloudinit check my-cloud-init.yml`,
+		Args: cobra.ArbitraryArgs,
+		RunE: groupRunE("lint or check"),
+	}
+	c.AddCommand(a.lintCmd(), a.checkCmd())
+	return c
+}
 
-Examples:
-  bcmtest cloudinit lint fixtures/bcm-debian.yaml
-  bcmtest cloudinit check my-cloud-init.yml
+func (a *app) lintCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "lint FILE",
+		Short: "Check a cloud-init file before any VM starts",
+		Long: `Checks a cloud-init file before any VM starts: the #cloud-config header, YAML
+errors with line and column, types of well-known keys, unknown top-level keys
+(cloud-init ignores them silently), and cloud-init's own schema check
+('cloud-init schema') run with the cloud-init of the VM image, so the verdict
+matches the VMs' cloud-init version (needs root and a built image; skipped
+with a notice otherwise).
 
-Exit codes: 0 ok, 2 the file is bad (problems listed with file:line:col), 1 the VM check failed.
-`
+Exit codes: 0 ok, 2 the file is bad (problems listed with file:line:col).`,
+		Example: `  bcmtest cloudinit lint fixtures/bcm-debian.yaml
+  bcmtest cloudinit lint my-cloud-init.yml`,
+		Args: wantArgs(1, 1, "FILE"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := checkFileArg(c, args[0]); err != nil {
+				return err
+			}
+			_, err := lint(c.Context(), args[0], a.stdout, a.stderr)
+			return err
+		},
+	}
+}
 
-func cmdCloudInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, cloudInitHelp)
-		return usagef("cloudinit: want a subcommand (lint or check)")
+func (a *app) checkCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "check FILE",
+		Short: "Lint, then boot one VM and report each cloud-init module",
+		Long: `Lints the file, then boots one VM with it on the embedded provider, reports each
+cloud-init module's result and time, and deletes the VM.
+
+Exit codes: 0 ok, 2 the file is bad (problems listed with file:line:col), 1 the VM check failed.`,
+		Example: "  bcmtest cloudinit check my-cloud-init.yml",
+		Args:    wantArgs(1, 1, "FILE"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := checkFileArg(c, args[0]); err != nil {
+				return err
+			}
+			return a.check(c.Context(), args[0])
+		},
 	}
-	if args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
-		fmt.Fprint(stdout, cloudInitHelp)
-		return nil
+}
+
+// checkFileArg refuses an empty FILE, which would otherwise read as a
+// file that failed lint.
+func checkFileArg(c *cobra.Command, file string) error {
+	if strings.TrimSpace(file) == "" {
+		return usagef("%sFILE: must not be empty; give the path of a cloud-init file", where(c))
 	}
-	if len(args) != 2 {
-		if args[0] == "lint" || args[0] == "check" {
-			return usagef("cloudinit %s: want FILE", args[0])
-		}
-		return usagef("cloudinit: unknown subcommand %q (want lint or check)", args[0])
-	}
-	switch args[0] {
-	case "lint":
-		_, err := lint(ctx, args[1], stdout, stderr)
-		return err
-	case "check":
-		return check(ctx, args[1], stdout, stderr)
-	}
-	return usagef("cloudinit: unknown subcommand %q (want lint or check)", args[0])
+	return nil
 }
 
 // lintProblems is a lint failure: the file is bad input (exit 2).
@@ -130,8 +159,8 @@ func schemaCheck(ctx context.Context, file string, data []byte) ([]cloudinit.Pro
 
 // check lints, then boots one VM with the file and reports cloud-init's
 // per-module results, then deletes the VM.
-func check(ctx context.Context, file string, stdout, stderr io.Writer) error {
-	data, err := lint(ctx, file, stdout, stderr)
+func (a *app) check(ctx context.Context, file string) error {
+	data, err := lint(ctx, file, a.stdout, a.stderr)
 	if err != nil {
 		return err
 	}
@@ -139,7 +168,7 @@ func check(ctx context.Context, file string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return envError{err}
 	}
-	p, err := qemu.New(qemu.Config{Dirs: d, Log: stamp{stderr}})
+	p, err := qemu.New(qemu.Config{Dirs: d, Log: stamp{a.stderr}})
 	if err != nil {
 		return envError{err}
 	}
@@ -153,12 +182,12 @@ func check(ctx context.Context, file string, stdout, stderr io.Writer) error {
 		return lerr
 	}
 	if out, err := provider.Run(ctx, p, name, "cloud-init", "analyze", "blame"); err == nil {
-		fmt.Fprintf(stdout, "cloud-init modules on %s, slowest first (cloud-init analyze blame):\n%s\n", name, out)
+		fmt.Fprintf(a.stdout, "cloud-init modules on %s, slowest first (cloud-init analyze blame):\n%s\n", name, out)
 	}
 	if lerr != nil {
-		fmt.Fprintf(stdout, "%s: FAILED after %s\n", file, time.Since(start).Round(time.Second))
+		fmt.Fprintf(a.stdout, "%s: FAILED after %s\n", file, time.Since(start).Round(time.Second))
 		return lerr
 	}
-	fmt.Fprintf(stdout, "%s: cloud-init done without errors in %s (boot included)\n", file, time.Since(start).Round(time.Second))
+	fmt.Fprintf(a.stdout, "%s: cloud-init done without errors in %s (boot included)\n", file, time.Since(start).Round(time.Second))
 	return nil
 }

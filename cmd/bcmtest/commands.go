@@ -14,6 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/BitcoinCacheMachine/bcmtest/cloudinit"
 	"github.com/BitcoinCacheMachine/bcmtest/fixtures"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
@@ -23,22 +25,40 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
 )
 
+// newProvider opens a VM provider; tests wrap it so that nothing they run
+// can boot a VM.
+var newProvider = providers.New
+
 // env bundles what most commands need: dirs and a provider.
 type env struct {
 	dirs state.Dirs
 	p    provider.Provider
 }
 
-func openEnv(ctx context.Context, providerName string, log io.Writer) (*env, error) {
-	if err := providers.Validate(providerName); err != nil {
-		return nil, usagef("--provider: %v", err)
+// chooseProvider checks --provider, BCMTEST_PROVIDER and BCMTEST_ACCEL as
+// input, before anything is opened; "" means auto.
+func chooseProvider(flagValue string) (string, error) {
+	name, err := providerChoice(flagValue)
+	if err != nil {
+		return "", err
 	}
+	if err := checkAccelEnv(); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// openEnv opens the provider chosen by chooseProvider.
+func openEnv(ctx context.Context, providerName string, log io.Writer) (*env, error) {
 	d, err := state.Default()
 	if err != nil {
 		return nil, envError{err}
 	}
-	p, err := providers.New(ctx, providers.Options{Name: providerName, Dirs: d, Log: log})
+	p, err := newProvider(ctx, providers.Options{Name: providerName, Dirs: d, Log: log})
 	if err != nil {
+		if v := os.Getenv("BCMTEST_MULTIPASS"); v != "" && providerName == providers.Multipass {
+			err = fmt.Errorf("%w (the binary named by BCMTEST_MULTIPASS=%s)", err, v)
+		}
 		return nil, envError{err}
 	}
 	return &env{dirs: d, p: p}, nil
@@ -59,61 +79,150 @@ func (s stamp) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("up", "bcmtest up NAME [MEMBERS] [flags]\n\nBrings NAME-00 (bootstrap) and NAME-01..NAME-MEMBERS up as one LXD cluster on ZFS and\nprints how to reach it. MEMBERS defaults to 0 (a single-node cluster).\n\nExamples:\n  bcmtest up CLUS1 3\n  bcmtest up DEV 1 --cloud-init my-cloud-init.yml --memory 3G", stdout)
-	prov := fs.String("provider", "", "VM provider: auto, qemu or multipass (default $BCMTEST_PROVIDER or auto)")
-	cpus := fs.Int("cpus", cluster.DefaultCPUs, "vCPUs per node")
-	mem := fs.String("memory", cluster.DefaultMemory, "memory per node (e.g. 2G, 1536M)")
-	disk := fs.String("disk", cluster.DefaultDisk, "disk per node")
-	ci := fs.String("cloud-init", "", "cloud-init file for every node (default: the project's BCM fixture for the provider)")
-	pool := fs.String("pool-size", cluster.DefaultPoolSize, "size of the ZFS storage pool (loop file) on each node")
-	keep := fs.Bool("keep-on-failure", false, "leave the VMs of a failed run for inspection")
-	reuse := fs.Bool("reuse", false, "attach to an existing healthy cluster of this name")
-	pos, _, err := parse(fs, args)
-	if err != nil {
-		return err
+// addProviderFlag is --provider/-p, shared by the commands that open one.
+func addProviderFlag(c *cobra.Command, v *string) {
+	c.Flags().StringVarP(v, "provider", "p", "", "VM provider: auto, qemu or multipass (default $BCMTEST_PROVIDER or auto)")
+}
+
+type upOptions struct {
+	provider, memory, disk, cloudInit, poolSize string
+	cpus                                        int
+	keep, reuse                                 bool
+}
+
+func (a *app) upCmd() *cobra.Command {
+	var o upOptions
+	c := &cobra.Command{
+		Use:   "up NAME [MEMBERS]",
+		Short: "Bring NAME-00 (bootstrap) and NAME-01..NN up as one LXD cluster",
+		Long: `Brings NAME-00 (bootstrap) and NAME-01..NAME-MEMBERS up as one LXD cluster on ZFS and
+prints how to reach it. MEMBERS defaults to 0 (a single-node cluster).`,
+		Example: `  bcmtest up CLUS1 3
+  bcmtest up DEV 1 --cloud-init my-cloud-init.yml --memory 3G`,
+		Args:        wantArgs(1, 2, "NAME [MEMBERS]"),
+		Annotations: map[string]string{numericArgAnnotation: "MEMBERS"},
+		RunE: func(c *cobra.Command, args []string) error {
+			return a.up(c.Context(), c, args, o)
+		},
 	}
-	if len(pos) < 1 || len(pos) > 2 {
-		return usagef("up: want NAME [MEMBERS], got %d argument(s)", len(pos))
+	f := c.Flags()
+	addProviderFlag(c, &o.provider)
+	f.IntVar(&o.cpus, "cpus", cluster.DefaultCPUs, "vCPUs per node")
+	f.StringVarP(&o.memory, "memory", "m", cluster.DefaultMemory, "memory per node (e.g. 2G, 1536M)")
+	f.StringVar(&o.disk, "disk", cluster.DefaultDisk, "disk per node")
+	f.StringVar(&o.cloudInit, "cloud-init", "", "cloud-init file for every node (default: the project's BCM fixture for the provider)")
+	f.StringVar(&o.poolSize, "pool-size", cluster.DefaultPoolSize, "size of the ZFS storage pool (loop file) on each node")
+	f.BoolVarP(&o.keep, "keep-on-failure", "k", false, "leave the VMs of a failed run for inspection")
+	f.BoolVar(&o.reuse, "reuse", false, "attach to an existing healthy cluster of this name")
+	return c
+}
+
+func (a *app) up(ctx context.Context, c *cobra.Command, args []string, o upOptions) error {
+	name := args[0]
+	if err := cluster.ValidateName(name); err != nil {
+		return usagef("up: %v", err)
 	}
 	members := 0
-	if len(pos) == 2 {
-		if members, err = parseMembers(pos[1]); err != nil {
+	if len(args) == 2 {
+		var err error
+		if members, err = parseMembers(args[1]); err != nil {
+			return fmt.Errorf("up: %w", err)
+		}
+	}
+	if o.cpus < 1 {
+		return usagef("up: --cpus %d: must be at least 1 (vCPUs per node)", o.cpus)
+	}
+	for _, s := range []struct{ flag, value string }{{"--memory", o.memory}, {"--disk", o.disk}, {"--pool-size", o.poolSize}} {
+		if _, err := parseSizeFlag(s.flag, s.value); err != nil {
+			return fmt.Errorf("up: %w", err)
+		}
+	}
+	var userData []byte
+	if c.Flags().Changed("cloud-init") {
+		var err error
+		if userData, err = loadCloudInit(ctx, "up", o.cloudInit); err != nil {
 			return err
 		}
 	}
-	if err := cluster.ValidateName(pos[0]); err != nil {
-		return usagef("up: %v", err)
+	prov, err := chooseProvider(o.provider)
+	if err != nil {
+		return fmt.Errorf("up: %w", err)
 	}
-	var userData []byte
-	if *ci != "" {
-		if userData, err = cloudinit.Load(*ci); err != nil {
-			return usagef("up: --cloud-init: %v", err)
-		}
+	if err := checkSpec("up", name, []specField{
+		{"MEMBERS", func(s *cluster.Spec) { s.Members = members }},
+		{"--cpus", func(s *cluster.Spec) { s.CPUs = o.cpus }},
+		{"--memory", func(s *cluster.Spec) { s.Memory = o.memory }},
+		{"--disk", func(s *cluster.Spec) { s.Disk = o.disk }},
+		{"--pool-size", func(s *cluster.Spec) { s.PoolSize = o.poolSize }},
+	}); err != nil {
+		return err
 	}
-	log := stamp{stderr}
-	e, err := openEnv(ctx, *prov, log)
+	log := stamp{a.stderr}
+	e, err := openEnv(ctx, prov, log)
 	if err != nil {
 		return err
 	}
 	defer e.close()
-	name := *ci
+	ciName := o.cloudInit
 	if userData == nil {
-		name = fixtures.For(e.p.Name())
-		userData = fixtures.MustRead(name)
+		ciName = fixtures.For(e.p.Name())
+		userData = fixtures.MustRead(ciName)
 	}
-	c, err := cluster.Up(ctx, cluster.Spec{
-		Name: pos[0], Members: members, CPUs: *cpus, Memory: *mem, Disk: *disk, PoolSize: *pool,
-		CloudInit: userData, CloudInitName: name, Provider: e.p, KeepOnFailure: *keep, Reuse: *reuse,
+	cl, err := cluster.Up(ctx, cluster.Spec{
+		Name: name, Members: members, CPUs: o.cpus, Memory: o.memory, Disk: o.disk, PoolSize: o.poolSize,
+		CloudInit: userData, CloudInitName: ciName, Provider: e.p, KeepOnFailure: o.keep, Reuse: o.reuse,
 		Persistent: true, StateDir: e.dirs.State, Log: log,
 	})
 	if err != nil {
-		if strings.Contains(err.Error(), "cluster spec:") {
-			return usageError{err.Error()}
-		}
 		return err
 	}
-	return printCluster(c, stdout)
+	return printCluster(cl, a.stdout)
+}
+
+// loadCloudInit reads a --cloud-init file, refusing an empty path: the
+// flag left out means the fixture, given empty it is a mistake.
+func loadCloudInit(ctx context.Context, cmd, path string) ([]byte, error) {
+	if strings.TrimSpace(path) == "" {
+		return nil, usagef("%s: --cloud-init: must not be empty; give a cloud-init file, or leave the flag out for the project's fixture", cmd)
+	}
+	data, err := cloudinit.Load(path)
+	if err != nil {
+		return nil, usagef("%s: --cloud-init: %v", cmd, err)
+	}
+	return data, nil
+}
+
+// placeholderProvider stands in for the provider Spec.Validate requires:
+// the flags are checked before any provider is opened.
+type placeholderProvider struct{ provider.Provider }
+
+// specField is one command-line input that lands in a cluster.Spec.
+type specField struct {
+	name string // --memory, MEMBERS
+	set  func(*cluster.Spec)
+}
+
+// checkSpec runs the harness's own spec rules (least memory, what this host
+// holds, the pool against the disk) before any provider is opened: one
+// input at a time on top of the defaults, so an error names the flag or
+// argument that broke the rule, then all of them together.
+func checkSpec(cmd, name string, fields []specField) error {
+	base := cluster.Spec{Name: name, CloudInit: []byte("#cloud-config\n"), Provider: placeholderProvider{}}
+	all := base
+	var names []string
+	for _, f := range fields {
+		s := base
+		f.set(&s)
+		if err := s.Validate(); err != nil {
+			return usagef("%s: %s: %v", cmd, f.name, err)
+		}
+		f.set(&all)
+		names = append(names, f.name)
+	}
+	if err := all.Validate(); err != nil {
+		return usagef("%s: %s together: %v", cmd, strings.Join(names, ", "), err)
+	}
+	return nil
 }
 
 func printCluster(c *cluster.Cluster, w io.Writer) error {
@@ -153,49 +262,91 @@ func writeLXCConfig(c *cluster.Cluster) (string, error) {
 	return dir, nil
 }
 
-func cmdDown(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("down", "bcmtest down NAME | --stale\n\nRemoves exactly the cluster NAME (NAME-NN VMs and state; never NAME10-NN), or with\n--stale every cluster and VM whose harness process died without tearing down.\n\nExamples:\n  bcmtest down CLUS1\n  bcmtest down --stale", stdout)
-	prov := fs.String("provider", "", "VM provider: auto, qemu or multipass")
-	stale := fs.Bool("stale", false, "sweep what crashed or killed runs left")
-	pos, _, err := parse(fs, args)
-	if err != nil {
-		return err
+func (a *app) downCmd() *cobra.Command {
+	var prov string
+	var stale bool
+	c := &cobra.Command{
+		Use:   "down NAME | --stale",
+		Short: "Remove exactly one cluster, or what crashed runs left",
+		Long: `Removes exactly the cluster NAME (NAME-NN VMs and state; never NAME10-NN), or with
+--stale every cluster and VM whose harness process died without tearing down.`,
+		Example: `  bcmtest down CLUS1
+  bcmtest down --stale`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			if stale == (len(args) == 1) || len(args) > 1 {
+				return usagef("down: give exactly one of NAME or --stale")
+			}
+			if !stale {
+				if err := cluster.ValidateName(args[0]); err != nil {
+					return usagef("down: %v", err)
+				}
+			}
+			name, err := chooseProvider(prov)
+			if err != nil {
+				return fmt.Errorf("down: %w", err)
+			}
+			return a.down(c.Context(), name, args, stale)
+		},
 	}
-	if *stale == (len(pos) == 1) || len(pos) > 1 {
-		return usagef("down: give exactly one of NAME or --stale")
-	}
+	addProviderFlag(c, &prov)
+	c.Flags().BoolVar(&stale, "stale", false, "sweep what crashed or killed runs left")
+	return c
+}
+
+func (a *app) down(ctx context.Context, prov string, args []string, stale bool) error {
 	// Teardown must finish even when the user presses Ctrl-C again.
 	ctx = context.WithoutCancel(ctx)
-	e, err := openEnv(ctx, *prov, stamp{stderr})
+	e, err := openEnv(ctx, prov, stamp{a.stderr})
 	if err != nil {
 		return err
 	}
 	defer e.close()
 	var removed []string
-	if *stale {
-		removed, err = cluster.SweepStale(ctx, e.p, e.dirs.State, stamp{stderr})
+	if stale {
+		removed, err = cluster.SweepStale(ctx, e.p, e.dirs.State, stamp{a.stderr})
 	} else {
-		if verr := cluster.ValidateName(pos[0]); verr != nil {
-			return usagef("down: %v", verr)
-		}
-		removed, err = cluster.Down(ctx, e.p, e.dirs.State, pos[0], stamp{stderr})
+		removed, err = cluster.Down(ctx, e.p, e.dirs.State, args[0], stamp{a.stderr})
 	}
 	for _, r := range removed {
-		fmt.Fprintf(stdout, "removed %s\n", r)
+		fmt.Fprintf(a.stdout, "removed %s\n", r)
 	}
 	if len(removed) == 0 && err == nil {
-		fmt.Fprintln(stdout, "nothing to remove")
+		fmt.Fprintln(a.stdout, "nothing to remove")
 	}
 	return err
 }
 
-func cmdList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("list", "bcmtest list\n\nLists the clusters and VMs the harness knows, with state, provider and owner.", stdout)
-	prov := fs.String("provider", "", "VM provider: auto, qemu or multipass")
-	if _, _, err := parse(fs, args); err != nil {
-		return err
+func (a *app) listCmd() *cobra.Command {
+	var prov string
+	c := &cobra.Command{
+		Use:     "list [NAME...]",
+		Aliases: []string{"ls"},
+		Short:   "List the clusters and VMs the harness knows",
+		Long: `Lists the clusters and VMs the harness knows, with state, provider and owner; with
+NAMEs, only those clusters.`,
+		Example: `  bcmtest list
+  bcmtest list CLUS1`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			for _, n := range args {
+				if err := cluster.ValidateName(n); err != nil {
+					return usagef("list: %v", err)
+				}
+			}
+			name, err := chooseProvider(prov)
+			if err != nil {
+				return fmt.Errorf("list: %w", err)
+			}
+			return a.list(c.Context(), name, args)
+		},
 	}
-	e, err := openEnv(ctx, *prov, io.Discard)
+	addProviderFlag(c, &prov)
+	return c
+}
+
+func (a *app) list(ctx context.Context, prov string, only []string) error {
+	e, err := openEnv(ctx, prov, io.Discard)
 	if err != nil {
 		return err
 	}
@@ -204,11 +355,23 @@ func cmdList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if len(only) > 0 {
+		var kept []cluster.ClusterStatus
+		for _, cs := range all {
+			for _, n := range only {
+				if cs.Name == n {
+					kept = append(kept, cs)
+					break
+				}
+			}
+		}
+		all = kept
+	}
 	if len(all) == 0 {
-		fmt.Fprintln(stdout, "no clusters or VMs")
+		fmt.Fprintln(a.stdout, "no clusters or VMs")
 		return nil
 	}
-	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLUSTER\tNODE\tSTATE\tADDRESS\tPROVIDER\tOWNER")
 	for _, cs := range all {
 		owner := "kept (bcmtest up)"
@@ -228,42 +391,65 @@ func cmdList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return tw.Flush()
 }
 
-func cmdExec(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("exec", "bcmtest exec NODE -- CMD [ARGS...]\n\nRuns a command as root on a node; exits with the command's exit code.\n\nExample:\n  bcmtest exec CLUS1-01 -- zpool list", stdout)
-	prov := fs.String("provider", "", "VM provider: auto, qemu or multipass")
-	pos, rest, err := parse(fs, args)
-	if err != nil {
-		return err
+func (a *app) execCmd() *cobra.Command {
+	var prov string
+	c := &cobra.Command{
+		Use:   "exec NODE -- CMD [ARGS...]",
+		Short: "Run a command as root on a node",
+		Long:  "Runs a command as root on a node; exits with the command's exit code.",
+		Example: `  bcmtest exec CLUS1-01 -- zpool list
+  echo hello | bcmtest exec CLUS1-00 -- tee /root/hello`,
+		Args: func(c *cobra.Command, args []string) error {
+			if c.ArgsLenAtDash() != 1 || len(args) < 2 {
+				return usagef("exec: want NODE -- CMD [ARGS...]")
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := checkNode("exec", args[0]); err != nil {
+				return err
+			}
+			name, err := chooseProvider(prov)
+			if err != nil {
+				return fmt.Errorf("exec: %w", err)
+			}
+			return a.exec(c.Context(), name, args[0], args[1:])
+		},
 	}
-	if len(pos) != 1 || len(rest) == 0 {
-		return usagef("exec: want NODE -- CMD [ARGS...]")
-	}
-	e, err := openEnv(ctx, *prov, io.Discard)
+	addProviderFlag(c, &prov)
+	return c
+}
+
+func (a *app) exec(ctx context.Context, prov, node string, argv []string) error {
+	e, err := openEnv(ctx, prov, io.Discard)
 	if err != nil {
 		return err
 	}
 	defer e.close()
-	if _, err := e.p.Info(ctx, pos[0]); errors.Is(err, provider.ErrNotFound) {
-		return usagef("exec: node %q is not in any cluster on %s (`bcmtest list` shows the nodes)", pos[0], e.p.Name())
-	} else if err != nil {
-		return usagef("exec: %v", err)
+	if err := knownNode(ctx, e.p, "exec", node); err != nil {
+		return err
 	}
-	res, err := e.p.Exec(ctx, pos[0], provider.ExecInput{Argv: rest, Stdin: stdinIfPiped()})
+	res, err := e.p.Exec(ctx, node, provider.ExecInput{Argv: argv, Stdin: stdinIfPiped()})
 	if err != nil {
 		return err
 	}
-	stdout.Write(res.Stdout)
-	stderr.Write(res.Stderr)
+	a.stdout.Write(res.Stdout)
+	a.stderr.Write(res.Stderr)
 	if res.ExitCode != 0 {
 		return exitStatus(res.ExitCode)
 	}
 	return nil
 }
 
-// exitStatus passes a remote command's exit code through.
-type exitStatus int
-
-func (e exitStatus) Error() string { return fmt.Sprintf("command exited with code %d", int(e)) }
+// knownNode refuses a node the provider does not have, as bad input.
+func knownNode(ctx context.Context, p provider.Provider, cmd, node string) error {
+	if _, err := p.Info(ctx, node); errors.Is(err, provider.ErrNotFound) {
+		return usagef("%s: node %q is not in any cluster on %s (`bcmtest list` shows the nodes)", cmd, node, p.Name())
+	} else if err != nil {
+		return usagef("%s: %v", cmd, err)
+	}
+	return nil
+}
 
 func stdinIfPiped() io.Reader {
 	if fi, err := os.Stdin.Stat(); err == nil && fi.Mode()&os.ModeCharDevice == 0 {
@@ -277,26 +463,44 @@ type shellCapable interface {
 	ShellArgv(name string) ([]string, error)
 }
 
-func cmdSSH(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("ssh", "bcmtest ssh NODE\n\nOpens an interactive shell on a node (as the harness user, with sudo).", stdout)
-	prov := fs.String("provider", "", "VM provider: auto, qemu or multipass")
-	pos, _, err := parse(fs, args)
-	if err != nil {
-		return err
+func (a *app) sshCmd() *cobra.Command {
+	var prov string
+	c := &cobra.Command{
+		Use:     "ssh NODE",
+		Aliases: []string{"shell"},
+		Short:   "Open an interactive shell on a node",
+		Long:    "Opens an interactive shell on a node (as the harness user, with sudo).",
+		Example: "  bcmtest ssh CLUS1-00",
+		Args:    wantArgs(1, 1, "NODE"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := checkNode("ssh", args[0]); err != nil {
+				return err
+			}
+			name, err := chooseProvider(prov)
+			if err != nil {
+				return fmt.Errorf("ssh: %w", err)
+			}
+			return a.ssh(c.Context(), name, args[0])
+		},
 	}
-	if len(pos) != 1 {
-		return usagef("ssh: want NODE")
-	}
-	e, err := openEnv(ctx, *prov, io.Discard)
+	addProviderFlag(c, &prov)
+	return c
+}
+
+func (a *app) ssh(ctx context.Context, prov, node string) error {
+	e, err := openEnv(ctx, prov, io.Discard)
 	if err != nil {
 		return err
 	}
 	defer e.close()
+	if err := knownNode(ctx, e.p, "ssh", node); err != nil {
+		return err
+	}
 	sc, ok := e.p.(shellCapable)
 	if !ok {
 		return envError{fmt.Errorf("ssh: provider %s has no interactive shell", e.p.Name())}
 	}
-	argv, err := sc.ShellArgv(pos[0])
+	argv, err := sc.ShellArgv(node)
 	if err != nil {
 		return err
 	}
@@ -307,28 +511,40 @@ func cmdSSH(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return syscall.Exec(bin, argv, os.Environ())
 }
 
-func cmdLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("logs", "bcmtest logs NAME [--out DIR]\n\nCollects per-node diagnostics of cluster NAME: cloud-init logs and status, LXD and Tor\njournals, LXD's log, zpool status, the member list and the serial console.\n\nExample:\n  bcmtest logs CLUS1 --out /tmp/clus1-logs", stdout)
-	prov := fs.String("provider", "", "VM provider: auto, qemu or multipass")
-	out := fs.String("out", "", "directory for the files (default ./artifacts/logs-NAME-TIME)")
-	pos, _, err := parse(fs, args)
-	if err != nil {
-		return err
+func (a *app) logsCmd() *cobra.Command {
+	var prov, out string
+	c := &cobra.Command{
+		Use:   "logs NAME",
+		Short: "Collect per-node diagnostics of a cluster",
+		Long: `Collects per-node diagnostics of cluster NAME: cloud-init logs and status, LXD and Tor
+journals, LXD's log, zpool status, the member list and the serial console.`,
+		Example: "  bcmtest logs CLUS1 --out /tmp/clus1-logs",
+		Args:    wantArgs(1, 1, "NAME"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := cluster.ValidateName(args[0]); err != nil {
+				return usagef("logs: %v", err)
+			}
+			name, err := chooseProvider(prov)
+			if err != nil {
+				return fmt.Errorf("logs: %w", err)
+			}
+			dir := out
+			if dir == "" {
+				dir = filepath.Join("artifacts", "logs-"+args[0]+"-"+time.Now().UTC().Format("20060102-150405"))
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return usagef("logs: --out %s: %v", dir, err)
+			}
+			return a.logs(c.Context(), name, args[0], dir)
+		},
 	}
-	if len(pos) != 1 {
-		return usagef("logs: want NAME")
-	}
-	if err := cluster.ValidateName(pos[0]); err != nil {
-		return usagef("logs: %v", err)
-	}
-	dir := *out
-	if dir == "" {
-		dir = filepath.Join("artifacts", "logs-"+pos[0]+"-"+time.Now().UTC().Format("20060102-150405"))
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return usagef("logs: --out %s: %v", dir, err)
-	}
-	e, err := openEnv(ctx, *prov, io.Discard)
+	addProviderFlag(c, &prov)
+	c.Flags().StringVar(&out, "out", "", "directory for the files (default ./artifacts/logs-NAME-TIME)")
+	return c
+}
+
+func (a *app) logs(ctx context.Context, prov, name, dir string) error {
+	e, err := openEnv(ctx, prov, io.Discard)
 	if err != nil {
 		return err
 	}
@@ -339,17 +555,17 @@ func cmdLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	var nodes []string
 	for _, v := range vms {
-		if v.Group == pos[0] || cluster.IsNodeOf(v.Name, pos[0]) {
+		if v.Group == name || cluster.IsNodeOf(v.Name, name) {
 			nodes = append(nodes, v.Name)
 		}
 	}
 	sort.Strings(nodes)
 	if len(nodes) == 0 {
-		return fmt.Errorf("logs: cluster %s has no VMs", pos[0])
+		return fmt.Errorf("logs: cluster %s has no VMs", name)
 	}
-	files, err := diag.Collect(ctx, diag.CollectInput{Provider: e.p, Nodes: nodes, Dir: dir, Log: stamp{stderr}})
+	files, err := diag.Collect(ctx, diag.CollectInput{Provider: e.p, Nodes: nodes, Dir: dir, Log: stamp{a.stderr}})
 	for _, f := range files {
-		fmt.Fprintln(stdout, f)
+		fmt.Fprintln(a.stdout, f)
 	}
 	return err
 }

@@ -12,63 +12,81 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/report"
 )
 
-const matrixHelp = `bcmtest matrix --sizes 0,1,3 [flags]
-
-For each size (joining members), brings up a fresh cluster and runs the e2e suites
+const matrixLong = `For each size (joining members), brings up a fresh cluster and runs the e2e suites
 against it (go test ./suites/e2e, so run it from the repository), one size after
 another; a failure at one size does not stop the others. Writes to --out:
 summary.json, summary.md (for CI job summaries), report.html (phase timings charted
 against cluster size) and report.png (the page rendered by headless Chromium, when
-installed), plus each run's reports and diagnostics under size-N[-aK]/.
+installed), plus each run's reports and diagnostics under size-N[-aK]/.`
 
-Examples:
-  bcmtest matrix --sizes 0,1
+const matrixExample = `  bcmtest matrix --sizes 0,1
   bcmtest matrix --sizes 0,1,3 --label-filter smoke --repeat 2`
 
-func cmdMatrix(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("matrix", matrixHelp, stdout)
-	sizesFlag := fs.String("sizes", "0,1,3", "comma-separated member counts")
-	labels := fs.String("label-filter", "", "Ginkgo label filter for the specs")
-	repeat := fs.Int("repeat", 1, "runs per size (repeats reveal flakes)")
-	out := fs.String("out", "", "report directory (default artifacts/matrix-<time>)")
-	prov := fs.String("provider", "", "VM provider: auto, qemu or multipass")
-	suites := fs.String("suites", "./suites/e2e", "the e2e suites package")
-	ci := fs.String("cloud-init", "", "cloud-init file for every node")
-	pos, _, err := parse(fs, args)
+type matrixOptions struct {
+	sizes, labels, out, provider, suites, cloudInit string
+	repeat                                          int
+}
+
+func (a *app) matrixCmd() *cobra.Command {
+	var o matrixOptions
+	c := &cobra.Command{
+		Use:     "matrix [--sizes 0,1,3] [flags]",
+		Short:   "Run the suites over cluster sizes, with a JSON/Markdown/HTML report",
+		Long:    matrixLong,
+		Example: matrixExample,
+		Args:    matrixArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			return a.matrix(c.Context(), o)
+		},
+	}
+	f := c.Flags()
+	f.StringVarP(&o.sizes, "sizes", "s", "0,1,3", "comma-separated member counts")
+	f.StringVarP(&o.labels, "label-filter", "l", "", "Ginkgo label filter for the specs")
+	f.IntVar(&o.repeat, "repeat", 1, "runs per size (repeats reveal flakes)")
+	f.StringVar(&o.out, "out", "", "report directory (default artifacts/matrix-<time>)")
+	addProviderFlag(c, &o.provider)
+	f.StringVar(&o.suites, "suites", "./suites/e2e", "the e2e suites package")
+	f.StringVar(&o.cloudInit, "cloud-init", "", "cloud-init file for every node")
+	return c
+}
+
+func matrixArgs(c *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("matrix: unexpected argument %q (the sizes go in --sizes)", args[0])
+	}
+	return nil
+}
+
+func (a *app) matrix(ctx context.Context, o matrixOptions) error {
+	sizes, err := parseSizes(o.sizes)
 	if err != nil {
-		return err
+		return fmt.Errorf("matrix: %w", err)
 	}
-	if len(pos) > 0 {
-		return usagef("matrix: unexpected argument %q", pos[0])
+	if o.repeat < 1 {
+		return usagef("matrix: --repeat %d: must be 1 or more", o.repeat)
 	}
-	sizes, err := parseSizes(*sizesFlag)
+	prov, err := chooseProvider(o.provider)
 	if err != nil {
-		return err
+		return fmt.Errorf("matrix: %w", err)
 	}
-	for _, n := range sizes {
-		if n > cluster.MaxMembers {
-			return usagef("--sizes %q: %d is more than %d members", *sizesFlag, n, cluster.MaxMembers)
+	if o.cloudInit != "" {
+		if _, err := lint(ctx, o.cloudInit, io.Discard, a.stderr); err != nil {
+			return fmt.Errorf("matrix: --cloud-init: %w", err)
 		}
 	}
-	if *repeat < 1 {
-		return usagef("--repeat %d: must be 1 or more", *repeat)
-	}
-	if *ci != "" {
-		if _, err := lint(ctx, *ci, io.Discard, stderr); err != nil {
-			return err
-		}
-	}
-	if _, err := os.Stat(*suites); err != nil {
-		return usagef("--suites %s: %v (run bcmtest matrix from the repository root)", *suites, err)
+	if _, err := os.Stat(o.suites); err != nil {
+		return usagef("matrix: --suites %s: %v (run bcmtest matrix from the repository root)", o.suites, err)
 	}
 	if _, err := exec.LookPath("go"); err != nil {
 		return envError{fmt.Errorf("matrix runs the suites with go test: go not found on PATH")}
 	}
-	dir := *out
+	dir := o.out
 	if dir == "" {
 		dir = filepath.Join("artifacts", "matrix-"+time.Now().UTC().Format("20060102-150405"))
 	}
@@ -76,30 +94,31 @@ func cmdMatrix(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return usagef("--out %s: %v", dir, err)
+		return usagef("matrix: --out %s: %v", dir, err)
 	}
 	host, _ := os.Hostname()
-	sum := report.Summary{RunID: filepath.Base(dir), Host: host, Provider: *prov, Started: time.Now().UTC(), Sizes: sizes, Repeat: *repeat}
+	sum := report.Summary{RunID: filepath.Base(dir), Host: host, Provider: prov, Started: time.Now().UTC(), Sizes: sizes, Repeat: o.repeat}
 	if sum.Provider == "" {
 		sum.Provider = "auto"
 	}
-	log := stamp{stderr}
+	log := stamp{a.stderr}
 	for _, n := range sizes {
-		for a := 1; a <= *repeat; a++ {
+		for at := 1; at <= o.repeat; at++ {
 			if ctx.Err() != nil {
 				break
 			}
-			r := runSize(ctx, matrixRun{size: n, attempt: a, repeat: *repeat, dir: dir, labels: *labels, provider: sum.Provider, suites: *suites, cloudInit: *ci}, log)
+			r := runSize(ctx, matrixRun{size: n, attempt: at, repeat: o.repeat, dir: dir, labels: o.labels, provider: sum.Provider,
+				suites: o.suites, cloudInit: o.cloudInit}, log)
 			sum.Runs = append(sum.Runs, r)
 			p, f, s := r.Counts()
-			fmt.Fprintf(log, "matrix: size %d attempt %d: passed=%v (%d passed, %d failed, %d skipped) in %s\n", n, a, r.Passed, p, f, s, r.Timings.Total.Round(time.Second))
+			fmt.Fprintf(log, "matrix: size %d attempt %d: passed=%v (%d passed, %d failed, %d skipped) in %s\n", n, at, r.Passed, p, f, s, r.Timings.Total.Round(time.Second))
 		}
 	}
 	sum.Finished = time.Now().UTC()
 	sum.Accel = accelOf(dir)
 	files, werr := report.WriteAll(ctx, dir, sum)
 	for _, f := range files {
-		fmt.Fprintln(stdout, f)
+		fmt.Fprintln(a.stdout, f)
 	}
 	if werr != nil {
 		return werr

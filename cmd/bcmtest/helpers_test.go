@@ -1,0 +1,38 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
+)
+
+// The record files below are written with the field names and places the
+// harness uses (harness/cluster/record.go), so the command line reads them
+// as it reads a real run's.
+
+func writeRecord(t *testing.T, path string, v any) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeClusterRecord writes <state>/clusters/NAME/cluster.json.
+func writeClusterRecord(t *testing.T, stateDir, name string, owner int, nodes ...string) {
+	t.Helper()
+	writeRecord(t, filepath.Join(cluster.ClustersDir(stateDir), name, "cluster.json"), map[string]any{
+		"name": name, "provider": "qemu", "members": len(nodes) - 1, "nodes": nodes, "owner": owner,
+		"created": time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), "ready": true, "pool_name": "local", "persistent": true,
+	})
+}
