@@ -173,6 +173,7 @@ func TestBadInputIsRejectedBeforeAnyVMStarts(t *testing.T) {
 		{name: "down with two names", args: []string{"down", "A", "B"}, code: exitUsage, field: "NAME or --stale", rule: "give exactly one"},
 		{name: "down bad name", args: []string{"down", "CLUS_1"}, code: exitUsage, field: "cluster name", rule: "only letters, digits and hyphens"},
 		{name: "down stale not a bool", args: []string{"down", "--stale=often"}, code: exitUsage, field: `--stale "often"`, rule: "must be true or false"},
+		{name: "list unknown output", args: []string{"list", "--output", "yaml"}, code: exitUsage, field: `--output "yaml"`, rule: "must be table or json"},
 		{name: "list bad name", args: []string{"list", "CLUS_1"}, code: exitUsage, field: "cluster name", rule: "only letters, digits and hyphens"},
 		{name: "list with a bad provider variable", args: []string{"list"}, env: map[string]string{"BCMTEST_PROVIDER": "vbox"}, code: exitUsage, field: "BCMTEST_PROVIDER", rule: "must be auto, qemu or multipass"},
 
@@ -194,6 +195,7 @@ func TestBadInputIsRejectedBeforeAnyVMStarts(t *testing.T) {
 		{name: "image without a subcommand", args: []string{"image"}, code: exitUsage, field: "build, list or prune", rule: "want a subcommand"},
 		{name: "image unknown subcommand", args: []string{"image", "frob"}, code: exitUsage, field: `"frob"`, rule: "unknown subcommand"},
 		{name: "image list with an argument", args: []string{"image", "list", "extra"}, code: exitUsage, field: "image list", rule: "takes no arguments"},
+		{name: "image list unknown output", args: []string{"image", "list", "-o", "xml"}, code: exitUsage, field: `--output "xml"`, rule: "must be table or json"},
 		{name: "image prune unknown flag", args: []string{"image", "prune", "--all"}, code: exitUsage, field: "--all", rule: "unknown flag"},
 		{name: "cloudinit without a subcommand", args: []string{"cloudinit"}, code: exitUsage, field: "lint or check", rule: "want a subcommand"},
 		{name: "cloudinit unknown subcommand", args: []string{"cloudinit", "frob"}, code: exitUsage, field: `"frob"`, rule: "unknown subcommand"},

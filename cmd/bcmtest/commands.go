@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -82,6 +83,18 @@ func (s stamp) Write(b []byte) (int, error) {
 // addProviderFlag is --provider/-p, shared by the commands that open one.
 func addProviderFlag(c *cobra.Command, v *string) {
 	c.Flags().StringVarP(v, "provider", "p", "", "VM provider: auto, qemu or multipass (default $BCMTEST_PROVIDER or auto)")
+}
+
+// addOutputFlag is --output/-o table|json for the listing commands.
+func addOutputFlag(c *cobra.Command, v *string) {
+	c.Flags().StringVarP(v, "output", "o", "table", "output format: table or json")
+}
+
+func checkOutput(c *cobra.Command, v string) error {
+	if v != "table" && v != "json" {
+		return usagef("%s--output %q: must be table or json", where(c), v)
+	}
+	return nil
 }
 
 type upOptions struct {
@@ -318,15 +331,15 @@ func (a *app) down(ctx context.Context, prov string, args []string, stale bool) 
 }
 
 func (a *app) listCmd() *cobra.Command {
-	var prov string
+	var prov, output string
 	c := &cobra.Command{
 		Use:     "list [NAME...]",
 		Aliases: []string{"ls"},
 		Short:   "List the clusters and VMs the harness knows",
 		Long: `Lists the clusters and VMs the harness knows, with state, provider and owner; with
-NAMEs, only those clusters.`,
+NAMEs, only those clusters. --output json prints the same as a JSON array.`,
 		Example: `  bcmtest list
-  bcmtest list CLUS1`,
+  bcmtest list CLUS1 -o json`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			for _, n := range args {
@@ -334,18 +347,34 @@ NAMEs, only those clusters.`,
 					return usagef("list: %v", err)
 				}
 			}
+			if err := checkOutput(c, output); err != nil {
+				return err
+			}
 			name, err := chooseProvider(prov)
 			if err != nil {
 				return fmt.Errorf("list: %w", err)
 			}
-			return a.list(c.Context(), name, args)
+			return a.list(c.Context(), name, args, output)
 		},
 	}
 	addProviderFlag(c, &prov)
+	addOutputFlag(c, &output)
 	return c
 }
 
-func (a *app) list(ctx context.Context, prov string, only []string) error {
+// clusterJSON is one cluster in `list --output json`.
+type clusterJSON struct {
+	Name       string          `json:"name"`
+	Provider   string          `json:"provider"`
+	Owner      int             `json:"owner"`
+	OwnerAlive bool            `json:"owner_alive"`
+	Persistent bool            `json:"persistent"`
+	Ready      bool            `json:"ready"`
+	Stale      bool            `json:"stale"`
+	Nodes      []provider.Info `json:"nodes"`
+}
+
+func (a *app) list(ctx context.Context, prov string, only []string, output string) error {
 	e, err := openEnv(ctx, prov, io.Discard)
 	if err != nil {
 		return err
@@ -366,6 +395,18 @@ func (a *app) list(ctx context.Context, prov string, only []string) error {
 			}
 		}
 		all = kept
+	}
+	if output == "json" {
+		out := []clusterJSON{}
+		for _, cs := range all {
+			nodes := cs.Nodes
+			if nodes == nil {
+				nodes = []provider.Info{}
+			}
+			out = append(out, clusterJSON{Name: cs.Name, Provider: cs.Provider, Owner: cs.Owner, OwnerAlive: cs.OwnerAlive,
+				Persistent: cs.Persistent, Ready: cs.Ready, Stale: cs.Stale, Nodes: nodes})
+		}
+		return writeJSON(a.stdout, out)
 	}
 	if len(all) == 0 {
 		fmt.Fprintln(a.stdout, "no clusters or VMs")
@@ -389,6 +430,12 @@ func (a *app) list(ctx context.Context, prov string, only []string) error {
 		}
 	}
 	return tw.Flush()
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func (a *app) execCmd() *cobra.Command {

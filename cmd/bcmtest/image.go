@@ -22,7 +22,7 @@ func (a *app) imageCmd() *cobra.Command {
 		Long: `The embedded QEMU provider's VM images (Debian 12 with LXD, ZFS, Tor, wait-for-it,
 cloud-init), cached under the user's cache directory and keyed by the recipe's hash.`,
 		Example: `  bcmtest image build
-  bcmtest image list
+  bcmtest image list -o json
   bcmtest image prune`,
 		Args: cobra.ArbitraryArgs,
 		RunE: groupRunE("build, list or prune"),
@@ -71,20 +71,37 @@ func (a *app) imageBuild(ctx context.Context) error {
 	return nil
 }
 
+// imageJSON is one image in `image list --output json`.
+type imageJSON struct {
+	Key           string    `json:"key"`
+	KernelVersion string    `json:"kernel_version"`
+	Built         time.Time `json:"built"`
+	BuildSeconds  float64   `json:"build_seconds"`
+	SizeBytes     int64     `json:"size_bytes"`
+	Current       bool      `json:"current"`
+	Dir           string    `json:"dir"`
+}
+
 func (a *app) imageListCmd() *cobra.Command {
+	var output string
 	c := &cobra.Command{
-		Use:     "list",
-		Short:   "Cached images, newest first, marking the current one",
-		Example: "  bcmtest image list",
-		Args:    noArgs,
+		Use:   "list",
+		Short: "Cached images, newest first, marking the current one",
+		Example: `  bcmtest image list
+  bcmtest image list -o json`,
+		Args: noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			return a.imageList()
+			if err := checkOutput(c, output); err != nil {
+				return err
+			}
+			return a.imageList(output)
 		},
 	}
+	addOutputFlag(c, &output)
 	return c
 }
 
-func (a *app) imageList() error {
+func (a *app) imageList(output string) error {
 	_, store, err := imageStore(stamp{a.stderr})
 	if err != nil {
 		return err
@@ -93,6 +110,14 @@ func (a *app) imageList() error {
 	imgs, err := store.List()
 	if err != nil {
 		return err
+	}
+	if output == "json" {
+		out := []imageJSON{}
+		for _, im := range imgs {
+			out = append(out, imageJSON{Key: im.Key, KernelVersion: im.Manifest.KernelVersion, Built: im.Manifest.Built,
+				BuildSeconds: im.Manifest.BuildTime.Seconds(), SizeBytes: im.Manifest.SizeBytes, Current: im.Key == current, Dir: im.Dir})
+		}
+		return writeJSON(a.stdout, out)
 	}
 	if len(imgs) == 0 {
 		fmt.Fprintln(a.stdout, "no images; `bcmtest image build` makes one")

@@ -3,12 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
 )
 
 // isolate gives a test its own state and cache directories and a provider
@@ -105,6 +111,127 @@ func TestVersion(t *testing.T) {
 		if code, out, _ := runCLI(t, args...); code != exitOK || out != "bcmtest "+version+"\n" {
 			t.Errorf("bcmtest %v: exit %d, %q", args, code, out)
 		}
+	}
+}
+
+// listedCluster is what a script reads from `bcmtest list --output json`.
+type listedCluster struct {
+	Name       string `json:"name"`
+	Provider   string `json:"provider"`
+	Owner      int    `json:"owner"`
+	OwnerAlive bool   `json:"owner_alive"`
+	Persistent bool   `json:"persistent"`
+	Ready      bool   `json:"ready"`
+	Stale      bool   `json:"stale"`
+	Nodes      []struct {
+		Name      string `json:"name"`
+		Group     string `json:"group"`
+		Provider  string `json:"provider"`
+		State     string `json:"state"`
+		PrivateIP string `json:"private_ip"`
+	} `json:"nodes"`
+}
+
+func TestListOutputJSON(t *testing.T) {
+	if err := qemu.CheckHost(); err != nil {
+		t.Skipf("list opens the qemu provider, which this host lacks: %v", err)
+	}
+	stateDir, _ := isolate(t)
+	refuseLaunches(t)
+	writeClusterRecord(t, stateDir, "CLUS1", os.Getpid(), "CLUS1-00", "CLUS1-01")
+	writeQEMURecord(t, stateDir, "CLUS1-00", "CLUS1", "10.77.0.10", os.Getpid())
+	writeQEMURecord(t, stateDir, "CLUS1-01", "CLUS1", "10.77.0.11", os.Getpid())
+	writeQEMURecord(t, stateDir, "CLUS10-00", "CLUS10", "10.77.0.10", 0)
+
+	code, out, errOut := runCLI(t, "list", "--output", "json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var got []listedCluster
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if len(got) != 2 || got[0].Name != "CLUS1" || got[1].Name != "CLUS10" {
+		t.Fatalf("clusters: %+v", got)
+	}
+	c := got[0]
+	if c.Provider != "qemu" || c.Owner != os.Getpid() || !c.OwnerAlive || !c.Persistent || !c.Ready || c.Stale {
+		t.Errorf("CLUS1: %+v", c)
+	}
+	if len(c.Nodes) != 2 || c.Nodes[0].Name != "CLUS1-00" || c.Nodes[1].PrivateIP != "10.77.0.11" ||
+		c.Nodes[0].State != "Stopped" || c.Nodes[0].Group != "CLUS1" || c.Nodes[0].Provider != "qemu" {
+		t.Errorf("CLUS1 nodes: %+v", c.Nodes)
+	}
+	if !got[1].Persistent || got[1].Stale || len(got[1].Nodes) != 1 {
+		t.Errorf("CLUS10 (a VM without record, owner unknown): %+v", got[1])
+	}
+
+	code, out, _ = runCLI(t, "list", "CLUS10", "-o", "json")
+	got = nil
+	if err := json.Unmarshal([]byte(out), &got); code != exitOK || err != nil || len(got) != 1 || got[0].Name != "CLUS10" {
+		t.Errorf("list CLUS10 -o json: exit %d, %v: %s", code, err, out)
+	}
+	code, out, _ = runCLI(t, "list", "NONE", "-o", "json")
+	if code != exitOK || strings.TrimSpace(out) != "[]" {
+		t.Errorf("an empty list must be [] in JSON: exit %d, %q", code, out)
+	}
+	if code, out, _ = runCLI(t, "list"); code != exitOK || !strings.Contains(out, "CLUS1-01") || !strings.Contains(out, "running") {
+		t.Errorf("table: exit %d\n%s", code, out)
+	}
+}
+
+// writeImage puts a complete image entry (manifest last, as the store
+// does) into the cache directory.
+func writeImage(t *testing.T, cacheDir, key string, built time.Time, size int64) string {
+	t.Helper()
+	dir := filepath.Join(cacheDir, "images", key)
+	for _, f := range []string{"vmlinuz", "initrd.img", "root.img"} {
+		writeRecord(t, filepath.Join(dir, f), "")
+	}
+	writeRecord(t, filepath.Join(dir, "manifest.json"), image.Manifest{Key: key, Recipe: image.DefaultRecipe(),
+		KernelVersion: "6.1.0-test", Built: built, BuildTime: 90 * time.Second, SizeBytes: size})
+	return dir
+}
+
+func TestImageListOutputJSON(t *testing.T) {
+	_, cacheDir := isolate(t)
+	code, out, _ := runCLI(t, "image", "list", "-o", "json")
+	if code != exitOK || strings.TrimSpace(out) != "[]" {
+		t.Errorf("no images must be [] in JSON: exit %d, %q", code, out)
+	}
+	current := image.DefaultRecipe().Key()
+	old := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	writeImage(t, cacheDir, "0ld0ld0ld0ld", old, 1<<30)
+	curDir := writeImage(t, cacheDir, current, old.Add(24*time.Hour), 3<<30)
+
+	code, out, errOut := runCLI(t, "image", "list", "--output", "json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var got []struct {
+		Key           string    `json:"key"`
+		KernelVersion string    `json:"kernel_version"`
+		Built         time.Time `json:"built"`
+		BuildSeconds  float64   `json:"build_seconds"`
+		SizeBytes     int64     `json:"size_bytes"`
+		Current       bool      `json:"current"`
+		Dir           string    `json:"dir"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if len(got) != 2 {
+		t.Fatalf("images: %+v", got)
+	}
+	if got[0].Key != current || !got[0].Current || got[0].Dir != curDir || got[0].SizeBytes != 3<<30 ||
+		got[0].KernelVersion != "6.1.0-test" || got[0].BuildSeconds != 90 || !got[0].Built.Equal(old.Add(24*time.Hour)) {
+		t.Errorf("newest (current) image: %+v", got[0])
+	}
+	if got[1].Key != "0ld0ld0ld0ld" || got[1].Current {
+		t.Errorf("older image: %+v", got[1])
+	}
+	if code, out, _ := runCLI(t, "image", "list"); code != exitOK || !strings.Contains(out, current) || !strings.Contains(out, "yes") {
+		t.Errorf("table: exit %d\n%s", code, out)
 	}
 }
 
