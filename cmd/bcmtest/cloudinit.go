@@ -28,8 +28,9 @@ check  lint, then boots one VM with the file and reports each cloud-init module.
 Exit codes: 0 ok, 2 the file is bad (problems listed with file:line:col), 1 the VM check failed.`,
 		Example: `  bcmtest cloudinit lint fixtures/bcm-debian.yaml
   bcmtest cloudinit check my-cloud-init.yml`,
-		Args: cobra.ArbitraryArgs,
-		RunE: groupRunE("lint or check"),
+		Args:              cobra.ArbitraryArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE:              groupRunE("lint or check"),
 	}
 	c.AddCommand(a.lintCmd(), a.checkCmd())
 	return c
@@ -49,7 +50,8 @@ with a notice otherwise).
 Exit codes: 0 ok, 2 the file is bad (problems listed with file:line:col).`,
 		Example: `  bcmtest cloudinit lint fixtures/bcm-debian.yaml
   bcmtest cloudinit lint my-cloud-init.yml`,
-		Args: wantArgs(1, 1, "FILE"),
+		Args:              wantArgs(1, 1, "FILE"),
+		ValidArgsFunction: completeCloudInitFile,
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := checkFileArg(c, args[0]); err != nil {
 				return err
@@ -68,8 +70,9 @@ func (a *app) checkCmd() *cobra.Command {
 cloud-init module's result and time, and deletes the VM.
 
 Exit codes: 0 ok, 2 the file is bad (problems listed with file:line:col), 1 the VM check failed.`,
-		Example: "  bcmtest cloudinit check my-cloud-init.yml",
-		Args:    wantArgs(1, 1, "FILE"),
+		Example:           "  bcmtest cloudinit check my-cloud-init.yml",
+		Args:              wantArgs(1, 1, "FILE"),
+		ValidArgsFunction: completeCloudInitFile,
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := checkFileArg(c, args[0]); err != nil {
 				return err

@@ -83,11 +83,14 @@ func (s stamp) Write(b []byte) (int, error) {
 // addProviderFlag is --provider/-p, shared by the commands that open one.
 func addProviderFlag(c *cobra.Command, v *string) {
 	c.Flags().StringVarP(v, "provider", "p", "", "VM provider: auto, qemu or multipass (default $BCMTEST_PROVIDER or auto)")
+	c.RegisterFlagCompletionFunc("provider", cobra.FixedCompletions(
+		[]string{providers.Auto, providers.QEMU, providers.Multipass}, cobra.ShellCompDirectiveNoFileComp))
 }
 
 // addOutputFlag is --output/-o table|json for the listing commands.
 func addOutputFlag(c *cobra.Command, v *string) {
 	c.Flags().StringVarP(v, "output", "o", "table", "output format: table or json")
+	c.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp))
 }
 
 func checkOutput(c *cobra.Command, v string) error {
@@ -112,8 +115,9 @@ func (a *app) upCmd() *cobra.Command {
 prints how to reach it. MEMBERS defaults to 0 (a single-node cluster).`,
 		Example: `  bcmtest up CLUS1 3
   bcmtest up DEV 1 --cloud-init my-cloud-init.yml --memory 3G`,
-		Args:        wantArgs(1, 2, "NAME [MEMBERS]"),
-		Annotations: map[string]string{numericArgAnnotation: "MEMBERS"},
+		Args:              wantArgs(1, 2, "NAME [MEMBERS]"),
+		Annotations:       map[string]string{numericArgAnnotation: "MEMBERS"},
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(c *cobra.Command, args []string) error {
 			return a.up(c.Context(), c, args, o)
 		},
@@ -127,6 +131,7 @@ prints how to reach it. MEMBERS defaults to 0 (a single-node cluster).`,
 	f.StringVar(&o.poolSize, "pool-size", cluster.DefaultPoolSize, "size of the ZFS storage pool (loop file) on each node")
 	f.BoolVarP(&o.keep, "keep-on-failure", "k", false, "leave the VMs of a failed run for inspection")
 	f.BoolVar(&o.reuse, "reuse", false, "attach to an existing healthy cluster of this name")
+	addCloudInitFlagCompletion(c, "cloud-init")
 	return c
 }
 
@@ -285,7 +290,8 @@ func (a *app) downCmd() *cobra.Command {
 --stale every cluster and VM whose harness process died without tearing down.`,
 		Example: `  bcmtest down CLUS1
   bcmtest down --stale`,
-		Args: cobra.ArbitraryArgs,
+		Args:              cobra.ArbitraryArgs,
+		ValidArgsFunction: completeClusters(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			if stale == (len(args) == 1) || len(args) > 1 {
 				return usagef("down: give exactly one of NAME or --stale")
@@ -340,7 +346,8 @@ func (a *app) listCmd() *cobra.Command {
 NAMEs, only those clusters. --output json prints the same as a JSON array.`,
 		Example: `  bcmtest list
   bcmtest list CLUS1 -o json`,
-		Args: cobra.ArbitraryArgs,
+		Args:              cobra.ArbitraryArgs,
+		ValidArgsFunction: completeClusters(-1),
 		RunE: func(c *cobra.Command, args []string) error {
 			for _, n := range args {
 				if err := cluster.ValidateName(n); err != nil {
@@ -452,6 +459,7 @@ func (a *app) execCmd() *cobra.Command {
 			}
 			return nil
 		},
+		ValidArgsFunction: completeNodes,
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := checkNode("exec", args[0]); err != nil {
 				return err
@@ -513,12 +521,13 @@ type shellCapable interface {
 func (a *app) sshCmd() *cobra.Command {
 	var prov string
 	c := &cobra.Command{
-		Use:     "ssh NODE",
-		Aliases: []string{"shell"},
-		Short:   "Open an interactive shell on a node",
-		Long:    "Opens an interactive shell on a node (as the harness user, with sudo).",
-		Example: "  bcmtest ssh CLUS1-00",
-		Args:    wantArgs(1, 1, "NODE"),
+		Use:               "ssh NODE",
+		Aliases:           []string{"shell"},
+		Short:             "Open an interactive shell on a node",
+		Long:              "Opens an interactive shell on a node (as the harness user, with sudo).",
+		Example:           "  bcmtest ssh CLUS1-00",
+		Args:              wantArgs(1, 1, "NODE"),
+		ValidArgsFunction: completeNodes,
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := checkNode("ssh", args[0]); err != nil {
 				return err
@@ -565,8 +574,9 @@ func (a *app) logsCmd() *cobra.Command {
 		Short: "Collect per-node diagnostics of a cluster",
 		Long: `Collects per-node diagnostics of cluster NAME: cloud-init logs and status, LXD and Tor
 journals, LXD's log, zpool status, the member list and the serial console.`,
-		Example: "  bcmtest logs CLUS1 --out /tmp/clus1-logs",
-		Args:    wantArgs(1, 1, "NAME"),
+		Example:           "  bcmtest logs CLUS1 --out /tmp/clus1-logs",
+		Args:              wantArgs(1, 1, "NAME"),
+		ValidArgsFunction: completeClusters(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := cluster.ValidateName(args[0]); err != nil {
 				return usagef("logs: %v", err)
@@ -587,6 +597,7 @@ journals, LXD's log, zpool status, the member list and the serial console.`,
 	}
 	addProviderFlag(c, &prov)
 	c.Flags().StringVar(&out, "out", "", "directory for the files (default ./artifacts/logs-NAME-TIME)")
+	c.MarkFlagDirname("out")
 	return c
 }
 

@@ -24,8 +24,9 @@ cloud-init), cached under the user's cache directory and keyed by the recipe's h
 		Example: `  bcmtest image build
   bcmtest image list -o json
   bcmtest image prune`,
-		Args: cobra.ArbitraryArgs,
-		RunE: groupRunE("build, list or prune"),
+		Args:              cobra.ArbitraryArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE:              groupRunE("build, list or prune"),
 	}
 	c.AddCommand(a.imageBuildCmd(), a.imageListCmd(), a.imagePruneCmd())
 	return c
@@ -42,10 +43,11 @@ func imageStore(progress stamp) (state.Dirs, image.Store, error) {
 
 func (a *app) imageBuildCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:     "build",
-		Short:   "Build the current recipe's image unless it is cached (takes minutes)",
-		Example: "  bcmtest image build",
-		Args:    noArgs,
+		Use:               "build",
+		Short:             "Build the current recipe's image unless it is cached (takes minutes)",
+		Example:           "  bcmtest image build",
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(c *cobra.Command, args []string) error {
 			return a.imageBuild(c.Context())
 		},
@@ -89,7 +91,8 @@ func (a *app) imageListCmd() *cobra.Command {
 		Short: "Cached images, newest first, marking the current one",
 		Example: `  bcmtest image list
   bcmtest image list -o json`,
-		Args: noArgs,
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := checkOutput(c, output); err != nil {
 				return err
@@ -138,10 +141,11 @@ func (a *app) imageList(output string) error {
 
 func (a *app) imagePruneCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:     "prune",
-		Short:   "Remove every image but the current recipe's",
-		Example: "  bcmtest image prune",
-		Args:    noArgs,
+		Use:               "prune",
+		Short:             "Remove every image but the current recipe's",
+		Example:           "  bcmtest image prune",
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(c *cobra.Command, args []string) error {
 			return a.imagePrune()
 		},

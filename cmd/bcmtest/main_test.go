@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -111,6 +113,91 @@ func TestVersion(t *testing.T) {
 		if code, out, _ := runCLI(t, args...); code != exitOK || out != "bcmtest "+version+"\n" {
 			t.Errorf("bcmtest %v: exit %d, %q", args, code, out)
 		}
+	}
+}
+
+func TestCompletionScripts(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		code, out, errOut := runCLI(t, "completion", shell)
+		if code != exitOK || !strings.Contains(out, "bcmtest") {
+			t.Fatalf("completion %s: exit %d: %s", shell, code, errOut)
+		}
+		bin, err := exec.LookPath(shell)
+		if err != nil {
+			if shell == "bash" {
+				t.Fatalf("bash is needed to check the bash completion: %v", err)
+			}
+			continue // zsh and fish are checked where installed
+		}
+		script := filepath.Join(t.TempDir(), "bcmtest."+shell)
+		if err := os.WriteFile(script, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := exec.Command(bin, "-n", script).CombinedOutput(); err != nil {
+			t.Errorf("%s -n on the %s completion: %v\n%s", shell, shell, err, b)
+		}
+	}
+}
+
+// complete asks the program for completions as the shell scripts do
+// (bcmtest __complete ARGS... PARTIAL) and returns the words and the
+// directive.
+func complete(t *testing.T, args ...string) ([]string, cobra.ShellCompDirective) {
+	t.Helper()
+	code, out, errOut := runCLI(t, append([]string{cobra.ShellCompRequestCmd}, args...)...)
+	if code != exitOK {
+		t.Fatalf("__complete %q: exit %d: %s", args, code, errOut)
+	}
+	var words []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.HasPrefix(l, ":") {
+			var d int
+			if _, err := fmt.Sscan(l[1:], &d); err != nil {
+				t.Fatalf("directive line %q: %v", l, err)
+			}
+			return words, cobra.ShellCompDirective(d)
+		}
+		words = append(words, strings.SplitN(l, "\t", 2)[0])
+	}
+	t.Fatalf("__complete %q printed no directive:\n%s", args, out)
+	return nil, 0
+}
+
+func TestCompletionOffersRecordedClustersNodesAndCloudInitFiles(t *testing.T) {
+	stateDir, _ := isolate(t)
+	writeClusterRecord(t, stateDir, "CLUS1", os.Getpid(), "CLUS1-00", "CLUS1-01")
+	writeQEMURecord(t, stateDir, "CLUS1-00", "CLUS1", "10.77.0.10", os.Getpid())
+	writeQEMURecord(t, stateDir, "CLUS1-01", "CLUS1", "10.77.0.11", os.Getpid())
+	writeQEMURecord(t, stateDir, "CLUS10-00", "CLUS10", "10.77.0.10", 0) // a VM without a cluster record
+	writeMultipassRecord(t, stateDir, "MP-00", "MP")
+
+	cases := []struct {
+		args      []string
+		want      []string
+		directive cobra.ShellCompDirective
+	}{
+		{[]string{"down", ""}, []string{"CLUS1", "CLUS10", "MP"}, cobra.ShellCompDirectiveNoFileComp},
+		{[]string{"down", "CLUS1", ""}, nil, cobra.ShellCompDirectiveNoFileComp},
+		{[]string{"logs", "CLUS1"}, []string{"CLUS1", "CLUS10"}, cobra.ShellCompDirectiveNoFileComp},
+		{[]string{"list", "CLUS1", ""}, []string{"CLUS10", "MP"}, cobra.ShellCompDirectiveNoFileComp},
+		{[]string{"exec", ""}, []string{"CLUS1-00", "CLUS1-01", "CLUS10-00", "MP-00"}, cobra.ShellCompDirectiveNoFileComp},
+		{[]string{"ssh", "CLUS1-"}, []string{"CLUS1-00", "CLUS1-01"}, cobra.ShellCompDirectiveNoFileComp},
+		{[]string{"ssh", "CLUS1-00", ""}, nil, cobra.ShellCompDirectiveNoFileComp},
+		{[]string{"up", "DEV", "--cloud-init", ""}, []string{"yaml", "yml"}, cobra.ShellCompDirectiveFilterFileExt},
+		{[]string{"matrix", "--cloud-init", ""}, []string{"yaml", "yml"}, cobra.ShellCompDirectiveFilterFileExt},
+		{[]string{"cloudinit", "lint", ""}, []string{"yaml", "yml"}, cobra.ShellCompDirectiveFilterFileExt},
+		{[]string{"cloudinit", "check", ""}, []string{"yaml", "yml"}, cobra.ShellCompDirectiveFilterFileExt},
+		{[]string{"list", "--output", ""}, []string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp},
+		{[]string{"up", "DEV", "--provider", ""}, []string{"auto", "qemu", "multipass"}, cobra.ShellCompDirectiveNoFileComp},
+	}
+	for _, c := range cases {
+		got, d := complete(t, c.args...)
+		if strings.Join(got, " ") != strings.Join(c.want, " ") || d != c.directive {
+			t.Errorf("completing %q: got %q (directive %d), want %q (directive %d)", c.args, got, d, c.want, c.directive)
+		}
+	}
+	if left, _ := os.ReadDir(filepath.Join(stateDir, "qemu")); len(left) != 1 {
+		t.Errorf("completion changed the qemu state directory: %v", left)
 	}
 }
 

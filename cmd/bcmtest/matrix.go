@@ -36,11 +36,12 @@ type matrixOptions struct {
 func (a *app) matrixCmd() *cobra.Command {
 	var o matrixOptions
 	c := &cobra.Command{
-		Use:     "matrix [--sizes 0,1,3] [flags]",
-		Short:   "Run the suites over cluster sizes, with a JSON/Markdown/HTML report",
-		Long:    matrixLong,
-		Example: matrixExample,
-		Args:    matrixArgs,
+		Use:               "matrix [--sizes 0,1,3] [flags]",
+		Short:             "Run the suites over cluster sizes, with a JSON/Markdown/HTML report",
+		Long:              matrixLong,
+		Example:           matrixExample,
+		Args:              matrixArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(c *cobra.Command, args []string) error {
 			return a.matrix(c.Context(), o)
 		},
@@ -53,6 +54,9 @@ func (a *app) matrixCmd() *cobra.Command {
 	addProviderFlag(c, &o.provider)
 	f.StringVar(&o.suites, "suites", "./suites/e2e", "the e2e suites package")
 	f.StringVar(&o.cloudInit, "cloud-init", "", "cloud-init file for every node")
+	c.MarkFlagDirname("out")
+	c.MarkFlagDirname("suites")
+	addCloudInitFlagCompletion(c, "cloud-init")
 	return c
 }
 

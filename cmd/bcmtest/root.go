@@ -50,8 +50,9 @@ func newRoot(stdout, stderr io.Writer) (*cobra.Command, *bool) {
 			}
 			return unknownSubcommand(c, args[0], "command")
 		},
-		SilenceErrors: true,
-		SilenceUsage:  true,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		ValidArgsFunction: cobra.NoFileCompletions,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -199,10 +200,11 @@ func decorateCompletion(c *cobra.Command) {
 
 func (a *app) versionCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:     "version",
-		Short:   "Print bcmtest's version",
-		Example: "  bcmtest version\n  bcmtest --version",
-		Args:    noArgs,
+		Use:               "version",
+		Short:             "Print bcmtest's version",
+		Example:           "  bcmtest version\n  bcmtest --version",
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(c *cobra.Command, args []string) error {
 			fmt.Fprintf(a.stdout, "bcmtest %s\n", version)
 			return nil
