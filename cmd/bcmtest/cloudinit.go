@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,8 +14,8 @@ import (
 
 	"github.com/BitcoinCacheMachine/bcmtest/cloudinit"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
-	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/providers"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
 )
 
@@ -171,26 +173,54 @@ func (a *app) check(ctx context.Context, file string) error {
 	if err != nil {
 		return envError{err}
 	}
-	p, err := qemu.New(qemu.Config{Dirs: d, Log: stamp{a.stderr}})
+	if err := checkAccelEnv(); err != nil {
+		return fmt.Errorf("cloudinit check: %w", err)
+	}
+	p, err := newProvider(ctx, providers.Options{Name: providers.QEMU, Dirs: d, Log: stamp{a.stderr}})
 	if err != nil {
 		return envError{err}
 	}
 	defer p.Close()
-	name := fmt.Sprintf("cicheck%d", time.Now().Unix()%100000)
-	defer p.Delete(context.WithoutCancel(ctx), name)
+	name, err := checkVMName()
+	if err != nil {
+		return err
+	}
+	return bootCheck(ctx, p, name, file, data, a.stdout)
+}
+
+// checkVMName is a fresh name for the VM of one check. It is random rather
+// than time-based so that two checks started in the same second never
+// share a VM, and so never delete each other's.
+func checkVMName() (string, error) {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("naming the check VM: %w", err)
+	}
+	return "cicheck-" + hex.EncodeToString(b[:]), nil
+}
+
+// bootCheck boots the check VM and reports cloud-init's per-module results.
+// It deletes the VM only once the launch has claimed the name for this
+// process (a VM came back, or cloud-init failed on it): a launch refused
+// because the name is taken must leave that other VM alone.
+func bootCheck(ctx context.Context, p provider.Provider, name, file string, data []byte, stdout io.Writer) error {
 	start := time.Now()
-	_, lerr := p.Launch(ctx, provider.LaunchInput{Name: name, CPUs: 2, MemoryMiB: 2048, DiskGiB: 10, UserData: data})
+	info, lerr := p.Launch(ctx, provider.LaunchInput{Name: name, CPUs: 2, MemoryMiB: 2048, DiskGiB: 10, UserData: data})
 	var cie *provider.CloudInitError
-	if lerr != nil && !errors.As(lerr, &cie) {
+	failedCloudInit := errors.As(lerr, &cie)
+	if lerr == nil || info.Name != "" || failedCloudInit {
+		defer p.Delete(context.WithoutCancel(ctx), name)
+	}
+	if lerr != nil && !failedCloudInit {
 		return lerr
 	}
 	if out, err := provider.Run(ctx, p, name, "cloud-init", "analyze", "blame"); err == nil {
-		fmt.Fprintf(a.stdout, "cloud-init modules on %s, slowest first (cloud-init analyze blame):\n%s\n", name, out)
+		fmt.Fprintf(stdout, "cloud-init modules on %s, slowest first (cloud-init analyze blame):\n%s\n", name, out)
 	}
 	if lerr != nil {
-		fmt.Fprintf(a.stdout, "%s: FAILED after %s\n", file, time.Since(start).Round(time.Second))
+		fmt.Fprintf(stdout, "%s: FAILED after %s\n", file, time.Since(start).Round(time.Second))
 		return lerr
 	}
-	fmt.Fprintf(a.stdout, "%s: cloud-init done without errors in %s (boot included)\n", file, time.Since(start).Round(time.Second))
+	fmt.Fprintf(stdout, "%s: cloud-init done without errors in %s (boot included)\n", file, time.Since(start).Round(time.Second))
 	return nil
 }
