@@ -33,6 +33,7 @@ type Member struct {
 // last member joined, all from the first launch; Launch > BootstrapAt
 // shows the overlap.
 type Timings struct {
+	Image       time.Duration            // VM image and booted snapshot: built, or looked up
 	Launch      time.Duration            // all VMs started and cloud-init done
 	Booted      map[string]time.Duration // per node: launch start to its cloud-init done
 	CloudInit   map[string]time.Duration // per node, from cloud-init's own status
@@ -60,8 +61,8 @@ func (t Timings) String() string {
 		booted = append(booted, fmt.Sprintf("%s@%s", n, d.Round(time.Second)))
 	}
 	sort.Strings(booted)
-	return fmt.Sprintf("launch+cloud-init %s [%s], bootstrap %s (done @%s), joins [%s], formed @%s, ready %s, total %s",
-		t.Launch.Round(time.Second), strings.Join(booted, " "), t.Bootstrap.Round(time.Second), t.BootstrapAt.Round(time.Second),
+	return fmt.Sprintf("image %s, launch+cloud-init %s [%s], bootstrap %s (done @%s), joins [%s], formed @%s, ready %s, total %s",
+		t.Image.Round(100*time.Millisecond), t.Launch.Round(time.Second), strings.Join(booted, " "), t.Bootstrap.Round(time.Second), t.BootstrapAt.Round(time.Second),
 		strings.Join(joins, " "), t.Formed.Round(time.Second), t.Ready.Round(time.Second), t.Total.Round(time.Second))
 }
 

@@ -9,6 +9,7 @@ import (
 type Phase string
 
 const (
+	PhaseImage         Phase = "image"         // the VM image (and snapshot) is built or looked up
 	PhaseLaunching     Phase = "launching"     // a node's VM is being started
 	PhaseBooted        Phase = "booted"        // a node's cloud-init is done
 	PhaseBootstrapping Phase = "bootstrapping" // LXD clustering starts on NAME-00

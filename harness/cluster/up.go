@@ -174,6 +174,15 @@ func (c *Cluster) form(ctx context.Context) (lxd.InstanceServer, error) {
 	n := len(c.spec.NodeNames)
 	logf(c.spec.Log, "%s: launching %d node(s) on %s, %d at a time (%d vCPU, %d MiB, %d GiB disk each); forming the cluster as they come up",
 		c.Name(), n, c.p.Name(), c.spec.MaxLaunch, c.spec.CPUs, c.spec.MemoryMiB, c.spec.DiskGiB)
+	if pr, ok := c.p.(Preparer); ok {
+		t := time.Now()
+		c.event(ctx, Event{Phase: PhaseImage})
+		if err := pr.Prepare(ctx, c.launchInput(c.spec.NodeNames[0])); err != nil {
+			return nil, err
+		}
+		c.timings.Image = time.Since(t)
+		logf(c.spec.Log, "%s: image ready in %s", c.Name(), c.timings.Image.Round(100*time.Millisecond))
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	members := make([]Member, n)
 	booted := make(chan int, n) // indexes of nodes whose cloud-init is done
@@ -192,10 +201,7 @@ func (c *Cluster) form(ctx context.Context) (lxd.InstanceServer, error) {
 			g.Go(func() error {
 				defer func() { <-sem }()
 				c.event(gctx, Event{Node: name, Phase: PhaseLaunching})
-				info, err := c.p.Launch(gctx, provider.LaunchInput{
-					Name: name, Group: c.Name(), CPUs: c.spec.CPUs, MemoryMiB: c.spec.MemoryMiB, DiskGiB: c.spec.DiskGiB,
-					UserData: c.spec.CloudInit, Log: c.spec.Log,
-				})
+				info, err := c.p.Launch(gctx, c.launchInput(name))
 				if err != nil {
 					return fmt.Errorf("launching %s: %w", name, err)
 				}
@@ -283,6 +289,20 @@ func (c *Cluster) form(ctx context.Context) (lxd.InstanceServer, error) {
 	logf(c.spec.Log, "%s: %d node(s) booted (last after %s) and formed one cluster after %s", c.Name(), n,
 		c.timings.Launch.Round(time.Second), c.timings.Formed.Round(time.Second))
 	return srv, nil
+}
+
+// Preparer is a provider that can make ready, before any launch, what
+// every launch of a shape needs (the embedded provider's image and booted
+// snapshot), so their build or lookup is timed as its own phase.
+type Preparer interface {
+	Prepare(ctx context.Context, in provider.LaunchInput) error
+}
+
+func (c *Cluster) launchInput(name string) provider.LaunchInput {
+	return provider.LaunchInput{
+		Name: name, Group: c.Name(), CPUs: c.spec.CPUs, MemoryMiB: c.spec.MemoryMiB, DiskGiB: c.spec.DiskGiB,
+		UserData: c.spec.CloudInit, Log: c.spec.Log,
+	}
 }
 
 // setMembers publishes the nodes that are part of the cluster so far, in

@@ -38,25 +38,33 @@ func (d *seconds) UnmarshalJSON(b []byte) error {
 // phaseJSON is PhaseTimings on disk. joins_total_s is written for readers
 // such as jq and ignored on read, where JoinsTotal recomputes it.
 type phaseJSON struct {
-	Launch     seconds            `json:"launch_s"`
-	CloudInit  map[string]seconds `json:"cloud_init_s,omitempty"`
-	Bootstrap  seconds            `json:"bootstrap_s"`
-	Joins      map[string]seconds `json:"joins_s,omitempty"`
-	JoinsTotal seconds            `json:"joins_total_s"`
-	Ready      seconds            `json:"ready_s"`
-	Total      seconds            `json:"total_s"`
+	Image       seconds            `json:"image_s"`
+	Launch      seconds            `json:"launch_s"`
+	Booted      map[string]seconds `json:"booted_s,omitempty"`
+	CloudInit   map[string]seconds `json:"cloud_init_s,omitempty"`
+	Bootstrap   seconds            `json:"bootstrap_s"`
+	BootstrapAt seconds            `json:"bootstrap_done_at_s"`
+	Formed      seconds            `json:"formed_at_s"`
+	Joins       map[string]seconds `json:"joins_s,omitempty"`
+	JoinsTotal  seconds            `json:"joins_total_s"`
+	Ready       seconds            `json:"ready_s"`
+	Total       seconds            `json:"total_s"`
 }
 
 // MarshalJSON writes every phase in seconds (keys end in _s).
 func (t PhaseTimings) MarshalJSON() ([]byte, error) {
 	return marshal(phaseJSON{
-		Launch:     seconds(t.Launch),
-		CloudInit:  toSeconds(t.CloudInit),
-		Bootstrap:  seconds(t.Bootstrap),
-		Joins:      toSeconds(t.Joins),
-		JoinsTotal: seconds(t.JoinsTotal()),
-		Ready:      seconds(t.Ready),
-		Total:      seconds(t.Total),
+		Image:       seconds(t.Image),
+		Booted:      toSeconds(t.Booted),
+		BootstrapAt: seconds(t.BootstrapAt),
+		Formed:      seconds(t.Formed),
+		Launch:      seconds(t.Launch),
+		CloudInit:   toSeconds(t.CloudInit),
+		Bootstrap:   seconds(t.Bootstrap),
+		Joins:       toSeconds(t.Joins),
+		JoinsTotal:  seconds(t.JoinsTotal()),
+		Ready:       seconds(t.Ready),
+		Total:       seconds(t.Total),
 	})
 }
 
@@ -67,12 +75,16 @@ func (t *PhaseTimings) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*t = PhaseTimings{
-		Launch:    time.Duration(p.Launch),
-		CloudInit: fromSeconds(p.CloudInit),
-		Bootstrap: time.Duration(p.Bootstrap),
-		Joins:     fromSeconds(p.Joins),
-		Ready:     time.Duration(p.Ready),
-		Total:     time.Duration(p.Total),
+		Image:       time.Duration(p.Image),
+		Booted:      fromSeconds(p.Booted),
+		BootstrapAt: time.Duration(p.BootstrapAt),
+		Formed:      time.Duration(p.Formed),
+		Launch:      time.Duration(p.Launch),
+		CloudInit:   fromSeconds(p.CloudInit),
+		Bootstrap:   time.Duration(p.Bootstrap),
+		Joins:       fromSeconds(p.Joins),
+		Ready:       time.Duration(p.Ready),
+		Total:       time.Duration(p.Total),
 	}
 	return nil
 }

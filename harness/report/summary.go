@@ -21,12 +21,16 @@ const (
 // this package importing the cluster package and its LXD client.
 // In JSON every duration is a number of seconds (see MarshalJSON).
 type PhaseTimings struct {
-	Launch    time.Duration            // all VMs started and cloud-init done
-	CloudInit map[string]time.Duration // per node, from cloud-init's own status
-	Bootstrap time.Duration            // first member initialised as a cluster
-	Joins     map[string]time.Duration // per joining member, token to Online
-	Ready     time.Duration            // roles settled after the last join
-	Total     time.Duration
+	Image       time.Duration            // VM image and booted snapshot: built, or looked up
+	Launch      time.Duration            // all VMs started and cloud-init done
+	Booted      map[string]time.Duration // per node: launch start to its cloud-init done
+	CloudInit   map[string]time.Duration // per node, from cloud-init's own status
+	Bootstrap   time.Duration            // first member initialised as a cluster
+	BootstrapAt time.Duration            // launch start to bootstrap done
+	Joins       map[string]time.Duration // per joining member, token to Online
+	Formed      time.Duration            // launch start to the last member Online
+	Ready       time.Duration            // roles settled after the last join
+	Total       time.Duration
 }
 
 // JoinsTotal is the sum of the per-member join times: joins run one after

@@ -267,3 +267,33 @@ func createOverlay(ctx context.Context, path, backing, backingFormat string, siz
 	}
 	return nil
 }
+
+// Prepare builds or looks up what launching in needs before any VM starts:
+// the image, the accelerator probe, the apt cache and, unless snapshots are
+// off, the booted snapshot of in's shape. Launch does the same lookups
+// again, cheaply.
+func (p *Provider) Prepare(ctx context.Context, in provider.LaunchInput) error {
+	img, err := p.Image(ctx)
+	if err != nil {
+		return fmt.Errorf("getting the VM image: %w", err)
+	}
+	accel, err := p.chooseAccel(ctx, img.Kernel, img.Initrd)
+	if err != nil {
+		return err
+	}
+	aptPort, err := p.ensureAptCache(ctx)
+	if err != nil {
+		return err
+	}
+	if p.cfg.NoSnapshot {
+		return nil
+	}
+	sh := Shape{Image: img.Key, CPUs: in.CPUs, MemoryMiB: in.MemoryMiB, Accel: accel, Devices: deviceSet}
+	if _, err := p.snapshot(ctx, img, sh, aptPort); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		p.logf("booting cold: no snapshot for shape %s: %v", sh, err)
+	}
+	return nil
+}

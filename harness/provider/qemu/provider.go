@@ -47,6 +47,8 @@ type Provider struct {
 	mu      sync.Mutex
 	apt     *aptcache.Cache
 	clients map[string]*ssh.Client
+	// snapshotFailed remembers shapes whose snapshot could not be made.
+	snapshotFailed map[string]error
 }
 
 var _ provider.Provider = (*Provider)(nil)
@@ -78,7 +80,7 @@ func New(cfg Config) (*Provider, error) {
 	default:
 		return nil, fmt.Errorf("accel %q: must be auto, kvm or tcg", cfg.Accel)
 	}
-	p := &Provider{cfg: cfg, root: filepath.Join(cfg.Dirs.State, "qemu"), clients: map[string]*ssh.Client{}}
+	p := &Provider{cfg: cfg, root: filepath.Join(cfg.Dirs.State, "qemu"), clients: map[string]*ssh.Client{}, snapshotFailed: map[string]error{}}
 	p.vmsDir = filepath.Join(p.root, "vms")
 	if err := state.MkdirPrivate(p.vmsDir); err != nil {
 		return nil, err

@@ -111,7 +111,25 @@ func (l logLines) Write(b []byte) (int, error) {
 }
 
 // snapshot returns the booted snapshot for a shape, making it on first use.
+// A failure is remembered for the provider's lifetime, so the nodes of one
+// run boot cold after one try instead of each trying again.
 func (p *Provider) snapshot(ctx context.Context, img image.Image, sh Shape, aptPort int) (Snapshot, error) {
+	p.mu.Lock()
+	failed := p.snapshotFailed[sh.Key()]
+	p.mu.Unlock()
+	if failed != nil {
+		return Snapshot{}, failed
+	}
+	snap, err := p.getSnapshot(ctx, img, sh, aptPort)
+	if err != nil && ctx.Err() == nil {
+		p.mu.Lock()
+		p.snapshotFailed[sh.Key()] = err
+		p.mu.Unlock()
+	}
+	return snap, err
+}
+
+func (p *Provider) getSnapshot(ctx context.Context, img image.Image, sh Shape, aptPort int) (Snapshot, error) {
 	store := p.snapshotStore()
 	if e, err := store.Lookup(sh.Key(), snapshotComplete); err == nil {
 		return openSnapshot(e.Dir)
