@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,11 +20,14 @@ import (
 )
 
 const matrixLong = `For each size (joining members), brings up a fresh cluster and runs the e2e suites
-against it (go test ./suites/e2e, so run it from the repository), one size after
-another; a failure at one size does not stop the others. Writes to --out:
-summary.json, summary.md (for CI job summaries), report.html (phase timings charted
-against cluster size) and report.png (the page rendered by headless Chromium, when
-installed), plus each run's reports and diagnostics under size-N[-aK]/.`
+against it (the --suites package, compiled once with go test -c, so run it from the
+repository), one size after another; a failure at one size does not stop the others.
+Writes to --out: summary.json, summary.md (for CI job summaries), report.html (phase
+timings charted against cluster size) and report.png (the page rendered by headless
+Chromium, when installed), plus each run's reports and diagnostics under size-N[-aK]/.
+
+Ctrl-C (SIGINT or SIGTERM) reaches the running suite, which tears its cluster down;
+the matrix waits for that and exits 130.`
 
 const matrixExample = `  bcmtest matrix --sizes 0,1
   bcmtest matrix --sizes 0,1,3 --label-filter smoke --repeat 2`
@@ -52,7 +56,7 @@ func (a *app) matrixCmd() *cobra.Command {
 	f.IntVar(&o.repeat, "repeat", 1, "runs per size (repeats reveal flakes)")
 	f.StringVar(&o.out, "out", "", "report directory (default artifacts/matrix-<time>)")
 	addProviderFlag(c, &o.provider)
-	f.StringVar(&o.suites, "suites", "./suites/e2e", "the e2e suites package")
+	f.StringVar(&o.suites, "suites", "./suites/e2e", "the e2e suites package (a directory)")
 	f.StringVar(&o.cloudInit, "cloud-init", "", "cloud-init file for every node")
 	c.MarkFlagDirname("out")
 	c.MarkFlagDirname("suites")
@@ -79,16 +83,25 @@ func (a *app) matrix(ctx context.Context, o matrixOptions) error {
 	if err != nil {
 		return fmt.Errorf("matrix: %w", err)
 	}
-	if o.cloudInit != "" {
-		if _, err := lint(ctx, o.cloudInit, io.Discard, a.stderr); err != nil {
+	// The suites run in their own directory: relative paths would break.
+	ci, err := absPath("--cloud-init", o.cloudInit)
+	if err != nil {
+		return err
+	}
+	if ci != "" {
+		if _, err := lint(ctx, ci, io.Discard, a.stderr); err != nil {
 			return fmt.Errorf("matrix: --cloud-init: %w", err)
 		}
 	}
-	if _, err := os.Stat(o.suites); err != nil {
-		return usagef("matrix: --suites %s: %v (run bcmtest matrix from the repository root)", o.suites, err)
+	suites, err := absPath("--suites", o.suites)
+	if err != nil {
+		return err
+	}
+	if fi, err := os.Stat(suites); err != nil || !fi.IsDir() {
+		return usagef("matrix: --suites %s: not a directory of suites (run bcmtest matrix from the repository root)", o.suites)
 	}
 	if _, err := exec.LookPath("go"); err != nil {
-		return envError{fmt.Errorf("matrix runs the suites with go test: go not found on PATH")}
+		return envError{fmt.Errorf("matrix compiles the suites with go test -c: go not found on PATH")}
 	}
 	dir := o.out
 	if dir == "" {
@@ -100,19 +113,23 @@ func (a *app) matrix(ctx context.Context, o matrixOptions) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return usagef("matrix: --out %s: %v", dir, err)
 	}
+	log := stamp{a.stderr}
+	bin, err := compileSuites(ctx, suites, dir, log)
+	if err != nil {
+		return err
+	}
 	host, _ := os.Hostname()
 	sum := report.Summary{RunID: filepath.Base(dir), Host: host, Provider: prov, Started: time.Now().UTC(), Sizes: sizes, Repeat: o.repeat}
 	if sum.Provider == "" {
 		sum.Provider = "auto"
 	}
-	log := stamp{a.stderr}
 	for _, n := range sizes {
 		for at := 1; at <= o.repeat; at++ {
 			if ctx.Err() != nil {
 				break
 			}
 			r := runSize(ctx, matrixRun{size: n, attempt: at, repeat: o.repeat, dir: dir, labels: o.labels, provider: sum.Provider,
-				suites: o.suites, cloudInit: o.cloudInit}, log)
+				suiteBin: bin, suiteDir: suites, cloudInit: ci}, log)
 			sum.Runs = append(sum.Runs, r)
 			p, f, s := r.Counts()
 			fmt.Fprintf(log, "matrix: size %d attempt %d: passed=%v (%d passed, %d failed, %d skipped) in %s\n", n, at, r.Passed, p, f, s, r.Timings.Total.Round(time.Second))
@@ -120,7 +137,7 @@ func (a *app) matrix(ctx context.Context, o matrixOptions) error {
 	}
 	sum.Finished = time.Now().UTC()
 	sum.Accel = accelOf(dir)
-	files, werr := report.WriteAll(ctx, dir, sum)
+	files, werr := report.WriteAll(context.WithoutCancel(ctx), dir, sum)
 	for _, f := range files {
 		fmt.Fprintln(a.stdout, f)
 	}
@@ -136,10 +153,40 @@ func (a *app) matrix(ctx context.Context, o matrixOptions) error {
 	return nil
 }
 
+// absPath makes a path flag absolute ("" stays ""), since the suites run
+// in their own directory.
+func absPath(flag, p string) (string, error) {
+	if p == "" {
+		return "", nil
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", usagef("matrix: %s %s: %v", flag, p, err)
+	}
+	return abs, nil
+}
+
+// compileSuites builds the suites' test binary once, so that every size
+// runs it directly: a signal then reaches the process that tears the
+// cluster down, not only a `go test` in front of it.
+func compileSuites(ctx context.Context, suitesDir, outDir string, log io.Writer) (string, error) {
+	bin := filepath.Join(outDir, "e2e.test")
+	fmt.Fprintf(log, "matrix: compiling the suites in %s\n", suitesDir)
+	cmd := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, ".")
+	cmd.Dir = suitesDir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		if ctx.Err() != nil {
+			return "", errInterrupted
+		}
+		return "", fmt.Errorf("matrix: compiling the suites in %s: %w\n%s", suitesDir, err, out)
+	}
+	return bin, nil
+}
+
 type matrixRun struct {
-	size, attempt, repeat int
-	dir, labels, provider string
-	suites, cloudInit     string
+	size, attempt, repeat         int
+	dir, labels, provider         string
+	suiteBin, suiteDir, cloudInit string
 }
 
 func (m matrixRun) id() string {
@@ -147,6 +194,54 @@ func (m matrixRun) id() string {
 		return "size-" + strconv.Itoa(m.size)
 	}
 	return fmt.Sprintf("size-%d-a%d", m.size, m.attempt)
+}
+
+// command is one run of the suites' binary, in the suites' directory as
+// `go test` would run it, with the run's settings in the environment.
+func (m matrixRun) command(runDir string) *exec.Cmd {
+	args := []string{"-test.count=1", "-test.timeout=90m", "-ginkgo.v",
+		"-ginkgo.json-report=" + filepath.Join(runDir, "report.json"), "-ginkgo.junit-report=" + filepath.Join(runDir, "junit.xml")}
+	if m.labels != "" {
+		args = append(args, "-ginkgo.label-filter="+m.labels)
+	}
+	cmd := exec.Command(m.suiteBin, args...)
+	cmd.Dir = m.suiteDir
+	cmd.Env = append(os.Environ(), "BCMTEST_E2E=1", "BCMTEST_MEMBERS="+strconv.Itoa(m.size), "BCMTEST_PROVIDER="+m.provider,
+		"BCMTEST_ARTIFACTS="+m.dir, "BCMTEST_RUN_ID="+m.id(), "BCMTEST_CLOUD_INIT="+m.cloudInit)
+	return cmd
+}
+
+// teardownGrace is how long an interrupted suite gets to tear its cluster
+// down before it is killed.
+const teardownGrace = 5 * time.Minute
+
+// runInGroup runs cmd in a process group of its own. When ctx ends it sends
+// SIGINT to the whole group (the suite tears down on SIGINT) and waits for
+// it; after grace it kills the group.
+func runInGroup(ctx context.Context, cmd *exec.Cmd, grace time.Duration) error {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	pgid := cmd.Process.Pid // Setpgid: the group is named after its leader
+	syscall.Kill(-pgid, syscall.SIGINT)
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		err := <-done
+		return fmt.Errorf("the suite did not end within %s of SIGINT and was killed: %w", grace, err)
+	}
 }
 
 // runSize runs the suites once for one size and turns Ginkgo's JSON report
@@ -159,16 +254,7 @@ func runSize(ctx context.Context, m matrixRun, log io.Writer) report.Run {
 		return r
 	}
 	fmt.Fprintf(log, "matrix: size %d (%d nodes), attempt %d: bringing up a cluster and running the suites; log %s\n", m.size, m.size+1, m.attempt, filepath.Join(runDir, "output.log"))
-	args := []string{"test", "-count=1", "-timeout", "90m", m.suites, "-ginkgo.v",
-		"-ginkgo.json-report=" + filepath.Join(runDir, "report.json"), "-ginkgo.junit-report=" + filepath.Join(runDir, "junit.xml")}
-	if m.labels != "" {
-		args = append(args, "-ginkgo.label-filter="+m.labels)
-	}
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) } // the suite tears down on SIGINT
-	cmd.WaitDelay = 5 * time.Minute
-	cmd.Env = append(os.Environ(), "BCMTEST_E2E=1", "BCMTEST_MEMBERS="+strconv.Itoa(m.size), "BCMTEST_PROVIDER="+m.provider,
-		"BCMTEST_ARTIFACTS="+m.dir, "BCMTEST_RUN_ID="+m.id(), "BCMTEST_CLOUD_INIT="+m.cloudInit)
+	cmd := m.command(runDir)
 	logf, err := os.Create(filepath.Join(runDir, "output.log"))
 	if err != nil {
 		r.Error = err.Error()
@@ -176,7 +262,7 @@ func runSize(ctx context.Context, m matrixRun, log io.Writer) report.Run {
 	}
 	defer logf.Close()
 	cmd.Stdout, cmd.Stderr = logf, logf
-	runErr := cmd.Run()
+	runErr := runInGroup(ctx, cmd, teardownGrace)
 	specs, suiteErr, err := report.ReadGinkgoReport(filepath.Join(runDir, "report.json"))
 	r.Specs, r.Error = specs, suiteErr
 	if err != nil {
