@@ -123,3 +123,38 @@ func checkPart(ctx context.Context, name string, part *multipart.Part) ([]*Probl
 	}
 	return nil, nil
 }
+
+// eachPart calls fn with the number (from 1), media type and decoded body of
+// each part of a MIME multipart archive, until fn returns false. It is for
+// data checkMultipart has accepted, so malformed input just ends the walk.
+func eachPart(data []byte, fn func(n int, mediatype string, body []byte) bool) {
+	r := textproto.NewReader(bufio.NewReader(bytes.NewReader(data)))
+	hdr, err := r.ReadMIMEHeader()
+	if err != nil {
+		return
+	}
+	_, params, err := mime.ParseMediaType(hdr.Get("Content-Type"))
+	if err != nil || params["boundary"] == "" {
+		return
+	}
+	mr := multipart.NewReader(r.R, params["boundary"])
+	for n := 1; ; n++ {
+		part, err := mr.NextPart()
+		if err != nil {
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(part, MaxSize+1))
+		if err != nil {
+			return
+		}
+		if strings.EqualFold(strings.TrimSpace(part.Header.Get("Content-Transfer-Encoding")), "base64") {
+			if body, err = base64.StdEncoding.DecodeString(strings.Join(strings.Fields(string(body)), "")); err != nil {
+				return
+			}
+		}
+		mediatype, _, _ := mime.ParseMediaType(part.Header.Get("Content-Type"))
+		if !fn(n, mediatype, body) {
+			return
+		}
+	}
+}
