@@ -9,16 +9,17 @@ MEMBERS ?= 1
 PROVIDER ?= auto
 CLOUD_INIT ?=
 LABELS ?=
-INTEGRATION_LABELS ?= vm || cluster || multipass
+INTEGRATION_LABELS ?= vm || cluster || multipass || snapshot || security
+FUZZTIME ?= 60s
 GINKGO_FLAGS ?= -ginkgo.v -ginkgo.timeout=80m
 
 # Host packages the embedded QEMU provider needs (Debian/Ubuntu names), and
 # Chromium to render the matrix report's screenshot.
 HOST_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap debian-archive-keyring genisoimage \
 	apt-cacher-ng netcat-openbsd e2fsprogs ca-certificates openssh-client iproute2 \
-	chromium fonts-liberation
+	chromium fonts-liberation gcc libc6-dev lxd-client
 
-.PHONY: deps build unit integration test e2e dry-run nightly faults bench lint
+.PHONY: deps build unit fuzz integration test e2e dry-run nightly faults bench lint
 
 ## deps: install host packages (sudo when not root) and Go modules
 deps:
@@ -36,10 +37,14 @@ deps:
 build:
 	$(GO) build -o bin/bcmtest ./cmd/bcmtest
 
-## unit: fast tests, no VMs
-unit:
+## unit: fast tests with the race detector, no VMs (-race needs gcc: make deps)
+unit: deps
 	$(GO) vet ./...
-	$(GO) test -count=1 ./...
+	$(GO) test -race -count=1 ./...
+
+## fuzz: the cloud-init lint fuzz target for FUZZTIME (60s)
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzLint$$' -fuzztime $(FUZZTIME) ./cloudinit
 
 ## integration: specs that boot real VMs (labels vm, cluster)
 integration: deps
@@ -48,8 +53,8 @@ integration: deps
 	  $(GINKGO_FLAGS) -ginkgo.label-filter='$(INTEGRATION_LABELS)' \
 	  -ginkgo.junit-report=$(ARTIFACTS)/integration-$(RUN_ID)-junit.xml
 
-## test: unit tests, then the integration specs on real VMs
-test: unit integration
+## test: unit tests, the lint fuzz target, then the integration specs on real VMs
+test: unit fuzz integration
 
 ## e2e: the suites against one cluster of 1+MEMBERS nodes (main job)
 e2e: deps

@@ -22,7 +22,7 @@ var _ = Describe("interrupting an image build", Label("interrupt"), func() {
 		GinkgoT().Setenv("BCMTEST_CACHE_DIR", cache)
 
 		first := startUntil(ctx, bin, "building Debian", "image", "build")
-		second := startUntil(ctx, bin, "another run is building it; waiting", "image", "build")
+		second := startUntil(ctx, bin, "another run is making it; waiting", "image", "build")
 		DeferCleanup(func() { first.Process.Kill(); second.Process.Kill() })
 
 		Expect(first.Process.Signal(syscall.SIGINT)).To(Succeed())

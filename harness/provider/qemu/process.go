@@ -59,6 +59,7 @@ func (p *Provider) startQEMU(ctx context.Context, rec *record, img image.Image, 
 			return fmt.Errorf("starting %s: %w", qemuBinary, err)
 		}
 		rec.PID = cmd.Process.Pid
+		rec.Started = time.Now().UTC()
 		if err := rec.save(); err != nil {
 			cmd.Process.Kill()
 			return err

@@ -36,6 +36,8 @@ type record struct {
 	// cold boot); its disk layer stays in use while the VM exists.
 	Snapshot string    `json:"snapshot,omitempty"`
 	Created  time.Time `json:"created"`
+	// Started is when its qemu process last started.
+	Started time.Time `json:"started,omitempty"`
 }
 
 func (r *record) path(f string) string { return filepath.Join(r.Dir, f) }

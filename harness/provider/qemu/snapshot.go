@@ -433,3 +433,13 @@ func (p *Provider) SnapshotOf(name string) (string, error) {
 	}
 	return rec.Snapshot, nil
 }
+
+// StartedAt is when the VM's qemu process last started (benchmarks time a
+// boot from it).
+func (p *Provider) StartedAt(name string) (time.Time, error) {
+	rec, err := p.load(name)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return rec.Started, nil
+}

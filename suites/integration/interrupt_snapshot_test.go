@@ -1,0 +1,54 @@
+package integration
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/leaks"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+)
+
+var _ = Describe("interrupting a snapshot", Label("interrupt", "snapshot"), func() {
+	It("leaves no half-written snapshot, template qemu or held lock after SIGINT", func(ctx SpecContext) {
+		bin := buildCLI(ctx)
+		real, err := state.Default()
+		Expect(err).NotTo(HaveOccurred())
+		// A cache of its own that shares the real one's image (built once,
+		// minutes) but has no snapshots, so `up` has to make one.
+		cache := GinkgoT().TempDir()
+		for _, sub := range []string{"images", "apt"} {
+			Expect(os.MkdirAll(filepath.Join(real.Cache, sub), 0o700)).To(Succeed())
+			Expect(os.Symlink(filepath.Join(real.Cache, sub), filepath.Join(cache, sub))).To(Succeed())
+		}
+		GinkgoT().Setenv("BCMTEST_CACHE_DIR", cache)
+		name := runID("isn")
+
+		up := startUntil(ctx, bin, "template booting", "up", name, "0", "--cpus", "1", "--memory", "1280M")
+		DeferCleanup(func() { up.Process.Kill(); exec.Command(bin, "down", name).Run() })
+		Expect(up.Process.Signal(syscall.SIGINT)).To(Succeed())
+		err = up.Wait()
+		var ee *exec.ExitError
+		Expect(errors.As(err, &ee)).To(BeTrue(), "up exited 0 after SIGINT")
+		Expect(ee.ExitCode()).To(Equal(130))
+
+		snaps := filepath.Join(cache, "snapshots")
+		Expect(leaks.Files(snaps, 1, "*.tmp-*")).To(BeEmpty(), "a temporary snapshot was left")
+		Expect(leaks.Files(snaps, 2, "snapshot.json")).To(BeEmpty(), "an interrupted snapshot looks complete")
+		Eventually(func() []string { return leaks.Processes("qemu-system", snaps) }).
+			WithContext(ctx).WithTimeout(30 * time.Second).Should(BeEmpty(), "the template's qemu is still running")
+		Expect(leaks.Files(os.TempDir(), 1, "bcmtest-template-*")).To(BeEmpty(), "the template's runtime directory was left")
+		locks, _ := filepath.Glob(filepath.Join(snaps, "*.lock"))
+		for _, l := range locks {
+			lk, err := state.TryLock(l)
+			Expect(err).NotTo(HaveOccurred(), "lock %s is still held", l)
+			lk.Unlock()
+		}
+	}, NodeTimeout(15*time.Minute))
+})
