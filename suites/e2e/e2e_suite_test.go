@@ -72,7 +72,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		name = fixtures.For(p.Name())
 		cloudInit = fixtures.MustRead(name)
 	} else {
-		cloudInit, err = cloudinit.Load(name)
+		cloudInit, err = cloudinit.LoadContext(ctx, name)
 		Expect(err).NotTo(HaveOccurred())
 	}
 	clusterName := cfg.Reuse
@@ -104,8 +104,21 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	AddReportEntry("phase timings", bcm.Timings().String())
 	writeTimings(bcm)
 	DeferCleanup(func(ctx SpecContext) {
-		if cfg.SkipTeardown || (cfg.KeepOnFailure && suiteFailed) {
-			GinkgoWriter.Printf("leaving cluster %s up; remove it with `bcmtest down %s`\n", bcm.Name(), bcm.Name())
+		// What a person asked to keep is marked kept, so no later run's
+		// sweep removes it; only `bcmtest down NAME` does. A reused cluster
+		// is left as it was found (Keep and Destroy leave it alone).
+		why := ""
+		switch {
+		case bcm.Attached():
+			why = "reused, not created by this run"
+		case cfg.SkipTeardown:
+			why = "BCMTEST_SKIP_TEARDOWN=1"
+		case cfg.KeepOnFailure && suiteFailed:
+			why = "BCMTEST_KEEP_ON_FAILURE=1 and specs failed"
+		}
+		if why != "" {
+			Expect(bcm.Keep(why)).To(Succeed())
+			GinkgoWriter.Printf("leaving cluster %s up (%s); remove it with `bcmtest down %s`\n", bcm.Name(), why, bcm.Name())
 			return
 		}
 		Expect(bcm.Destroy(ctx)).To(Succeed())
