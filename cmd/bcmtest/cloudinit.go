@@ -100,8 +100,11 @@ func lintProblems(file string, problems []string) error {
 
 // lint runs every check and returns the file's content when it passes.
 func lint(ctx context.Context, file string, stdout, stderr io.Writer) ([]byte, error) {
-	data, err := cloudinit.Load(file)
+	data, err := cloudinit.LoadContext(ctx, file)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("linting %s: %w", file, err)
+		}
 		return nil, lintProblems(file, strings.Split(err.Error(), "\n"))
 	}
 	var problems []string

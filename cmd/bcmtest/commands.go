@@ -203,8 +203,11 @@ func loadCloudInit(ctx context.Context, cmd, path string) ([]byte, error) {
 	if strings.TrimSpace(path) == "" {
 		return nil, usagef("%s: --cloud-init: must not be empty; give a cloud-init file, or leave the flag out for the project's fixture", cmd)
 	}
-	data, err := cloudinit.Load(path)
+	data, err := cloudinit.LoadContext(ctx, path)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s: --cloud-init: %w", cmd, err)
+		}
 		return nil, usagef("%s: --cloud-init: %v", cmd, err)
 	}
 	return data, nil

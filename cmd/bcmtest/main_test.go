@@ -367,3 +367,19 @@ func TestExitCodes(t *testing.T) {
 		}
 	}
 }
+
+func TestAnInterruptedLoadExits130(t *testing.T) {
+	isolate(t)
+	file := filepath.Join(t.TempDir(), "ok.yml")
+	if err := os.WriteFile(file, []byte("#cloud-config\npackages: [jq]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // as SIGINT would
+	for _, args := range [][]string{{"cloudinit", "lint", file}, {"up", "CLUS1", "--cloud-init", file}} {
+		var out, errb bytes.Buffer
+		if code := execute(ctx, args, &out, &errb); code != exitInterrupted || !strings.Contains(errb.String(), "interrupted") {
+			t.Errorf("bcmtest %v with the context done: exit %d, want %d: %s", args, code, exitInterrupted, errb.String())
+		}
+	}
+}
