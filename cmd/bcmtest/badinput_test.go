@@ -103,7 +103,8 @@ func TestBadInputIsRejectedBeforeAnyVMStarts(t *testing.T) {
 	unknownKey := write("unknown-key.yml", "#cloud-config\npakages: [jq]\n")
 	plainFile := write("plain-file", "not a directory\n")
 	missing := filepath.Join(files, "nope.yml")
-	emptyPath := t.TempDir() // a PATH without qemu or multipass
+	original := fixture(t, "bcm-original.yaml") // needs snap, which the qemu provider's VMs lack
+	emptyPath := t.TempDir()                    // a PATH without qemu or multipass
 	taken := func(t *testing.T, stateDir string) { writeClusterRecord(t, stateDir, "TAKEN", 0, "TAKEN-00") }
 	launched := refuseLaunches(t)
 
@@ -160,6 +161,7 @@ func TestBadInputIsRejectedBeforeAnyVMStarts(t *testing.T) {
 		{name: "cloud-init without header", args: []string{"up", "CLUS1", "--cloud-init", noHeader}, code: exitUsage, field: "--cloud-init", rule: "#cloud-config"},
 		{name: "cloud-init YAML syntax", args: []string{"up", "CLUS1", "--cloud-init", yamlErr}, code: exitUsage, field: "yaml-error.yml:4:2", rule: "did not find expected key"},
 		{name: "cloud-init wrong type", args: []string{"up", "CLUS1", "--cloud-init", wrongType}, code: exitUsage, field: "wrong-type.yml:2:11", rule: "packages: must be a list"},
+		{name: "cloud-init needing snap on qemu", args: []string{"up", "CLUS9", "--cloud-init", original}, code: exitUsage, field: "--cloud-init", rule: "pass --force to boot anyway"},
 		{name: "unknown provider", args: []string{"up", "CLUS1", "--provider", "vbox"}, code: exitUsage, field: "--provider", rule: `provider "vbox": must be auto, qemu or multipass`},
 		{name: "unknown provider from the environment", args: []string{"up", "CLUS1"}, env: map[string]string{"BCMTEST_PROVIDER": "vbox"}, code: exitUsage, field: "BCMTEST_PROVIDER", rule: `provider "vbox": must be auto, qemu or multipass`},
 		{name: "unknown accel from the environment", args: []string{"up", "CLUS1", "--provider", "qemu"}, env: map[string]string{"BCMTEST_ACCEL": "fast"}, code: exitUsage, field: `BCMTEST_ACCEL "fast"`, rule: "must be auto, kvm or tcg"},
@@ -204,6 +206,8 @@ func TestBadInputIsRejectedBeforeAnyVMStarts(t *testing.T) {
 		{name: "lint empty file name", args: []string{"cloudinit", "lint", ""}, code: exitUsage, field: "FILE", rule: "must not be empty"},
 		{name: "lint unknown key", args: []string{"cloudinit", "lint", unknownKey}, code: exitUsage, field: "unknown-key.yml:2:1", rule: "pakages: unknown top-level key"},
 		{name: "lint without header", args: []string{"cloudinit", "lint", noHeader}, code: exitUsage, field: "no-header.yml", rule: "#cloud-config"},
+		{name: "check a file needing snap", args: []string{"cloudinit", "check", original}, code: exitUsage, field: "snap", rule: "pass --force to boot anyway"},
+		{name: "lint unknown provider", args: []string{"cloudinit", "lint", original, "--provider", "vbox"}, code: exitUsage, field: "--provider", rule: "must be auto, qemu or multipass"},
 		{name: "check missing file", args: []string{"cloudinit", "check", missing}, code: exitUsage, field: "nope.yml", rule: "does not exist"},
 
 		// matrix.

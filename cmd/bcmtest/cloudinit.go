@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 
 	"github.com/BitcoinCacheMachine/bcmtest/cloudinit"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/multipass"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/providers"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
@@ -39,7 +42,8 @@ Exit codes: 0 ok, 2 the file is bad (problems listed with file:line:col), 1 the 
 }
 
 func (a *app) lintCmd() *cobra.Command {
-	return &cobra.Command{
+	var prov string
+	c := &cobra.Command{
 		Use:   "lint FILE",
 		Short: "Check a cloud-init file before any VM starts",
 		Long: `Checks a cloud-init file before any VM starts: the #cloud-config header, YAML
@@ -47,41 +51,55 @@ errors with line and column, types of well-known keys, unknown top-level keys
 (cloud-init ignores them silently), and cloud-init's own schema check
 ('cloud-init schema') run with the cloud-init of the VM image, so the verdict
 matches the VMs' cloud-init version (needs root and a built image; skipped
-with a notice otherwise).
+with a notice otherwise). Then warns about what the provider's VMs cannot give
+the file (--provider, default $BCMTEST_PROVIDER or auto): on the qemu provider's
+offline Debian image snap, PPAs and packages the image does not know.
 
 Exit codes: 0 ok, 2 the file is bad (problems listed with file:line:col).`,
 		Example: `  bcmtest cloudinit lint fixtures/bcm-debian.yaml
-  bcmtest cloudinit lint my-cloud-init.yml`,
+  bcmtest cloudinit lint my-cloud-init.yml --provider multipass`,
 		Args:              wantArgs(1, 1, "FILE"),
 		ValidArgsFunction: completeCloudInitFile,
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := checkFileArg(c, args[0]); err != nil {
 				return err
 			}
-			_, err := lint(c.Context(), args[0], a.stdout, a.stderr)
+			choice, err := providerChoice(prov)
+			if err != nil {
+				return fmt.Errorf("cloudinit lint: %w", err)
+			}
+			_, _, err = lint(c.Context(), args[0], lintTarget(c.Context(), choice), a.stdout, a.stderr)
 			return err
 		},
 	}
+	addProviderFlag(c, &prov)
+	return c
 }
 
 func (a *app) checkCmd() *cobra.Command {
-	return &cobra.Command{
+	var force bool
+	c := &cobra.Command{
 		Use:   "check FILE",
 		Short: "Lint, then boot one VM and report each cloud-init module",
 		Long: `Lints the file, then boots one VM with it on the embedded provider, reports each
-cloud-init module's result and time, and deletes the VM.
+cloud-init module's result and time, and deletes the VM. A file that needs what
+the embedded provider's VMs lack (snap, PPAs, unknown packages) is refused before
+the VM boots, unless --force.
 
 Exit codes: 0 ok, 2 the file is bad (problems listed with file:line:col), 1 the VM check failed.`,
-		Example:           "  bcmtest cloudinit check my-cloud-init.yml",
+		Example: `  bcmtest cloudinit check my-cloud-init.yml
+  bcmtest cloudinit check --force fixtures/bcm-original.yaml`,
 		Args:              wantArgs(1, 1, "FILE"),
 		ValidArgsFunction: completeCloudInitFile,
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := checkFileArg(c, args[0]); err != nil {
 				return err
 			}
-			return a.check(c.Context(), args[0])
+			return a.check(c.Context(), args[0], force)
 		},
 	}
+	c.Flags().BoolVarP(&force, "force", "f", false, "boot even when the file needs what the provider's VMs lack (snap, PPAs, unknown packages)")
+	return c
 }
 
 // checkFileArg refuses an empty FILE, which would otherwise read as a
@@ -99,18 +117,21 @@ func lintProblems(file string, problems []string) error {
 }
 
 // lint runs every check and returns the file's content when it passes.
-func lint(ctx context.Context, file string, stdout, stderr io.Writer) ([]byte, error) {
+// With a target provider it also runs the provider lint, prints what that
+// finds as warnings and returns it: whether those refuse the file is the
+// caller's decision.
+func lint(ctx context.Context, file, target string, stdout, stderr io.Writer) ([]byte, []cloudinit.Problem, error) {
 	data, err := cloudinit.LoadContext(ctx, file)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("linting %s: %w", file, err)
+			return nil, nil, fmt.Errorf("linting %s: %w", file, err)
 		}
-		return nil, lintProblems(file, strings.Split(err.Error(), "\n"))
+		return nil, nil, lintProblems(file, strings.Split(err.Error(), "\n"))
 	}
 	var problems []string
 	unknown, err := cloudinit.UnknownKeys(file, data)
 	if err != nil {
-		return nil, lintProblems(file, []string{err.Error()})
+		return nil, nil, lintProblems(file, []string{err.Error()})
 	}
 	for _, p := range unknown {
 		problems = append(problems, p.Error())
@@ -129,10 +150,90 @@ func lint(ctx context.Context, file string, stdout, stderr io.Writer) ([]byte, e
 		problems = append(problems, p.Error()+" (cloud-init schema)")
 	}
 	if len(problems) > 0 {
-		return nil, lintProblems(file, problems)
+		return nil, nil, lintProblems(file, problems)
 	}
-	fmt.Fprintf(stdout, "%s: ok\n", file)
-	return data, nil
+	var forTarget []cloudinit.Problem
+	if target != "" {
+		if forTarget, err = providerLint(ctx, file, data, target); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, p := range forTarget {
+		fmt.Fprintf(stdout, "warning: %s (on the %s provider)\n", p.Error(), target)
+	}
+	if len(forTarget) > 0 {
+		fmt.Fprintf(stdout, "%s: ok for cloud-init, with %d warning(s) for the %s provider\n", file, len(forTarget), target)
+	} else {
+		fmt.Fprintf(stdout, "%s: ok\n", file)
+	}
+	return data, forTarget, nil
+}
+
+// lintTarget is the provider whose VMs will run a cloud-init file: the one
+// chosen, or for auto the one auto will pick (multipass when `multipass
+// version` answers, as providers.New decides).
+func lintTarget(ctx context.Context, choice string) string {
+	switch choice {
+	case providers.QEMU, providers.Multipass:
+		return choice
+	}
+	if _, ok := multipass.Detect(ctx, os.Getenv("BCMTEST_MULTIPASS")); ok {
+		return providers.Multipass
+	}
+	return providers.QEMU
+}
+
+// providerLint finds what the target provider's VMs cannot give the file
+// (snap on the offline Debian image, PPAs, packages the image lacks), so it
+// is said before a VM boots rather than in a failed module minutes later.
+func providerLint(ctx context.Context, file string, data []byte, target string) ([]cloudinit.Problem, error) {
+	t := cloudinit.Target{Provider: target}
+	if target == providers.QEMU {
+		t.KnownPackage = imagePackages()
+	}
+	ps, err := cloudinit.ProviderLint(ctx, file, data, t)
+	if err != nil {
+		return nil, fmt.Errorf("checking %s for the %s provider: %w", file, target, err)
+	}
+	return ps, nil
+}
+
+// imagePackages answers from the current VM image's package list, or is
+// nil (no package check) when the image is not built or predates the list.
+func imagePackages() func(string) bool {
+	d, err := state.Default()
+	if err != nil {
+		return nil
+	}
+	img, err := image.Store{Dir: filepath.Join(d.Cache, "images")}.Lookup(image.DefaultRecipe())
+	if err != nil {
+		return nil
+	}
+	known, err := img.KnownPackages()
+	if err != nil || len(known) == 0 {
+		return nil
+	}
+	return func(name string) bool { return known[name] }
+}
+
+// refuseForProvider is the verdict of up and check on provider-lint
+// problems: a usage error before any VM starts, unless --force, which
+// boots anyway after listing them.
+func refuseForProvider(at, file, target string, problems []cloudinit.Problem, force bool, stderr io.Writer) error {
+	if len(problems) == 0 {
+		return nil
+	}
+	lines := make([]string, len(problems))
+	for i, p := range problems {
+		lines[i] = p.Error()
+	}
+	if force {
+		fmt.Fprintf(stderr, "warning: %s%s: %d problem(s) for the %s provider's VMs; booting anyway (--force):\n  %s\n",
+			at, file, len(problems), target, strings.Join(lines, "\n  "))
+		return nil
+	}
+	return usagef("%s%s: %d problem(s) for the %s provider's VMs; fix them, or pass --force to boot anyway:\n  %s",
+		at, file, len(problems), target, strings.Join(lines, "\n  "))
 }
 
 // schemaCheck runs `cloud-init schema` with the image's own cloud-init.
@@ -167,9 +268,12 @@ func schemaCheck(ctx context.Context, file string, data []byte) ([]cloudinit.Pro
 
 // check lints, then boots one VM with the file and reports cloud-init's
 // per-module results, then deletes the VM.
-func (a *app) check(ctx context.Context, file string) error {
-	data, err := lint(ctx, file, a.stdout, a.stderr)
+func (a *app) check(ctx context.Context, file string, force bool) error {
+	data, problems, err := lint(ctx, file, providers.QEMU, a.stdout, a.stderr)
 	if err != nil {
+		return err
+	}
+	if err := refuseForProvider("cloudinit check: ", file, providers.QEMU, problems, force, a.stderr); err != nil {
 		return err
 	}
 	d, err := state.Default()

@@ -103,7 +103,7 @@ func checkOutput(c *cobra.Command, v string) error {
 type upOptions struct {
 	provider, memory, disk, cloudInit, poolSize string
 	cpus                                        int
-	keep, reuse                                 bool
+	keep, reuse, force                          bool
 }
 
 func (a *app) upCmd() *cobra.Command {
@@ -112,9 +112,14 @@ func (a *app) upCmd() *cobra.Command {
 		Use:   "up NAME [MEMBERS]",
 		Short: "Bring NAME-00 (bootstrap) and NAME-01..NN up as one LXD cluster",
 		Long: `Brings NAME-00 (bootstrap) and NAME-01..NAME-MEMBERS up as one LXD cluster on ZFS and
-prints how to reach it. MEMBERS defaults to 0 (a single-node cluster).`,
+prints how to reach it. MEMBERS defaults to 0 (a single-node cluster).
+
+A --cloud-init file is checked before any VM starts, also for what the provider's
+VMs cannot give it (snap, PPAs and unknown packages on the qemu provider's offline
+Debian image); such a file is refused unless --force.`,
 		Example: `  bcmtest up CLUS1 3
-  bcmtest up DEV 1 --cloud-init my-cloud-init.yml --memory 3G`,
+  bcmtest up DEV 1 --cloud-init my-cloud-init.yml --memory 3G
+  bcmtest up OLD 0 --cloud-init fixtures/bcm-original.yaml --force`,
 		Args:              wantArgs(1, 2, "NAME [MEMBERS]"),
 		Annotations:       map[string]string{numericArgAnnotation: "MEMBERS"},
 		ValidArgsFunction: cobra.NoFileCompletions,
@@ -131,6 +136,7 @@ prints how to reach it. MEMBERS defaults to 0 (a single-node cluster).`,
 	f.StringVar(&o.poolSize, "pool-size", cluster.DefaultPoolSize, "size of the ZFS storage pool (loop file) on each node")
 	f.BoolVarP(&o.keep, "keep-on-failure", "k", false, "leave the VMs of a failed run for inspection")
 	f.BoolVar(&o.reuse, "reuse", false, "attach to an existing healthy cluster of this name")
+	f.BoolVarP(&o.force, "force", "f", false, "boot even when the --cloud-init file needs what the provider's VMs lack (snap, PPAs, unknown packages)")
 	addCloudInitFlagCompletion(c, "cloud-init")
 	return c
 }
@@ -165,6 +171,16 @@ func (a *app) up(ctx context.Context, c *cobra.Command, args []string, o upOptio
 	prov, err := chooseProvider(o.provider)
 	if err != nil {
 		return fmt.Errorf("up: %w", err)
+	}
+	if userData != nil {
+		target := lintTarget(ctx, prov)
+		problems, err := providerLint(ctx, o.cloudInit, userData, target)
+		if err != nil {
+			return fmt.Errorf("up: --cloud-init: %w", err)
+		}
+		if err := refuseForProvider("up: --cloud-init ", o.cloudInit, target, problems, o.force, a.stderr); err != nil {
+			return err
+		}
 	}
 	if err := checkSpec("up", name, []specField{
 		{"MEMBERS", func(s *cluster.Spec) { s.Members = members }},

@@ -89,7 +89,7 @@ func (a *app) matrix(ctx context.Context, o matrixOptions) error {
 		return err
 	}
 	if ci != "" {
-		if _, err := lint(ctx, ci, io.Discard, a.stderr); err != nil {
+		if _, _, err := lint(ctx, ci, "", io.Discard, a.stderr); err != nil {
 			return fmt.Errorf("matrix: --cloud-init: %w", err)
 		}
 	}
