@@ -166,6 +166,7 @@ func TestBadInputIsRejectedBeforeAnyVMStarts(t *testing.T) {
 		{name: "unknown provider from the environment", args: []string{"up", "CLUS1"}, env: map[string]string{"BCMTEST_PROVIDER": "vbox"}, code: exitUsage, field: "BCMTEST_PROVIDER", rule: `provider "vbox": must be auto, qemu or multipass`},
 		{name: "unknown accel from the environment", args: []string{"up", "CLUS1", "--provider", "qemu"}, env: map[string]string{"BCMTEST_ACCEL": "fast"}, code: exitUsage, field: `BCMTEST_ACCEL "fast"`, rule: "must be auto, kvm or tcg"},
 		{name: "existing cluster", args: []string{"up", "TAKEN", "--provider", "qemu"}, setup: taken, code: exitFailed, field: "TAKEN", rule: "the cluster already exists"},
+		{name: "reuse of a cluster that does not exist", args: []string{"up", "NOPE", "--reuse", "--provider", "qemu"}, code: exitUsage, field: "--reuse", rule: "reusing NOPE"},
 		{name: "qemu missing", args: []string{"up", "CLUS1", "--provider", "qemu"}, env: map[string]string{"PATH": emptyPath}, code: exitEnv, field: "qemu-system-x86", rule: "install with `make deps`"},
 		{name: "multipass missing when forced", args: []string{"up", "CLUS1", "--provider", "multipass"}, env: map[string]string{"BCMTEST_MULTIPASS": filepath.Join(emptyPath, "multipass")}, code: exitEnv, field: "BCMTEST_MULTIPASS", rule: "sudo snap install multipass"},
 

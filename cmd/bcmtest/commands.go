@@ -207,6 +207,10 @@ func (a *app) up(ctx context.Context, c *cobra.Command, args []string, o upOptio
 		CloudInit: userData, CloudInitName: ciName, Provider: e.p, KeepOnFailure: o.keep, Reuse: o.reuse,
 		Persistent: true, StateDir: e.dirs.State, Log: log,
 	})
+	var notReusable *cluster.ReuseError
+	if errors.As(err, &notReusable) {
+		return usagef("up: --reuse: %v", err) // the named cluster cannot be attached to
+	}
 	if err != nil {
 		return err
 	}
