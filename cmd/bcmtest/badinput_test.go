@@ -147,6 +147,7 @@ func TestBadInputIsRejectedBeforeAnyVMStarts(t *testing.T) {
 		{name: "disk empty", args: []string{"up", "CLUS1", "--disk", ""}, code: exitUsage, field: "--disk", rule: "must not be empty"},
 		{name: "disk unit", args: []string{"up", "CLUS1", "--disk", "30Q"}, code: exitUsage, field: `--disk "30Q"`, rule: "unknown unit"},
 		{name: "disk too small", args: []string{"up", "CLUS1", "--disk", "5G"}, code: exitUsage, field: "--disk", rule: "at least 10G"},
+		{name: "disk too small for the default pool", args: []string{"up", "CLUS1", "--disk", "12G"}, code: exitUsage, field: `--pool-size "5G"`, rule: "must leave 8G of the 12G disk"},
 		{name: "pool size empty", args: []string{"up", "CLUS1", "--pool-size", ""}, code: exitUsage, field: "--pool-size", rule: "must not be empty"},
 		{name: "pool size unit", args: []string{"up", "CLUS1", "--pool-size", "5Q"}, code: exitUsage, field: `--pool-size "5Q"`, rule: "unknown unit"},
 		{name: "pool size too small", args: []string{"up", "CLUS1", "--pool-size", "512M"}, code: exitUsage, field: "--pool-size", rule: "at least 1G"},

@@ -186,8 +186,8 @@ func (a *app) up(ctx context.Context, c *cobra.Command, args []string, o upOptio
 		{"MEMBERS", func(s *cluster.Spec) { s.Members = members }},
 		{"--cpus", func(s *cluster.Spec) { s.CPUs = o.cpus }},
 		{"--memory", func(s *cluster.Spec) { s.Memory = o.memory }},
-		{"--disk", func(s *cluster.Spec) { s.Disk = o.disk }},
-		{"--pool-size", func(s *cluster.Spec) { s.PoolSize = o.poolSize }},
+		// The pool must leave room on the disk: these two are judged together.
+		{fmt.Sprintf("--disk %q with --pool-size %q", o.disk, o.poolSize), func(s *cluster.Spec) { s.Disk, s.PoolSize = o.disk, o.poolSize }},
 	}); err != nil {
 		return err
 	}
@@ -246,7 +246,9 @@ type specField struct {
 // checkSpec runs the harness's own spec rules (least memory, what this host
 // holds, the pool against the disk) before any provider is opened: one
 // input at a time on top of the defaults, so an error names the flag or
-// argument that broke the rule, then all of them together.
+// argument that broke the rule, then all of them together. Inputs one rule
+// relates (the disk and the pool on it) must be one field here, or a value
+// would be judged against another's default.
 func checkSpec(cmd, name string, fields []specField) error {
 	base := cluster.Spec{Name: name, CloudInit: []byte("#cloud-config\n"), Provider: placeholderProvider{}}
 	all := base

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
 )
@@ -380,6 +381,28 @@ func TestAnInterruptedLoadExits130(t *testing.T) {
 		var out, errb bytes.Buffer
 		if code := execute(ctx, args, &out, &errb); code != exitInterrupted || !strings.Contains(errb.String(), "interrupted") {
 			t.Errorf("bcmtest %v with the context done: exit %d, want %d: %s", args, code, exitInterrupted, errb.String())
+		}
+	}
+}
+
+func TestUpJudgesDiskAndPoolSizeTogether(t *testing.T) {
+	isolate(t)
+	spec := func(disk, pool string) error {
+		return checkSpec("up", "CLUS1", []specField{{fmt.Sprintf("--disk %q with --pool-size %q", disk, pool),
+			func(s *cluster.Spec) { s.Disk, s.PoolSize = disk, pool }}})
+	}
+	// As the interrupt specs bring small clusters up.
+	if err := spec("12G", "2G"); err != nil {
+		t.Errorf("--disk 12G --pool-size 2G: %v", err)
+	}
+	for _, c := range []struct{ disk, pool, rule string }{
+		{"12G", "5G", `pool size "5G": must leave 8G of the 12G disk`},
+		{"12G", "512M", `pool size "512M": must be at least 1G`},
+		{"5G", "1G", `disk "5G": must be at least 10G`},
+	} {
+		err := spec(c.disk, c.pool)
+		if exitCode(err) != exitUsage || err == nil || !strings.Contains(err.Error(), "--disk") || !strings.Contains(err.Error(), "--pool-size") || !strings.Contains(err.Error(), c.rule) {
+			t.Errorf("--disk %s --pool-size %s: %v, want %q", c.disk, c.pool, err, c.rule)
 		}
 	}
 }
