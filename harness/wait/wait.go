@@ -1,5 +1,7 @@
 // Package wait polls conditions with a context and bounded intervals, so the
-// harness never sleeps blindly and every wait can be cancelled.
+// harness never sleeps blindly and every wait can be cancelled. It also
+// holds the one table of named waits (Intervals) that the harness and the
+// suites take their timeouts and poll intervals from.
 package wait
 
 import (
@@ -8,18 +10,50 @@ import (
 	"time"
 )
 
-// Intervals names every wait the harness does, so they live in one place and
-// can be tuned from configuration instead of literals scattered in code.
+// Interval is one named wait: how long to wait at most and, for a wait
+// that polls, how long between tries (0 for a plain timeout).
+type Interval struct {
+	Timeout time.Duration
+	Poll    time.Duration
+}
+
+// Intervals names every wait the harness and the suites do, so they live in
+// one place and can be tuned from configuration (BCMTEST_INTERVALS, see
+// Load) instead of literals scattered in code. The phase timeouts are plain
+// durations (their polls back off from Poll to PollMax); the rest are
+// (timeout, poll) pairs. Names() lists the configuration key of each field.
 type Intervals struct {
-	ImageBuild time.Duration // building the VM image from Debian's archive
-	Boot       time.Duration // qemu start until SSH answers
-	CloudInit  time.Duration // SSH up until cloud-init has finished
-	Bootstrap  time.Duration // lxd init on the bootstrap node
-	Join       time.Duration // one member joining, until Online
-	Ready      time.Duration // the whole cluster settled
-	Teardown   time.Duration // deleting every VM of a cluster
-	Poll       time.Duration // first poll interval
-	PollMax    time.Duration // poll intervals back off up to this
+	ImageBuild time.Duration // image-build: building the VM image from Debian's archive
+	Boot       time.Duration // boot: qemu start until SSH answers
+	CloudInit  time.Duration // cloud-init: SSH up until `cloud-init status --wait` returns
+	Bootstrap  time.Duration // bootstrap: lxd init on the bootstrap node
+	Join       time.Duration // join: one member joining, until Online
+	Ready      time.Duration // ready: the whole cluster settled
+	Teardown   time.Duration // teardown: deleting every VM of a cluster, or cleanup after a failure
+	Poll       time.Duration // poll: first poll interval of the phases above
+	PollMax    time.Duration // poll-max: their poll intervals back off up to this
+
+	LXDWaitReady    Interval // lxd-waitready: the in-guest `lxd waitready --timeout`
+	Dial            Interval // dial: one connection to a VM (SSH dial and handshake, a forwarded port); poll: between dials while it boots
+	QMP             Interval // qmp: one exchange with QEMU's monitor; poll: migration status
+	ProcessExit     Interval // process-exit: a signalled process (qemu, a proxy, a client) is gone
+	VMStop          Interval // vm-stop: a guest's own shutdown before it is forced off
+	AccelProbe      Interval // accel-probe: the test boot that decides whether KVM works
+	AptCacheStart   Interval // apt-cache-start: the host's apt cache answering
+	DiagExec        Interval // diag-exec: one diagnostic command on a node that may be unreachable
+	MultipassDetect Interval // multipass-detect: `multipass version` answering
+
+	MembersOnline  Interval // members-online: every member Online with the pool Created (spec)
+	TorActive      Interval // tor-active: tor@default active and SOCKS listening (spec)
+	OnionHostname  Interval // onion-hostname: the onion service's hostname written (spec)
+	ZFSDatasetGone Interval // zfs-dataset-gone: a deleted volume's dataset gone (spec)
+	FaultDetect    Interval // fault-detect: a fault seen by the cluster (spec)
+	FaultRecover   Interval // fault-recover: the cluster whole again after a fault (spec)
+	VolumeCreate   Interval // volume-create: a custom volume created (spec)
+	PoolOnline     Interval // pool-online: the zpool ONLINE (spec)
+	LeakCheck      Interval // leak-check: nothing of a run left on the host (spec)
+	ProcessStart   Interval // process-start: a process a spec waits for has started (spec)
+	JournalEntry   Interval // journal-entry: a logged line reached the journal (spec)
 }
 
 // DefaultIntervals are sized for software emulation (TCG) on two cores.
@@ -34,6 +68,31 @@ func DefaultIntervals() Intervals {
 		Teardown:   2 * time.Minute,
 		Poll:       250 * time.Millisecond,
 		PollMax:    3 * time.Second,
+
+		LXDWaitReady:    Interval{Timeout: 4 * time.Minute},
+		Dial:            Interval{Timeout: 20 * time.Second, Poll: time.Second},
+		QMP:             Interval{Timeout: 10 * time.Second, Poll: 100 * time.Millisecond},
+		ProcessExit:     Interval{Timeout: 10 * time.Second, Poll: 100 * time.Millisecond},
+		VMStop:          Interval{Timeout: time.Minute},
+		AccelProbe:      Interval{Timeout: 15 * time.Second, Poll: 200 * time.Millisecond},
+		AptCacheStart:   Interval{Timeout: 20 * time.Second, Poll: 100 * time.Millisecond},
+		DiagExec:        Interval{Timeout: 30 * time.Second},
+		MultipassDetect: Interval{Timeout: 30 * time.Second},
+
+		MembersOnline:  Interval{Timeout: 2 * time.Minute, Poll: time.Second},
+		TorActive:      Interval{Timeout: time.Minute, Poll: time.Second},
+		OnionHostname:  Interval{Timeout: time.Minute, Poll: time.Second},
+		ZFSDatasetGone: Interval{Timeout: 30 * time.Second, Poll: time.Second},
+		// LXD marks a member Offline after cluster.offline_threshold (20 s
+		// by default); detection gets a generous multiple of that under
+		// software emulation, recovery a reboot and a rejoin.
+		FaultDetect:  Interval{Timeout: 3 * time.Minute, Poll: time.Second},
+		FaultRecover: Interval{Timeout: 8 * time.Minute, Poll: time.Second},
+		VolumeCreate: Interval{Timeout: 2 * time.Minute, Poll: time.Second},
+		PoolOnline:   Interval{Timeout: 2 * time.Minute, Poll: time.Second},
+		LeakCheck:    Interval{Timeout: time.Minute, Poll: 500 * time.Millisecond},
+		ProcessStart: Interval{Timeout: time.Minute, Poll: 500 * time.Millisecond},
+		JournalEntry: Interval{Timeout: 30 * time.Second, Poll: time.Second},
 	}
 }
 
@@ -42,7 +101,7 @@ func DefaultIntervals() Intervals {
 // wrapped in the timeout error so the caller sees why it never got there.
 func Until(ctx context.Context, first, max time.Duration, cond func(context.Context) (done bool, why string, err error)) error {
 	if first <= 0 {
-		first = 250 * time.Millisecond
+		first = DefaultIntervals().Poll
 	}
 	if max < first {
 		max = first
@@ -73,4 +132,12 @@ func Until(ctx context.Context, first, max time.Duration, cond func(context.Cont
 			interval = max
 		}
 	}
+}
+
+// For is Until bounded by iv.Timeout and polling every iv.Poll, for the
+// named waits that poll at a steady pace.
+func For(ctx context.Context, iv Interval, cond func(context.Context) (done bool, why string, err error)) error {
+	ctx, cancel := context.WithTimeout(ctx, iv.Timeout)
+	defer cancel()
+	return Until(ctx, iv.Poll, iv.Poll, cond)
 }
