@@ -72,15 +72,7 @@ func TestCheckStopsWhenCancelled(t *testing.T) {
 		}
 	})
 	t.Run("locating a syntax error", func(t *testing.T) {
-		// A 1 MiB file of small nodes with a syntax error at the end of
-		// its last line: each probe that locates the error parses it all.
-		var b strings.Builder
-		b.WriteString("#cloud-config\nruncmd:\n")
-		for b.Len() < MaxSize-500 {
-			b.WriteString("- a\n")
-		}
-		b.WriteString("- " + strings.Repeat("b", 390) + ": x: y\n")
-		data := []byte(b.String())
+		data := syntaxErrorAtEnd()
 		// Let the first parse finish, then cancel during the search.
 		ctx := newCancelAfter(int64(len(data)/512 + 50))
 		_, err := check(ctx, "vm.yaml", data)

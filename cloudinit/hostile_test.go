@@ -77,6 +77,18 @@ func flatList(size int) []byte {
 	return []byte(b.String())[:size]
 }
 
+// syntaxErrorAtEnd is a 1 MiB file of small nodes whose last, long line has
+// a syntax error near its end: locating it re-parses large prefixes.
+func syntaxErrorAtEnd() []byte {
+	var b strings.Builder
+	b.WriteString("#cloud-config\nruncmd:\n")
+	for b.Len() < MaxSize-500 {
+		b.WriteString("- a\n")
+	}
+	b.WriteString("- " + strings.Repeat("b", 390) + ": x: y\n")
+	return []byte(b.String())
+}
+
 // walk parses data and runs the checker over it, for tests that look at the
 // checker's counters.
 func walk(t testing.TB, ctx context.Context, data []byte) *checker {

@@ -153,7 +153,7 @@ var yamlLine = regexp.MustCompile(`^line (\d+): `)
 // syntaxProblem turns a yaml.v3 error into a Problem with a line and column.
 func syntaxProblem(ctx context.Context, name string, data []byte, err error) *Problem {
 	msg, hint := splitYAMLError(err)
-	line, col := locateYAMLError(ctx, data, msg, hint)
+	line, col, _ := locateYAMLError(ctx, data, msg, hint)
 	return &Problem{File: name, Line: line, Column: col,
 		Rule: "yaml: " + msg + syntaxHint(msg, runeAt(data, line, col))}
 }
@@ -187,11 +187,13 @@ func splitYAMLError(err error) (msg string, line int) {
 //
 // Once ctx is done every probe fails at once, which ends the search quickly;
 // the caller then reports the cancellation rather than the position.
-func locateYAMLError(ctx context.Context, data []byte, msg string, hintLine int) (line, col int) {
+// probes counts the parses, for tests.
+func locateYAMLError(ctx context.Context, data []byte, msg string, hintLine int) (line, col, probes int) {
 	fails := func(end int) bool {
 		if ctx.Err() != nil {
 			return true
 		}
+		probes++
 		_, err := decodeAll(ctx, data[:end])
 		if err == nil {
 			return false
@@ -214,7 +216,7 @@ func locateYAMLError(ctx context.Context, data []byte, msg string, hintLine int)
 		if k == n {
 			// The whole file failed, so this cannot happen unless the
 			// parser is not deterministic; fall back to yaml.v3's line.
-			return max(1, hintLine), 0
+			return max(1, hintLine), 0, probes
 		}
 		prev, k, step = k, min(n, k+step), step*2
 	}
@@ -257,7 +259,7 @@ func locateYAMLError(ctx context.Context, data []byte, msg string, hintLine int)
 			col = utf8.RuneCountInString(text[:j]) + 1
 		}
 	}
-	return line, col
+	return line, col, probes
 }
 
 // walkBudget is how many bytes the character walk of one line may parse in

@@ -86,3 +86,25 @@ func TestKindString(t *testing.T) {
 		}
 	}
 }
+
+// On a large file each probe re-parses a large prefix, so the bad line is
+// bisected rather than walked character by character.
+func TestLocateOnLargeFileBisectsTheLine(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("#cloud-config\nruncmd:\n")
+	for b.Len() < 64<<10 {
+		b.WriteString("- a\n")
+	}
+	b.WriteString("- " + strings.Repeat("b", 390) + ": x: y\n")
+	data := []byte(b.String())
+	lines := strings.Count(b.String(), "\n")
+	_, err := decodeAll(context.Background(), data)
+	msg, hint := splitYAMLError(err)
+	line, col, probes := locateYAMLError(context.Background(), data, msg, hint)
+	if line != lines || col != 396 {
+		t.Errorf("located %d:%d, want %d:396", line, col, lines)
+	}
+	if probes > 30 {
+		t.Errorf("%d parses of a %d-byte file; walking the line would make ~400", probes, len(data))
+	}
+}
