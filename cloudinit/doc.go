@@ -14,6 +14,16 @@
 // stays authoritative; ParseSchemaOutput turns its output into the same
 // Problem type so both sources report alike.
 //
+// Two rules are the harness's own: a file may not turn vendor-data off
+// (vendor_data: {enabled: false}) or delete or lock HarnessUser, because
+// the harness reaches every VM as that user through its vendor-data.
+// ProviderLint adds warnings about what one provider's VMs cannot give,
+// such as snap on the qemu provider's offline Debian image.
+//
+// The input is untrusted. Every check is linear in its size however often
+// YAML aliases repeat a node, reports list at most 100 problems, and
+// LoadContext gives up when its context is done.
+//
 // YAML is interpreted the way cloud-init (PyYAML, YAML 1.1) reads it, not the
 // way yaml.v3 (YAML 1.2) would: an unquoted yes/no/on/off is a boolean and an
 // unquoted 0644 is an integer.
