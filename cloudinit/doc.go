@@ -20,9 +20,10 @@
 // ProviderLint adds warnings about what one provider's VMs cannot give,
 // such as snap on the qemu provider's offline Debian image.
 //
-// The input is untrusted. Every check is linear in its size however often
-// YAML aliases repeat a node, reports list at most 100 problems, and
-// LoadContext gives up when its context is done.
+// The input is untrusted. The checks are linear in its size however often
+// YAML aliases repeat a node (locating a syntax error is O(n log n)),
+// reports list at most 100 problems, and LoadContext gives up when its
+// context is done.
 //
 // YAML is interpreted the way cloud-init (PyYAML, YAML 1.1) reads it, not the
 // way yaml.v3 (YAML 1.2) would: an unquoted yes/no/on/off is a boolean and an
