@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -73,8 +74,10 @@ func (a *app) imageBuild(ctx context.Context) error {
 	return nil
 }
 
-// imageJSON is one image in `image list --output json`.
+// imageJSON is one image, or one booted snapshot made from an image, in
+// `image list --output json`.
 type imageJSON struct {
+	Kind          string    `json:"kind"` // image or snapshot
 	Key           string    `json:"key"`
 	KernelVersion string    `json:"kernel_version"`
 	Built         time.Time `json:"built"`
@@ -82,6 +85,9 @@ type imageJSON struct {
 	SizeBytes     int64     `json:"size_bytes"`
 	Current       bool      `json:"current"`
 	Dir           string    `json:"dir"`
+	// Snapshots only: what it restores into, and the VMs layered on it.
+	Shape *qemu.Shape `json:"shape,omitempty"`
+	InUse []string    `json:"in_use,omitempty"`
 }
 
 func (a *app) imageListCmd() *cobra.Command {
@@ -105,7 +111,7 @@ func (a *app) imageListCmd() *cobra.Command {
 }
 
 func (a *app) imageList(output string) error {
-	_, store, err := imageStore(stamp{a.stderr})
+	d, store, err := imageStore(stamp{a.stderr})
 	if err != nil {
 		return err
 	}
@@ -114,14 +120,24 @@ func (a *app) imageList(output string) error {
 	if err != nil {
 		return err
 	}
+	snaps, err := qemu.Snapshots(d)
+	if err != nil {
+		return err
+	}
 	if output == "json" {
 		out := []imageJSON{}
 		for _, im := range imgs {
-			out = append(out, imageJSON{Key: im.Key, KernelVersion: im.Manifest.KernelVersion, Built: im.Manifest.Built,
+			out = append(out, imageJSON{Kind: "image", Key: im.Key, KernelVersion: im.Manifest.KernelVersion, Built: im.Manifest.Built,
 				BuildSeconds: im.Manifest.BuildTime.Seconds(), SizeBytes: im.Manifest.SizeBytes, Current: im.Key == current, Dir: im.Dir})
+		}
+		for _, sn := range snaps {
+			sh := sn.Manifest.Shape
+			out = append(out, imageJSON{Kind: "snapshot", Key: sn.Key, Built: sn.Manifest.Created, BuildSeconds: sn.Manifest.CreateTime.Seconds(),
+				SizeBytes: sn.Manifest.SizeBytes, Current: sh.Image == current, Dir: sn.Dir, Shape: &sh, InUse: sn.InUse})
 		}
 		return writeJSON(a.stdout, out)
 	}
+	defer a.snapshotTable(snaps, current)
 	if len(imgs) == 0 {
 		fmt.Fprintln(a.stdout, "no images; `bcmtest image build` makes one")
 		return nil
@@ -139,10 +155,29 @@ func (a *app) imageList(output string) error {
 	return tw.Flush()
 }
 
+// snapshotTable lists the booted snapshots below the images.
+func (a *app) snapshotTable(snaps []qemu.SnapshotInfo, current string) {
+	if len(snaps) == 0 {
+		return
+	}
+	fmt.Fprintln(a.stdout)
+	tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SNAPSHOT\tSHAPE\tMADE\tMAKE TIME\tSIZE\tCURRENT IMAGE\tIN USE BY")
+	for _, sn := range snaps {
+		cur := ""
+		if sn.Manifest.Shape.Image == current {
+			cur = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.0f MiB\t%s\t%s\n", sn.Key, sn.Manifest.Shape, sn.Manifest.Created.Format(time.RFC3339),
+			sn.Manifest.CreateTime.Round(time.Second), float64(sn.Manifest.SizeBytes)/(1<<20), cur, strings.Join(sn.InUse, ","))
+	}
+	tw.Flush()
+}
+
 func (a *app) imagePruneCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:               "prune",
-		Short:             "Remove every image but the current recipe's",
+		Short:             "Remove every image but the current recipe's, and every snapshot no VM uses beyond the newest few",
 		Example:           "  bcmtest image prune",
 		Args:              noArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
@@ -153,7 +188,7 @@ func (a *app) imagePruneCmd() *cobra.Command {
 }
 
 func (a *app) imagePrune() error {
-	_, store, err := imageStore(stamp{a.stderr})
+	d, store, err := imageStore(stamp{a.stderr})
 	if err != nil {
 		return err
 	}
@@ -170,10 +205,16 @@ func (a *app) imagePrune() error {
 		if err := os.RemoveAll(im.Dir); err != nil {
 			return err
 		}
-		os.Remove(im.Dir + ".lock")
 		fmt.Fprintf(a.stdout, "removed %s\n", im.Key)
 		n++
 	}
 	fmt.Fprintf(a.stdout, "%d image(s) removed; kept the current %s\n", n, current)
-	return nil
+	// Snapshots: none of an older image, and only the newest few of the
+	// current one; never one a VM's disk is layered on.
+	removed, err := qemu.PruneSnapshots(d, qemu.SnapshotsKept, current)
+	for _, k := range removed {
+		fmt.Fprintf(a.stdout, "removed snapshot %s\n", k)
+	}
+	fmt.Fprintf(a.stdout, "%d snapshot(s) removed\n", len(removed))
+	return err
 }

@@ -406,3 +406,51 @@ func TestUpJudgesDiskAndPoolSizeTogether(t *testing.T) {
 		}
 	}
 }
+
+func TestImageListAndPruneCoverSnapshots(t *testing.T) {
+	_, cacheDir := isolate(t)
+	current := image.DefaultRecipe().Key()
+	writeImage(t, cacheDir, current, time.Now(), 1<<30)
+	snap := func(key, img string) string {
+		dir := filepath.Join(cacheDir, "snapshots", key)
+		writeRecord(t, filepath.Join(dir, "state"), "")
+		writeRecord(t, filepath.Join(dir, "disk.qcow2"), "")
+		writeRecord(t, filepath.Join(dir, "snapshot.json"), qemu.SnapshotManifest{Key: key,
+			Shape: qemu.Shape{Image: img, CPUs: 1, MemoryMiB: 1536, Accel: "tcg", Devices: "d1"}, RootGiB: 8, SizeBytes: 500 << 20})
+		return dir
+	}
+	snap(current+"-c1-m1536-tcg-d1", current)
+	oldDir := snap("bookworm-0ld0ld0ld0ld-c1-m1536-tcg-d1", "bookworm-0ld0ld0ld0ld")
+	code, out, errOut := runCLI(t, "image", "list", "-o", "json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var got []struct {
+		Kind    string      `json:"kind"`
+		Key     string      `json:"key"`
+		Current bool        `json:"current"`
+		Shape   *qemu.Shape `json:"shape"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	kinds := map[string]int{}
+	for _, g := range got {
+		kinds[g.Kind]++
+		if g.Kind == "snapshot" && (g.Shape == nil || g.Shape.CPUs != 1 || g.Current != (g.Shape.Image == current)) {
+			t.Errorf("snapshot entry: %+v", g)
+		}
+	}
+	if kinds["image"] != 1 || kinds["snapshot"] != 2 {
+		t.Fatalf("entries by kind: %v\n%s", kinds, out)
+	}
+	if code, out, _ := runCLI(t, "image", "list"); code != exitOK || !strings.Contains(out, "SNAPSHOT") || !strings.Contains(out, "1536 MiB") {
+		t.Errorf("table lacks the snapshots: exit %d\n%s", code, out)
+	}
+	if code, out, errOut := runCLI(t, "image", "prune"); code != exitOK || !strings.Contains(out, "1 snapshot(s) removed") {
+		t.Fatalf("prune: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := os.Stat(oldDir); !os.IsNotExist(err) {
+		t.Errorf("the older image's snapshot survived prune: %v", err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/artifact"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
 )
 
@@ -34,9 +35,9 @@ const deviceSet = "d1"
 // while it waits: the moment to take the snapshot.
 const gateWaiting = "bcmtest-seed: waiting for the seed"
 
-// maxSnapshots bounds the snapshot cache (each is the size of a guest's
-// used RAM plus its early-boot disk writes).
-const maxSnapshots = 4
+// SnapshotsKept bounds the snapshot cache per image (each is the size of a
+// guest's used RAM plus its early-boot disk writes).
+const SnapshotsKept = 4
 
 // Shape is what a snapshot must match to restore: the image and the
 // machine. Memory is part of it, so a host that sizes nodes down gets its
@@ -99,8 +100,12 @@ func openSnapshot(dir string) (Snapshot, error) {
 func snapshotComplete(dir string) error { _, err := openSnapshot(dir); return err }
 
 func (p *Provider) snapshotStore() artifact.Store {
-	return artifact.Store{Dir: filepath.Join(p.cfg.Dirs.Cache, "snapshots"), Kind: "snapshot", Progress: logLines{p}}
+	return artifact.Store{Dir: snapshotsDir(p.cfg.Dirs), Kind: "snapshot", Progress: logLines{p}}
 }
+
+func snapshotsDir(d state.Dirs) string { return filepath.Join(d.Cache, "snapshots") }
+
+func vmsDir(d state.Dirs) string { return filepath.Join(d.State, "qemu", "vms") }
 
 // logLines turns the store's progress lines into the provider's log.
 type logLines struct{ p *Provider }
@@ -141,7 +146,7 @@ func (p *Provider) getSnapshot(ctx context.Context, img image.Image, sh Shape, a
 	if err != nil {
 		return Snapshot{}, err
 	}
-	if err := p.pruneSnapshots(maxSnapshots, img.Key); err != nil {
+	if err := p.pruneSnapshots(SnapshotsKept, img.Key); err != nil {
 		p.logf("snapshot cache: %v", err)
 	}
 	return openSnapshot(e.Dir)
@@ -334,12 +339,16 @@ type SnapshotInfo struct {
 }
 
 // Snapshots lists the cached snapshots, newest first.
-func (p *Provider) Snapshots() ([]SnapshotInfo, error) {
-	es, err := p.snapshotStore().List(snapshotComplete)
+func (p *Provider) Snapshots() ([]SnapshotInfo, error) { return Snapshots(p.cfg.Dirs) }
+
+// Snapshots lists the snapshots cached under d, newest first, with the VMs
+// layered on each; it starts nothing (`bcmtest image list`).
+func Snapshots(d state.Dirs) ([]SnapshotInfo, error) {
+	es, err := artifact.Store{Dir: snapshotsDir(d), Kind: "snapshot"}.List(snapshotComplete)
 	if err != nil {
 		return nil, err
 	}
-	users, err := p.snapshotUsers()
+	users, err := snapshotUsers(vmsDir(d))
 	if err != nil {
 		return nil, err
 	}
@@ -354,8 +363,8 @@ func (p *Provider) Snapshots() ([]SnapshotInfo, error) {
 	return out, nil
 }
 
-func (p *Provider) snapshotUsers() (map[string][]string, error) {
-	recs, _, err := loadRecords(p.vmsDir)
+func snapshotUsers(vms string) (map[string][]string, error) {
+	recs, _, err := loadRecords(vms)
 	if err != nil {
 		return nil, err
 	}
@@ -372,11 +381,17 @@ func (p *Provider) snapshotUsers() (map[string][]string, error) {
 // image other than currentImage, and beyond the newest keep of the rest.
 // It returns the keys removed.
 func (p *Provider) PruneSnapshots(keep int, currentImage string) ([]string, error) {
-	snaps, err := p.Snapshots()
+	return PruneSnapshots(p.cfg.Dirs, keep, currentImage)
+}
+
+// PruneSnapshots is Provider.PruneSnapshots for the cache under d, without
+// a provider (`bcmtest image prune`).
+func PruneSnapshots(d state.Dirs, keep int, currentImage string) ([]string, error) {
+	snaps, err := Snapshots(d)
 	if err != nil {
 		return nil, err
 	}
-	store := p.snapshotStore()
+	store := artifact.Store{Dir: snapshotsDir(d), Kind: "snapshot"}
 	var removed []string
 	var errs []error
 	kept := 0
