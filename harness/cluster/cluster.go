@@ -12,6 +12,7 @@ import (
 	"time"
 
 	lxd "github.com/canonical/lxd/client"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 )
@@ -123,7 +124,7 @@ func (c *Cluster) Node(name string) (*Node, error) {
 	return nil, fmt.Errorf("cluster %s has no node %s", c.Name(), name)
 }
 
-// Node runs commands on and copies files to one member.
+// Node runs commands on one member.
 type Node struct {
 	Member
 	p provider.Provider
@@ -137,16 +138,6 @@ func (n *Node) Exec(ctx context.Context, argv ...string) (string, error) {
 // ExecResult runs argv and returns the raw result (exit code included).
 func (n *Node) ExecResult(ctx context.Context, argv ...string) (provider.ExecResult, error) {
 	return n.p.Exec(ctx, n.Name, provider.ExecInput{Argv: argv})
-}
-
-// CopyIn writes content to path on the node.
-func (n *Node) CopyIn(ctx context.Context, path string, content []byte, mode uint32) error {
-	return n.p.CopyIn(ctx, n.Name, path, content, mode)
-}
-
-// CopyOut reads path from the node.
-func (n *Node) CopyOut(ctx context.Context, path string) ([]byte, error) {
-	return n.p.CopyOut(ctx, n.Name, path)
 }
 
 // LXD returns a client for the cluster, connected to the bootstrap node.
@@ -231,37 +222,41 @@ func destroy(ctx context.Context, p provider.Provider, name, dir string, log int
 	if err != nil {
 		return nil, fmt.Errorf("destroying %s: listing VMs: %w", name, err)
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs []error
-	var deleted []string
+	var mine []provider.Info
 	for _, vm := range vms {
-		if !isMember(vm.Name, vm.Group, name) {
-			continue
+		if isMember(vm.Name, vm.Group, name) {
+			mine = append(mine, vm)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	}
+	// Every deletion runs to its end: one VM failing to go is no reason to
+	// leave the others, so each keeps its own error and all are reported.
+	errs := make([]error, len(mine))
+	var g errgroup.Group
+	for i, vm := range mine {
+		g.Go(func() error {
 			if err := p.Delete(ctx, vm.Name); err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("destroying %s: deleting %s: %w", name, vm.Name, err))
-				mu.Unlock()
-				return
+				errs[i] = fmt.Errorf("destroying %s: deleting %s: %w", name, vm.Name, err)
+				return errs[i]
 			}
-			mu.Lock()
-			deleted = append(deleted, vm.Name)
-			mu.Unlock()
 			logf(log, "%s: deleted %s", name, vm.Name)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	sort.Strings(deleted)
-	if len(errs) == 0 && dir != "" {
-		if err := os.RemoveAll(dir); err != nil {
-			errs = append(errs, fmt.Errorf("destroying %s: removing state: %w", name, err))
+	g.Wait() // the first error; errs holds them all
+	var deleted []string
+	for i, vm := range mine {
+		if errs[i] == nil {
+			deleted = append(deleted, vm.Name)
 		}
 	}
-	return deleted, errors.Join(errs...)
+	sort.Strings(deleted)
+	err = errors.Join(errs...)
+	if err == nil && dir != "" {
+		if rerr := os.RemoveAll(dir); rerr != nil {
+			err = fmt.Errorf("destroying %s: removing state: %w", name, rerr)
+		}
+	}
+	return deleted, err
 }
 
 // checkStateDir makes sure dir is the state directory of cluster name

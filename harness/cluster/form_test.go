@@ -21,10 +21,13 @@ func TestFormationStartsWhileMembersStillBoot(t *testing.T) {
 	var mu sync.Mutex
 	var events []Event
 	var heldTooLong bool
+	memberLaunching := make(chan struct{})
+	var memberOnce sync.Once
 	fp.OnLaunch = func(in provider.LaunchInput) {
 		if in.Name == "CLUS1-00" {
 			return
 		}
+		memberOnce.Do(func() { close(memberLaunching) })
 		select {
 		case <-bootstrapping:
 		case <-time.After(10 * time.Second):
@@ -35,7 +38,13 @@ func TestFormationStartsWhileMembersStillBoot(t *testing.T) {
 	}
 	// No LXD behind the fake: the bootstrap fails at its first command,
 	// which ends Up; what matters is when it started.
+	// It fails once a member's launch has begun, so Up's teardown cannot
+	// cancel the member launches before they report.
 	fp.ExecFunc = func(name string, argv []string) provider.ExecResult {
+		select {
+		case <-memberLaunching:
+		case <-time.After(10 * time.Second):
+		}
 		return provider.ExecResult{ExitCode: 1, Stderr: []byte("no LXD in the fake")}
 	}
 	s := validSpec()

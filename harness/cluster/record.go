@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -46,36 +45,20 @@ func (r *record) save() error {
 	if err := state.MkdirPrivate(r.dir); err != nil {
 		return fmt.Errorf("saving state of cluster %s: %w", r.Name, err)
 	}
-	b, _ := json.MarshalIndent(r, "", "  ")
-	f, err := os.CreateTemp(r.dir, "cluster.json.tmp-")
-	if err != nil {
-		return fmt.Errorf("saving state of cluster %s: %w", r.Name, err)
-	}
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(r.dir, "cluster.json"))
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	if err := state.SaveJSON(filepath.Join(r.dir, "cluster.json"), r); err != nil {
 		return fmt.Errorf("saving state of cluster %s: %w", r.Name, err)
 	}
 	return nil
 }
 
 // loadClusterRecord reads dir/cluster.json; a record that does not name the
-// cluster of its directory is as unusable as an unreadable one.
+// cluster of its directory is as unusable as an unreadable one. A missing
+// record matches fs.ErrNotExist.
 func loadClusterRecord(dir string) (*record, error) {
 	p := filepath.Join(dir, "cluster.json")
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return nil, err
-	}
 	var r record
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", p, err)
+	if err := state.LoadJSON(p, &r); err != nil {
+		return nil, err
 	}
 	if r.Name != filepath.Base(dir) {
 		return nil, fmt.Errorf("reading %s: it names cluster %q, not %q", p, r.Name, filepath.Base(dir))

@@ -39,7 +39,9 @@ type Spec struct {
 	PoolSize string
 	// Provider makes the VMs; required.
 	Provider provider.Provider
-	// Intervals bounds every wait.
+	// Intervals bounds every wait; zero means wait.Load (the defaults
+	// overridden by BCMTEST_INTERVALS), and any zero wait of a partly set
+	// one gets its default.
 	Intervals wait.Intervals
 	// KeepOnFailure leaves the VMs of a failed Up for inspection.
 	KeepOnFailure bool
@@ -79,10 +81,9 @@ type resolved struct {
 	MemoryMiB  int
 	DiskGiB    int
 	PoolGiB    int
-	NodeNames  []string
-	Notices    []string
-	MaxLaunch  int
-	HostMemMiB int
+	NodeNames []string
+	Notices   []string
+	MaxLaunch int
 }
 
 var clusterName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*$`)
@@ -171,9 +172,6 @@ func (s Spec) withDefaults() Spec {
 	if s.PoolSize == "" {
 		s.PoolSize = DefaultPoolSize
 	}
-	if s.Intervals.Boot == 0 {
-		s.Intervals = wait.DefaultIntervals()
-	}
 	if s.CloudInitName == "" {
 		s.CloudInitName = "cloud-init user-data"
 	}
@@ -192,8 +190,16 @@ func (s Spec) Validate() error {
 
 func (s Spec) resolve(h HostResources) (resolved, error) {
 	s = s.withDefaults()
-	r := resolved{Spec: s, HostMemMiB: h.MemoryMiB}
 	var errs []error
+	if s.Intervals == (wait.Intervals{}) {
+		iv, err := wait.Load()
+		if err != nil {
+			errs = append(errs, err)
+		}
+		s.Intervals = iv
+	}
+	s.Intervals = s.Intervals.WithDefaults()
+	r := resolved{Spec: s}
 	if err := ValidateName(s.Name); err != nil {
 		errs = append(errs, err)
 	}
