@@ -396,14 +396,18 @@ NAMEs, only those clusters. --output json prints the same as a JSON array.`,
 
 // clusterJSON is one cluster in `list --output json`.
 type clusterJSON struct {
-	Name       string          `json:"name"`
-	Provider   string          `json:"provider"`
-	Owner      int             `json:"owner"`
-	OwnerAlive bool            `json:"owner_alive"`
-	Persistent bool            `json:"persistent"`
-	Ready      bool            `json:"ready"`
-	Stale      bool            `json:"stale"`
-	Nodes      []provider.Info `json:"nodes"`
+	Name       string `json:"name"`
+	Provider   string `json:"provider"`
+	Owner      int    `json:"owner"`
+	OwnerAlive bool   `json:"owner_alive"`
+	Persistent bool   `json:"persistent"`
+	Ready      bool   `json:"ready"`
+	Stale      bool   `json:"stale"`
+	// Kept: left up on purpose (why and since when); only `down NAME` removes it.
+	Kept *cluster.KeptMark `json:"kept,omitempty"`
+	// Problem: why the harness cannot judge it; sweeps leave it alone.
+	Problem string          `json:"problem,omitempty"`
+	Nodes   []provider.Info `json:"nodes"`
 }
 
 func (a *app) list(ctx context.Context, prov string, only []string, output string) error {
@@ -436,7 +440,7 @@ func (a *app) list(ctx context.Context, prov string, only []string, output strin
 				nodes = []provider.Info{}
 			}
 			out = append(out, clusterJSON{Name: cs.Name, Provider: cs.Provider, Owner: cs.Owner, OwnerAlive: cs.OwnerAlive,
-				Persistent: cs.Persistent, Ready: cs.Ready, Stale: cs.Stale, Nodes: nodes})
+				Persistent: cs.Persistent, Ready: cs.Ready, Stale: cs.Stale, Kept: cs.Kept, Problem: cs.Problem, Nodes: nodes})
 		}
 		return writeJSON(a.stdout, out)
 	}
@@ -449,6 +453,10 @@ func (a *app) list(ctx context.Context, prov string, only []string, output strin
 	for _, cs := range all {
 		owner := "kept (bcmtest up)"
 		switch {
+		case cs.Problem != "":
+			owner = "unknown: " + cs.Problem
+		case cs.Kept != nil:
+			owner = fmt.Sprintf("kept: %s (since %s)", cs.Kept.Reason, cs.Kept.At.Format(time.RFC3339))
 		case cs.Stale:
 			owner = fmt.Sprintf("pid %d, dead: stale (bcmtest down --stale)", cs.Owner)
 		case cs.OwnerAlive:

@@ -454,3 +454,36 @@ func TestImageListAndPruneCoverSnapshots(t *testing.T) {
 		t.Errorf("the older image's snapshot survived prune: %v", err)
 	}
 }
+
+func TestListShowsAKeptCluster(t *testing.T) {
+	if err := qemu.CheckHost(); err != nil {
+		t.Skipf("list opens the qemu provider, which this host lacks: %v", err)
+	}
+	stateDir, _ := isolate(t)
+	refuseLaunches(t)
+	since := time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC)
+	writeRecord(t, filepath.Join(cluster.ClustersDir(stateDir), "DEV", "cluster.json"), map[string]any{
+		"name": "DEV", "provider": "qemu", "members": 0, "nodes": []string{"DEV-00"}, "owner": 1 << 22,
+		"created": since, "ready": true, "pool_name": "local",
+		"kept": map[string]any{"reason": "BCMTEST_SKIP_TEARDOWN=1", "at": since},
+	})
+	writeQEMURecord(t, stateDir, "DEV-00", "DEV", "10.77.0.10", 1<<22)
+	code, out, errOut := runCLI(t, "list", "-o", "json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var got []struct {
+		Name  string            `json:"name"`
+		Stale bool              `json:"stale"`
+		Kept  *cluster.KeptMark `json:"kept"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != 1 {
+		t.Fatalf("not one cluster: %v\n%s", err, out)
+	}
+	if got[0].Kept == nil || got[0].Kept.Reason != "BCMTEST_SKIP_TEARDOWN=1" || got[0].Stale {
+		t.Errorf("DEV: %+v", got[0])
+	}
+	if code, out, _ := runCLI(t, "list"); code != exitOK || !strings.Contains(out, "kept: BCMTEST_SKIP_TEARDOWN=1") {
+		t.Errorf("table: exit %d\n%s", code, out)
+	}
+}
