@@ -7,12 +7,14 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/canonical/lxd/shared/api"
 	"gopkg.in/yaml.v3"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/fakeprovider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
 )
 
 func TestBootstrapPreseedParsesBackIntoLXDTypes(t *testing.T) {
@@ -342,5 +344,25 @@ func TestDownAndSweepMatchExactNames(t *testing.T) {
 		if _, err := fp.Info(t.Context(), n); err != nil {
 			t.Errorf("%s was swept: %v", n, err)
 		}
+	}
+}
+
+func TestSpecIntervalsComeFromBCMTEST_INTERVALS(t *testing.T) {
+	t.Setenv(wait.EnvVar, "join=7m")
+	s := validSpec()
+	r, err := s.resolve(HostResources{FreeDiskGiB: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Intervals.Join != 7*time.Minute || r.Intervals.Boot != wait.DefaultIntervals().Boot {
+		t.Errorf("join %s, boot %s", r.Intervals.Join, r.Intervals.Boot)
+	}
+	s.Intervals = wait.Intervals{Boot: time.Minute}
+	if r, _ := s.resolve(HostResources{FreeDiskGiB: -1}); r.Intervals.Boot != time.Minute || r.Intervals.Join != wait.DefaultIntervals().Join {
+		t.Errorf("a partly set spec: boot %s, join %s", r.Intervals.Boot, r.Intervals.Join)
+	}
+	t.Setenv(wait.EnvVar, "join=soon")
+	if err := validSpec().Validate(); err == nil || !strings.Contains(err.Error(), wait.EnvVar) {
+		t.Errorf("a bad BCMTEST_INTERVALS: %v", err)
 	}
 }

@@ -39,9 +39,9 @@ type Spec struct {
 	PoolSize string
 	// Provider makes the VMs; required.
 	Provider provider.Provider
-	// Intervals bounds every wait; zero means wait.Load (the defaults
-	// overridden by BCMTEST_INTERVALS), and any zero wait of a partly set
-	// one gets its default.
+	// Intervals bounds every wait. Zero means wait.Load (the defaults
+	// overridden by BCMTEST_INTERVALS; a bad value fails validation); a
+	// wait left zero in a partly set one gets its default.
 	Intervals wait.Intervals
 	// KeepOnFailure leaves the VMs of a failed Up for inspection.
 	KeepOnFailure bool
