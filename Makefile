@@ -8,6 +8,7 @@ RUN_ID ?= $(shell date -u +%Y%m%d-%H%M%S)
 MEMBERS ?= 1
 PROVIDER ?= auto
 CLOUD_INIT ?=
+FORCE ?=
 LABELS ?=
 INTEGRATION_LABELS ?= vm || cluster || multipass || snapshot || security
 FUZZTIME ?= 60s
@@ -60,7 +61,7 @@ test: unit fuzz integration
 e2e: deps
 	@if [ -n "$(CLOUD_INIT)" ] && [ ! -f "$(CLOUD_INIT)" ]; then echo "CLOUD_INIT=$(CLOUD_INIT): no such file" >&2; exit 2; fi
 	mkdir -p $(ARTIFACTS)/$(RUN_ID)
-	BCMTEST_E2E=1 BCMTEST_MEMBERS=$(MEMBERS) BCMTEST_PROVIDER=$(PROVIDER) BCMTEST_CLOUD_INIT=$(if $(CLOUD_INIT),$(abspath $(CLOUD_INIT))) \
+	BCMTEST_E2E=1 BCMTEST_FORCE=$(FORCE) BCMTEST_MEMBERS=$(MEMBERS) BCMTEST_PROVIDER=$(PROVIDER) BCMTEST_CLOUD_INIT=$(if $(CLOUD_INIT),$(abspath $(CLOUD_INIT))) \
 	  BCMTEST_ARTIFACTS=$(abspath $(ARTIFACTS)) BCMTEST_RUN_ID=$(RUN_ID) \
 	  $(GO) test -count=1 -v -timeout 90m ./suites/e2e $(GINKGO_FLAGS) \
 	  $(if $(LABELS),-ginkgo.label-filter='$(LABELS)') \

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -187,33 +186,15 @@ func lintTarget(ctx context.Context, choice string) string {
 // (snap on the offline Debian image, PPAs, packages the image lacks), so it
 // is said before a VM boots rather than in a failed module minutes later.
 func providerLint(ctx context.Context, file string, data []byte, target string) ([]cloudinit.Problem, error) {
-	t := cloudinit.Target{Provider: target}
-	if target == providers.QEMU {
-		t.KnownPackage = imagePackages()
+	d, err := state.Default()
+	if err != nil {
+		return nil, envError{err}
 	}
-	ps, err := cloudinit.ProviderLint(ctx, file, data, t)
+	ps, err := cloudinit.ProviderLint(ctx, file, data, providers.LintTarget(target, d))
 	if err != nil {
 		return nil, fmt.Errorf("checking %s for the %s provider: %w", file, target, err)
 	}
 	return ps, nil
-}
-
-// imagePackages answers from the current VM image's package list, or is
-// nil (no package check) when the image is not built or predates the list.
-func imagePackages() func(string) bool {
-	d, err := state.Default()
-	if err != nil {
-		return nil
-	}
-	img, err := image.Store{Dir: filepath.Join(d.Cache, "images")}.Lookup(image.DefaultRecipe())
-	if err != nil {
-		return nil
-	}
-	known, err := img.KnownPackages()
-	if err != nil || len(known) == 0 {
-		return nil
-	}
-	return func(name string) bool { return known[name] }
 }
 
 // refuseForProvider is the verdict of up and check on provider-lint

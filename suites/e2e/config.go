@@ -25,6 +25,7 @@ type Config struct {
 	CPUs          int    // BCMTEST_CPUS (default 2)
 	Memory        string // BCMTEST_MEMORY (default 2G)
 	Disk          string // BCMTEST_DISK (default 30G)
+	Force         bool   // BCMTEST_FORCE=1: boot a cloud-init file the provider lint warns about
 }
 
 func envBool(k string) bool {
@@ -36,7 +37,7 @@ func envBool(k string) bool {
 func LoadConfig() (Config, error) {
 	c := Config{Members: 1, Provider: os.Getenv("BCMTEST_PROVIDER"), CloudInit: os.Getenv("BCMTEST_CLOUD_INIT"),
 		KeepOnFailure: envBool("BCMTEST_KEEP_ON_FAILURE"), CollectAlways: envBool("BCMTEST_COLLECT_ALWAYS"),
-		Reuse: os.Getenv("BCMTEST_REUSE"), SkipTeardown: envBool("BCMTEST_SKIP_TEARDOWN"),
+		Reuse: os.Getenv("BCMTEST_REUSE"), SkipTeardown: envBool("BCMTEST_SKIP_TEARDOWN"), Force: envBool("BCMTEST_FORCE"),
 		CPUs: 2, Memory: os.Getenv("BCMTEST_MEMORY"), Disk: os.Getenv("BCMTEST_DISK")}
 	if v := os.Getenv("BCMTEST_MEMBERS"); v != "" {
 		n, err := strconv.Atoi(v)

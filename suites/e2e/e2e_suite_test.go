@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,6 +75,19 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	} else {
 		cloudInit, err = cloudinit.LoadContext(ctx, name)
 		Expect(err).NotTo(HaveOccurred())
+		// Say what the provider's VMs cannot give the file (snap on the
+		// offline Debian image, removing its LXD...) before booting them.
+		st, err := state.Default()
+		Expect(err).NotTo(HaveOccurred())
+		problems, err := cloudinit.ProviderLint(ctx, name, cloudInit, providers.LintTarget(p.Name(), st))
+		Expect(err).NotTo(HaveOccurred())
+		for _, pr := range problems {
+			GinkgoWriter.Printf("cloud-init lint for %s: %s\n", p.Name(), pr.Error())
+		}
+		if len(problems) > 0 && !cfg.Force {
+			Fail(fmt.Sprintf("%s needs what the %s provider's VMs cannot give (%d problem(s)):\n%s\nfix the file, or run anyway with FORCE=1 (BCMTEST_FORCE=1)",
+				name, p.Name(), len(problems), joinProblems(problems)))
+		}
 	}
 	clusterName := cfg.Reuse
 	if clusterName == "" {
@@ -134,6 +148,14 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		}
 	}, NodeTimeout(5*time.Minute))
 }, NodeTimeout(60*time.Minute))
+
+func joinProblems(ps []cloudinit.Problem) string {
+	var lines []string
+	for _, p := range ps {
+		lines = append(lines, "  "+p.Error())
+	}
+	return strings.Join(lines, "\n")
+}
 
 // writeTimings leaves the phase timings beside the reports, for people and
 // for `bcmtest matrix`, which charts them against cluster size.
