@@ -110,6 +110,16 @@ var ErrNotFound = errors.New("no such VM")
 // ErrNotSupported is returned for operations a backend cannot do.
 var ErrNotSupported = errors.New("not supported by this provider")
 
+// ErrUnreachable is matched by errors that say the harness could not reach
+// a VM at all (its SSH did not answer, multipass could not open a session),
+// as opposed to a command that ran and failed: every further command to
+// that VM would fail the same way.
+var ErrUnreachable = errors.New("VM unreachable")
+
+// ErrAlreadyExists is matched by errors about launching a VM whose name is
+// taken.
+var ErrAlreadyExists = errors.New("VM already exists")
+
 // CloudInitError says cloud-init did not finish cleanly, with what a
 // developer needs to see why.
 type CloudInitError struct {

@@ -16,9 +16,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 )
 
 // LoadOrCreateKey returns the signer stored at path, creating an ed25519 key
@@ -55,9 +56,24 @@ func LoadOrCreateKey(path string) (ssh.Signer, string, error) {
 	return signer, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey()))) + " bcmtest", nil
 }
 
-// Dial connects and authenticates, giving up when ctx ends. hostKey is the
-// pinned key in authorized_keys form; when empty, the first key seen is
-// accepted and returned (trust on first use, on a loopback forward).
+// DialError is a failure to reach or log in to a VM's SSH server. It
+// matches provider.ErrUnreachable: nothing was run, and every further
+// command to that VM would fail the same way.
+type DialError struct {
+	Addr string
+	Err  error
+}
+
+func (e *DialError) Error() string { return fmt.Sprintf("dialing SSH at %s: %v", e.Addr, e.Err) }
+
+func (e *DialError) Unwrap() error { return e.Err }
+
+func (e *DialError) Is(target error) bool { return target == provider.ErrUnreachable }
+
+// Dial connects and authenticates, giving up when ctx ends (callers bound
+// it with the dial interval). hostKey is the pinned key in authorized_keys
+// form; when empty, the first key seen is accepted and returned (trust on
+// first use, on a loopback forward). Failures are *DialError.
 func Dial(ctx context.Context, addr, user string, signer ssh.Signer, hostKey string) (*ssh.Client, string, error) {
 	seen := ""
 	cb := func(_ string, _ net.Addr, key ssh.PublicKey) error {
@@ -68,23 +84,26 @@ func Dial(ctx context.Context, addr, user string, signer ssh.Signer, hostKey str
 		seen = got
 		return nil
 	}
-	cfg := &ssh.ClientConfig{User: user, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: cb, Timeout: 10 * time.Second}
+	cfg := &ssh.ClientConfig{User: user, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: cb}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, "", err
+		return nil, "", &DialError{Addr: addr, Err: err}
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	} else {
-		conn.SetDeadline(time.Now().Add(30 * time.Second))
-	}
+	// The handshake does not watch ctx; closing the connection when ctx
+	// ends makes it return.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
+	if !stop() {
+		if err == nil {
+			c.Close()
+		}
+		return nil, "", &DialError{Addr: addr, Err: ctx.Err()}
+	}
 	if err != nil {
 		conn.Close()
-		return nil, "", err
+		return nil, "", &DialError{Addr: addr, Err: err}
 	}
-	conn.SetDeadline(time.Time{})
 	return ssh.NewClient(c, chans, reqs), seen, nil
 }
 

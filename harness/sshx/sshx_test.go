@@ -5,13 +5,17 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"io"
 	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 )
 
 func TestQuoteSurvivesAShell(t *testing.T) {
@@ -136,5 +140,40 @@ func TestRunReturnsOutputItOwnsOnCancel(t *testing.T) {
 		if b != want {
 			t.Fatalf("byte %d of the output = %q, want %q", i, b, want)
 		}
+	}
+}
+
+func TestDialFailuresAreUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	_, signer, _ := floodServer(t)
+	_, _, err = Dial(t.Context(), addr, "root", signer, "")
+	var de *DialError
+	if !errors.As(err, &de) || de.Addr != addr || !errors.Is(err, provider.ErrUnreachable) {
+		t.Fatalf("refused: %v", err)
+	}
+
+	// A server that accepts and never speaks: ctx ends the handshake.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		c, err := silent.Accept()
+		if err == nil {
+			defer c.Close()
+			io.Copy(io.Discard, c)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	_, _, err = Dial(ctx, silent.Addr().String(), "root", signer, "")
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, provider.ErrUnreachable) {
+		t.Fatalf("silent server: %v", err)
 	}
 }

@@ -36,7 +36,9 @@ const (
 
 // Sentinel errors matched by errors.Is on a *CLIError of the same kind. A
 // KindNotFound error matches provider.ErrNotFound instead of its own value,
-// so callers need not know which backend runs.
+// so callers need not know which backend runs; likewise already-exists
+// errors match provider.ErrAlreadyExists, and a daemon or an exec that could
+// not be reached matches provider.ErrUnreachable.
 var (
 	ErrCommandLine       = errors.New("multipass rejected its command line")
 	ErrCommandFailed     = errors.New("multipass command failed")
@@ -68,12 +70,14 @@ func (e *CLIError) Is(target error) bool {
 		return e.Kind == KindCommandLine
 	case ErrCommandFailed:
 		return e.Kind == KindCommandFailed || e.Kind == KindAlreadyExists || e.Kind == KindNotFound
-	case ErrAlreadyExists:
+	case ErrAlreadyExists, provider.ErrAlreadyExists:
 		return e.Kind == KindAlreadyExists
 	case provider.ErrNotFound:
 		return e.Kind == KindNotFound
 	case ErrDaemonUnreachable:
 		return e.Kind == KindDaemon
+	case provider.ErrUnreachable:
+		return e.Kind == KindDaemon || e.Kind == KindExecFailed
 	case ErrTimeout:
 		return e.Kind == KindTimeout
 	case ErrExecFailed:

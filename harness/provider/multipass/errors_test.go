@@ -9,7 +9,8 @@ import (
 )
 
 func TestCLIErrorKinds(t *testing.T) {
-	all := []error{ErrCommandLine, ErrCommandFailed, ErrAlreadyExists, provider.ErrNotFound, ErrDaemonUnreachable, ErrTimeout, ErrExecFailed}
+	all := []error{ErrCommandLine, ErrCommandFailed, ErrAlreadyExists, provider.ErrNotFound, ErrDaemonUnreachable, ErrTimeout, ErrExecFailed,
+		provider.ErrAlreadyExists, provider.ErrUnreachable}
 	for _, tc := range []struct {
 		code   int
 		stderr string
@@ -18,13 +19,13 @@ func TestCLIErrorKinds(t *testing.T) {
 		msg    string
 	}{
 		{1, "Unknown option 'mem'.\n", KindCommandLine, []error{ErrCommandLine}, "Unknown option 'mem'. (exit 1)"},
-		{2, "launch failed: instance \"CLUS1-02\" already exists\n", KindAlreadyExists, []error{ErrCommandFailed, ErrAlreadyExists}, `instance "CLUS1-02" already exists (exit 2)`},
+		{2, "launch failed: instance \"CLUS1-02\" already exists\n", KindAlreadyExists, []error{ErrCommandFailed, ErrAlreadyExists, provider.ErrAlreadyExists}, `instance "CLUS1-02" already exists (exit 2)`},
 		{2, "info failed: The following errors occurred:\ninstance \"CLUS1-02\" does not exist\n", KindNotFound, []error{ErrCommandFailed, provider.ErrNotFound}, `The following errors occurred:; instance "CLUS1-02" does not exist (exit 2)`},
 		{2, "launch failed: Remote \"\" is unknown or unreachable.\n", KindCommandFailed, []error{ErrCommandFailed}, `Remote "" is unknown or unreachable. (exit 2)`},
-		{3, "list failed: cannot connect to the multipass socket\n", KindDaemon, []error{ErrDaemonUnreachable}, "cannot connect to the multipass socket (exit 3)"},
-		{2, "start failed: cannot connect to the multipass socket\n", KindDaemon, []error{ErrDaemonUnreachable}, "cannot connect to the multipass socket (exit 2)"},
+		{3, "list failed: cannot connect to the multipass socket\n", KindDaemon, []error{ErrDaemonUnreachable, provider.ErrUnreachable}, "cannot connect to the multipass socket (exit 3)"},
+		{2, "start failed: cannot connect to the multipass socket\n", KindDaemon, []error{ErrDaemonUnreachable, provider.ErrUnreachable}, "cannot connect to the multipass socket (exit 2)"},
 		{5, "Timed out waiting for instance launch.\n", KindTimeout, []error{ErrTimeout}, "Timed out waiting for instance launch. (exit 5)"},
-		{255, "exec failed: [ssh client] channel creation failed\n", KindExecFailed, []error{ErrExecFailed}, "[ssh client] channel creation failed (exit 255)"},
+		{255, "exec failed: [ssh client] channel creation failed\n", KindExecFailed, []error{ErrExecFailed, provider.ErrUnreachable}, "[ssh client] channel creation failed (exit 255)"},
 		{7, "", KindUnknown, nil, "multipass printed no error message (exit 7)"},
 	} {
 		e := newCLIError([]string{"x"}, tc.code, tc.stderr)
