@@ -10,13 +10,16 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
 )
 
 // Item is one thing collected from a node into a file.
@@ -49,35 +52,40 @@ type CollectInput struct {
 	// Dir receives one subdirectory per node.
 	Dir string
 	Log io.Writer
+	// Intervals bound each command (diag-exec); zero means wait.Load.
+	Intervals wait.Intervals
 }
 
 // Collect gathers Items and the serial console from every node at once. A
 // node that cannot be reached still gets its console (when the provider has
 // one) and an errors.txt saying what failed. It returns the files written.
 func Collect(ctx context.Context, in CollectInput) ([]string, error) {
-	var mu sync.Mutex
-	var files []string
-	var errs []error
-	var wg sync.WaitGroup
-	for _, n := range in.Nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f, err := collectNode(ctx, in, n)
-			mu.Lock()
-			defer mu.Unlock()
-			files = append(files, f...)
-			if err != nil {
-				errs = append(errs, err)
-			}
-		}()
+	var loadErr error
+	if in.Intervals == (wait.Intervals{}) {
+		// A bad BCMTEST_INTERVALS must not cost the diagnostics of a
+		// failed run: collect with the defaults and report it.
+		in.Intervals, loadErr = wait.Load()
 	}
-	wg.Wait()
-	sort.Strings(files)
+	in.Intervals = in.Intervals.WithDefaults()
+	// Each node is collected to its end whatever happens on the others,
+	// so the group keeps every node's files and errors, not a first one.
+	files := make([][]string, len(in.Nodes))
+	errs := make([]error, len(in.Nodes)+1)
+	errs[len(in.Nodes)] = loadErr
+	var g errgroup.Group
+	for i, n := range in.Nodes {
+		g.Go(func() error {
+			files[i], errs[i] = collectNode(ctx, in, n)
+			return errs[i]
+		})
+	}
+	g.Wait() // the first error; errs holds them all
+	all := slices.Concat(files...)
+	sort.Strings(all)
 	if in.Log != nil {
-		fmt.Fprintf(in.Log, "%s diagnostics: %d file(s) for %d node(s) under %s\n", time.Now().Format("15:04:05"), len(files), len(in.Nodes), in.Dir)
+		fmt.Fprintf(in.Log, "%s diagnostics: %d file(s) for %d node(s) under %s\n", time.Now().Format("15:04:05"), len(all), len(in.Nodes), in.Dir)
 	}
-	return files, errors.Join(errs...)
+	return all, errors.Join(errs...)
 }
 
 // Diagnostics hold addresses, journals and cloud-init logs that may carry
@@ -103,13 +111,13 @@ func collectNode(ctx context.Context, in CollectInput, node string) ([]string, e
 		problems = append(problems, "serial console: "+err.Error())
 	}
 	for _, it := range Items() {
-		ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		ictx, cancel := context.WithTimeout(ctx, in.Intervals.DiagExec.Timeout)
 		res, err := in.Provider.Exec(ictx, node, provider.ExecInput{Argv: it.Argv})
 		cancel()
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("%s: %v", it.File, err))
-			if strings.Contains(err.Error(), "connecting") {
-				break // the node is unreachable; the rest would fail the same way
+			if errors.Is(err, provider.ErrUnreachable) || errors.Is(err, provider.ErrNotFound) || ctx.Err() != nil {
+				break // the rest would fail the same way
 			}
 			continue
 		}

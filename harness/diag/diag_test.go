@@ -1,14 +1,19 @@
 package diag
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/fakeprovider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/sshx"
 )
 
 func TestCollectWritesPrivateDirsAndFiles(t *testing.T) {
@@ -67,5 +72,34 @@ func TestCollectWritesPrivateDirsAndFiles(t *testing.T) {
 	// artifacts, run1, two node dirs, the files.
 	if want := 4 + len(Items()) + 1; n != want {
 		t.Errorf("walked %d entries, want %d", n, want)
+	}
+}
+
+// execFails fails every Exec with err and counts the tries.
+type execFails struct {
+	*fakeprovider.Provider
+	err   error
+	tries atomic.Int32
+}
+
+func (p *execFails) Exec(context.Context, string, provider.ExecInput) (provider.ExecResult, error) {
+	p.tries.Add(1)
+	return provider.ExecResult{}, p.err
+}
+
+func TestCollectStopsAtAnUnreachableNodeOnly(t *testing.T) {
+	for _, tc := range []struct {
+		err   error
+		tries int32
+	}{
+		{fmt.Errorf("exec on CLUS1-00: connecting over SSH: %w", &sshx.DialError{Addr: "127.0.0.1:1", Err: errors.New("connection refused")}), 1},
+		{fmt.Errorf("exec on CLUS1-00: %w", errors.New("session closed while connecting")), int32(len(Items()))},
+	} {
+		p := &execFails{Provider: fakeprovider.New(), err: tc.err}
+		p.Add(provider.Info{Name: "CLUS1-00"})
+		Collect(t.Context(), CollectInput{Provider: p, Nodes: []string{"CLUS1-00"}, Dir: t.TempDir()})
+		if got := p.tries.Load(); got != tc.tries {
+			t.Errorf("%v: %d commands tried, want %d", tc.err, got, tc.tries)
+		}
 	}
 }
