@@ -14,7 +14,7 @@ func detectMultipass(ctx context.Context, bin string) (string, bool) {
 
 func newMultipass(ctx context.Context, o Options) (provider.Provider, error) {
 	return multipass.New(multipass.Config{
-		Binary: o.MultipassBinary, Image: o.MultipassImage, Log: o.Log,
+		Binary: o.MultipassBinary, Image: o.MultipassImage, Log: o.Log, Intervals: o.Intervals,
 		StateDir: filepath.Join(o.Dirs.State, "multipass"),
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
 )
 
 // Names accepted for Options.Name.
@@ -36,6 +37,9 @@ type Options struct {
 	// MultipassImage is the image multipass launches (BCMTEST_MULTIPASS_IMAGE).
 	MultipassImage string
 	Log            io.Writer
+	// Intervals bound the provider's waits; zero means wait.Load (the
+	// defaults overridden by BCMTEST_INTERVALS).
+	Intervals wait.Intervals
 }
 
 func (o *Options) defaults() error {
@@ -67,6 +71,14 @@ func (o *Options) defaults() error {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	if o.Intervals == (wait.Intervals{}) {
+		iv, err := wait.Load()
+		if err != nil {
+			return err
+		}
+		o.Intervals = iv
+	}
+	o.Intervals = o.Intervals.WithDefaults()
 	if o.Dirs.State == "" {
 		d, err := state.Default()
 		if err != nil {
@@ -110,6 +122,6 @@ func New(ctx context.Context, o Options) (provider.Provider, error) {
 	case Multipass:
 		return newMultipass(ctx, o)
 	default:
-		return qemu.New(qemu.Config{Dirs: o.Dirs, Accel: o.Accel, Log: o.Log, NoSnapshot: o.NoSnapshot})
+		return qemu.New(qemu.Config{Dirs: o.Dirs, Accel: o.Accel, Log: o.Log, NoSnapshot: o.NoSnapshot, Intervals: o.Intervals})
 	}
 }

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
 )
 
 // cloudInitStatus is the part of /run/cloud-init/status.json we read.
@@ -24,6 +24,8 @@ var moduleInError = regexp.MustCompile(`^\('([A-Za-z0-9_-]+)'`)
 
 // CheckCloudInit waits for cloud-init on a VM of any provider and reports
 // its failures. console supplies the serial console tail when there is one.
+// The in-guest `cloud-init status --wait` has no timeout of its own: ctx
+// bounds it (callers give it the cloud-init interval).
 func CheckCloudInit(ctx context.Context, p provider.Provider, name string, console func() string) error {
 	res, err := p.Exec(ctx, name, provider.ExecInput{Argv: []string{"cloud-init", "status", "--wait"}})
 	if err != nil {
@@ -31,7 +33,8 @@ func CheckCloudInit(ctx context.Context, p provider.Provider, name string, conso
 		if console != nil {
 			e.ConsoleTail = console()
 		}
-		tctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		// ctx has likely ended; the log's tail is read within diag-exec.
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait.LoadOrDefault().DiagExec.Timeout)
 		defer cancel()
 		e.OutputTail = outputTail(tctx, p, name)
 		return e

@@ -8,14 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 )
-
-// cleanupTimeout bounds removing a staged file after the caller's context
-// has ended.
-const cleanupTimeout = 30 * time.Second
 
 // installScript moves a staged file into place as root with its mode set
 // first, so the destination never exists with the wrong mode or owner.
@@ -98,9 +93,10 @@ func (p *Provider) script(ctx context.Context, name, step, script string, args .
 	return nil
 }
 
-// removeRemote deletes a staged file, even after ctx has ended.
+// removeRemote deletes a staged file, even after ctx has ended, within the
+// teardown interval.
 func (p *Provider) removeRemote(ctx context.Context, name, staged string) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.Intervals.Teardown)
 	defer cancel()
 	p.Exec(cctx, name, provider.ExecInput{Argv: []string{"rm", "-f", "--", staged}})
 }

@@ -4,12 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"os/exec"
-	"time"
-)
 
-// detectTimeout bounds Detect: `multipass version` answers at once, or
-// after the client gives up on the socket.
-const detectTimeout = 30 * time.Second
+	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
+)
 
 // versionReply is `multipass version --format json`. multipassd is absent
 // when the client could not reach the daemon.
@@ -25,10 +22,14 @@ func Detect(ctx context.Context, binary string) (version string, ok bool) {
 	if binary == "" {
 		binary = "multipass"
 	}
-	ctx, cancel := context.WithTimeout(ctx, detectTimeout)
+	// `multipass version` answers at once, or after the client gives up on
+	// the socket; multipass-detect bounds it. Detect has no error to
+	// report a bad BCMTEST_INTERVALS with; its callers load it first.
+	iv := wait.LoadOrDefault()
+	ctx, cancel := context.WithTimeout(ctx, iv.MultipassDetect.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, "version", "--format", "json")
-	cmd.WaitDelay = waitDelay
+	cmd.WaitDelay = iv.ProcessExit.Timeout
 	out, err := cmd.Output()
 	if err != nil {
 		return "", false

@@ -64,7 +64,8 @@ func (p *Provider) Launch(ctx context.Context, in provider.LaunchInput) (provide
 	cctx, cancel := context.WithTimeout(ctx, p.cfg.Intervals.CloudInit)
 	defer cancel()
 	if err := common.CheckCloudInit(cctx, p, in.Name, nil); err != nil {
-		ictx, icancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		// What the VM is now goes with the error, even after ctx ended.
+		ictx, icancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.Intervals.DiagExec.Timeout)
 		defer icancel()
 		info, _ := p.Info(ictx, in.Name)
 		return info, err

@@ -68,9 +68,9 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.Image == "" {
 		cfg.Image = DefaultImage
 	}
-	if cfg.Intervals == (wait.Intervals{}) {
-		cfg.Intervals = wait.DefaultIntervals()
-	}
+	// Zero intervals are the defaults (providers.New passes what wait.Load
+	// read); waits left zero in partly set ones get theirs.
+	cfg.Intervals = cfg.Intervals.WithDefaults()
 	if cfg.LaunchTimeout <= 0 {
 		cfg.LaunchTimeout = cfg.Intervals.Boot + cfg.Intervals.CloudInit
 	}

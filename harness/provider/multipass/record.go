@@ -1,9 +1,6 @@
 package multipass
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
 )
 
 // record is what the harness knows about a VM that multipass does not: its
@@ -29,16 +28,11 @@ type store struct{ dir string }
 
 func (s store) path(name string) string { return filepath.Join(s.dir, name+".json") }
 
-// create writes r unless a record for r.Name exists (fs.ErrExist then). It
-// writes a temporary file and hard-links it into place, so the record
-// appears whole or not at all and two launches cannot both claim a name.
+// create writes r unless a record for r.Name exists (fs.ErrExist then).
+// The record appears whole or not at all, and two launches cannot both
+// claim a name.
 func (s store) create(r record) error {
-	tmp, err := s.writeTemp(r)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, s.path(r.Name)); err != nil {
+	if err := state.CreateJSON(s.path(r.Name), r); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("record of %s: %w", r.Name, fs.ErrExist)
 		}
@@ -47,31 +41,11 @@ func (s store) create(r record) error {
 	return nil
 }
 
-func (s store) writeTemp(r record) (string, error) {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return "", err
-	}
-	var sfx [8]byte
-	rand.Read(sfx[:])
-	tmp := filepath.Join(s.dir, "."+r.Name+".json."+hex.EncodeToString(sfx[:]))
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return "", fmt.Errorf("saving record of %s: %w", r.Name, err)
-	}
-	return tmp, nil
-}
-
 // load reads the record of name; fs.ErrNotExist when there is none.
 func (s store) load(name string) (record, error) {
 	var r record
-	b, err := os.ReadFile(s.path(name))
-	if err != nil {
-		return r, err
-	}
-	if err := json.Unmarshal(b, &r); err != nil {
-		return r, fmt.Errorf("reading %s: %w", s.path(name), err)
-	}
-	return r, nil
+	err := state.LoadJSON(s.path(name), &r)
+	return r, err
 }
 
 // all reads every record, keyed by VM name.

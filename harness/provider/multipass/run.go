@@ -7,12 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
-	"time"
 )
-
-// waitDelay bounds how long a cancelled client may keep its pipes open
-// (an exec'd remote command can outlive the client for a moment).
-const waitDelay = 10 * time.Second
 
 // result is one finished run of the client, whatever its exit code.
 type result struct {
@@ -26,7 +21,9 @@ func (p *Provider) run(ctx context.Context, stdin io.Reader, args ...string) (re
 	cmd := exec.CommandContext(ctx, p.cfg.Binary, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &errb
-	cmd.WaitDelay = waitDelay
+	// A cancelled client may keep its pipes open a moment (an exec'd
+	// remote command can outlive it); process-exit bounds that.
+	cmd.WaitDelay = p.cfg.Intervals.ProcessExit.Timeout
 	err := cmd.Run()
 	res := result{stdout: out.Bytes(), stderr: errb.Bytes()}
 	if err != nil && ctx.Err() != nil {
