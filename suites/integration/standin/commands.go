@@ -114,7 +114,7 @@ const slirpPrefix = "10.0.2."
 
 // describe is one instance's info. The private address is listed first,
 // as multipass lists the address the host reaches the instance at first.
-func describe(ctx context.Context, p *qemu.Provider, in instance, runtime bool) infoInstance {
+func (e *env) describe(ctx context.Context, p *qemu.Provider, in instance, runtime bool) infoInstance {
 	st, info, _ := status(ctx, p, in)
 	out := infoInstance{Disks: map[string]diskInfo{"sda1": {}}, ImageHash: in.ImageHash, ImageRelease: in.ImageRelease,
 		IPv4: []string{}, Load: []float64{}, Mounts: map[string]any{}, SnapshotCount: "0", State: st}
@@ -128,7 +128,7 @@ func describe(ctx context.Context, p *qemu.Provider, in instance, runtime bool) 
 	if !runtime {
 		return out
 	}
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	dctx, cancel := context.WithTimeout(ctx, e.intervals.DiagExec.Timeout)
 	defer cancel()
 	res, err := p.Exec(dctx, in.Name, provider.ExecInput{Argv: asDefaultUser("sh", "-c", detailsScript)})
 	if err != nil {
@@ -204,7 +204,7 @@ func cmdInfo(ctx context.Context, e *env, args []string) error {
 		Info   map[string]infoInstance `json:"info"`
 	}{Errors: []any{}, Info: map[string]infoInstance{}}
 	for _, in := range ins {
-		reply.Info[in.Name] = describe(ctx, q, in, !p.has("no-runtime-information"))
+		reply.Info[in.Name] = e.describe(ctx, q, in, !p.has("no-runtime-information"))
 	}
 	if format == "json" {
 		return printJSON(reply)
@@ -262,7 +262,7 @@ func cmdList(ctx context.Context, e *env, args []string) error {
 		List []listItem `json:"list"`
 	}{List: []listItem{}}
 	for _, in := range ins {
-		d := describe(ctx, q, in, false)
+		d := e.describe(ctx, q, in, false)
 		reply.List = append(reply.List, listItem{IPv4: d.IPv4, Name: in.Name, Release: in.ImageRelease, State: d.State})
 	}
 	if format == "json" {

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -41,45 +39,15 @@ type instance struct {
 
 func (e *env) instancePath(name string) string { return filepath.Join(e.dir, name+".json") }
 
-// createInstance writes the record unless one exists (fs.ErrExist then):
-// a temporary file hard-linked into place, so two launches of one name
-// cannot both win.
+// createInstance writes the record unless one exists (fs.ErrExist then),
+// so two launches of one name cannot both win.
 func (e *env) createInstance(in instance) error {
-	tmp, err := e.writeTemp(in)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	return os.Link(tmp, e.instancePath(in.Name))
+	return state.CreateJSON(e.instancePath(in.Name), in)
 }
 
 // saveInstance replaces the record.
 func (e *env) saveInstance(in instance) error {
-	tmp, err := e.writeTemp(in)
-	if err != nil {
-		return err
-	}
-	return os.Rename(tmp, e.instancePath(in.Name))
-}
-
-func (e *env) writeTemp(in instance) (string, error) {
-	b, err := json.MarshalIndent(in, "", "  ")
-	if err != nil {
-		return "", err
-	}
-	f, err := os.CreateTemp(e.dir, "."+in.Name+".json.*")
-	if err != nil {
-		return "", err
-	}
-	_, werr := f.Write(append(b, '\n'))
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		os.Remove(f.Name())
-		return "", werr
-	}
-	return f.Name(), nil
+	return state.SaveJSON(e.instancePath(in.Name), in)
 }
 
 // loadInstance reads the record of name; fs.ErrNotExist when the stand-in
@@ -89,14 +57,8 @@ func (e *env) loadInstance(name string) (instance, error) {
 	if provider.ValidateVMName(name) != nil {
 		return in, fs.ErrNotExist // never a path outside the directory
 	}
-	b, err := os.ReadFile(e.instancePath(name))
-	if err != nil {
-		return in, err
-	}
-	if err := json.Unmarshal(b, &in); err != nil {
-		return in, fmt.Errorf("reading %s: %w", e.instancePath(name), err)
-	}
-	return in, nil
+	err := state.LoadJSON(e.instancePath(name), &in)
+	return in, err
 }
 
 // instances lists every instance, sorted by name.
@@ -142,7 +104,7 @@ func (e *env) qemu() (*qemu.Provider, error) {
 	if os.Getenv("BCMTEST_OWNER_PID") == "" {
 		os.Setenv("BCMTEST_OWNER_PID", strconv.Itoa(os.Getppid()))
 	}
-	p, err := qemu.New(qemu.Config{Dirs: e.dirs, Accel: os.Getenv("BCMTEST_ACCEL"), Log: e.trace})
+	p, err := qemu.New(qemu.Config{Dirs: e.dirs, Accel: os.Getenv("BCMTEST_ACCEL"), Log: e.trace, Intervals: e.intervals})
 	if err != nil {
 		return nil, err
 	}

@@ -199,7 +199,7 @@ func cmdLaunch(ctx context.Context, e *env, args []string) error {
 		DiskGiB: r.diskGiB, UserData: r.userData, Log: e.trace})
 	if lerr != nil {
 		e.tracef("%s: launch returned: %v", r.name, lerr)
-		if strings.Contains(lerr.Error(), "already exists") {
+		if errors.Is(lerr, provider.ErrAlreadyExists) {
 			// Another process made a VM of this name since the check above.
 			os.Remove(e.instancePath(r.name))
 			return failed("launch", "instance %q already exists", r.name)
@@ -207,7 +207,9 @@ func cmdLaunch(ctx context.Context, e *env, args []string) error {
 	}
 	var ce *provider.CloudInitError
 	finished := lerr == nil || (errors.As(lerr, &ce) && ce.Cause == nil)
-	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	// Making it reachable, or finding nothing to, happens even after ctx
+	// ended, within the teardown interval.
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), e.intervals.Teardown)
 	defer ccancel()
 	if st, info, ok := status(cctx, p, in); ok && (st == "Running" || st == "Starting") {
 		// Running, whatever launch said: reachable like any instance.

@@ -36,6 +36,7 @@ import (
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
 )
 
 // Exit codes of the multipass client (include/multipass/cli/return_codes.h).
@@ -222,11 +223,12 @@ func logCall(args []string) {
 // env is what every command needs: the harness's state directories, the
 // stand-in's own directory and where progress goes.
 type env struct {
-	dirs  state.Dirs
-	dir   string // <state>/standin
-	trace io.Writer
-	close func()
-	p     *qemu.Provider // made on first use by qemu()
+	dirs      state.Dirs
+	dir       string // <state>/standin
+	trace     io.Writer
+	close     func()
+	p         *qemu.Provider // made on first use by qemu()
+	intervals wait.Intervals // the harness's, from BCMTEST_INTERVALS
 }
 
 func newEnv() (*env, error) {
@@ -234,7 +236,11 @@ func newEnv() (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &env{dirs: dirs, dir: filepath.Join(dirs.State, "standin"), trace: io.Discard, close: func() {}}
+	iv, err := wait.Load()
+	if err != nil {
+		return nil, err
+	}
+	e := &env{dirs: dirs, dir: filepath.Join(dirs.State, "standin"), trace: io.Discard, close: func() {}, intervals: iv}
 	if err := state.MkdirPrivate(e.dir); err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
 )
 
 // How the host reaches an instance at its private address, as multipass's
@@ -64,8 +65,7 @@ func (e *env) connect(ctx context.Context, name string, info provider.Info) erro
 	if err != nil {
 		return err
 	}
-	b, _ := json.Marshal(proxyRecord{PID: pid, Listen: listen, Target: target})
-	if err := os.WriteFile(e.proxyPath(name), b, 0o600); err != nil {
+	if err := state.SaveJSON(e.proxyPath(name), proxyRecord{PID: pid, Listen: listen, Target: target}); err != nil {
 		syscall.Kill(pid, syscall.SIGTERM)
 		return err
 	}
@@ -95,11 +95,8 @@ func (e *env) disconnect(ctx context.Context, name, privateIP string) error {
 
 func (e *env) readProxy(name string) (proxyRecord, error) {
 	var rec proxyRecord
-	b, err := os.ReadFile(e.proxyPath(name))
-	if err != nil {
-		return rec, err
-	}
-	return rec, json.Unmarshal(b, &rec)
+	err := state.LoadJSON(e.proxyPath(name), &rec)
+	return rec, err
 }
 
 // disconnectProxy ends the instance's proxy, if it still runs, and removes
@@ -111,9 +108,9 @@ func (e *env) disconnectProxy(name string) error {
 	}
 	if err == nil && proxyAlive(rec.PID, name) {
 		syscall.Kill(rec.PID, syscall.SIGTERM)
-		if !waitGone(rec.PID, name, 5*time.Second) {
+		if !e.waitGone(rec.PID, name) {
 			syscall.Kill(rec.PID, syscall.SIGKILL)
-			if !waitGone(rec.PID, name, 5*time.Second) {
+			if !e.waitGone(rec.PID, name) {
 				return fmt.Errorf("the proxy of %s (pid %d) did not exit", name, rec.PID)
 			}
 		}
@@ -124,13 +121,12 @@ func (e *env) disconnectProxy(name string) error {
 	return nil
 }
 
-func waitGone(pid int, name string, d time.Duration) bool {
-	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		if !proxyAlive(pid, name) {
-			return true
-		}
-	}
-	return false
+// waitGone waits up to the process-exit interval for a signalled proxy to
+// be gone.
+func (e *env) waitGone(pid int, name string) bool {
+	return wait.For(context.Background(), e.intervals.ProcessExit, func(context.Context) (bool, string, error) {
+		return !proxyAlive(pid, name), "proxy still running", nil
+	}) == nil
 }
 
 // proxyAlive reports whether pid is the proxy of name, not a recycled pid.
@@ -241,9 +237,6 @@ func removeLoopback(ctx context.Context, ip string) error {
 	return nil
 }
 
-// watchdogInterval is how often a proxy checks that its VM still exists.
-const watchdogInterval = 5 * time.Second
-
 // runProxy is the detached proxy: args are NAME LISTEN TARGET, the
 // listening socket is fd 3. It ends on SIGTERM (stop, delete), or by itself
 // once the QEMU provider no longer knows the VM (deleted behind the
@@ -283,7 +276,7 @@ func runProxy(args []string) int {
 	select {
 	case <-vmGone:
 		if host, _, err := net.SplitHostPort(listen); err == nil {
-			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			cctx, cancel := context.WithTimeout(context.Background(), wait.LoadOrDefault().Teardown)
 			removeLoopback(cctx, host)
 			cancel()
 		}
@@ -309,7 +302,9 @@ func watchVM(ctx context.Context, name string, gone chan<- struct{}) {
 	if err != nil {
 		return
 	}
-	t := time.NewTicker(watchdogInterval)
+	// A proxy lives as long as its VM; checking at the slowest poll is
+	// soon enough to give the address back.
+	t := time.NewTicker(e.intervals.PollMax)
 	defer t.Stop()
 	for {
 		select {
@@ -328,7 +323,7 @@ func watchVM(ctx context.Context, name string, gone chan<- struct{}) {
 // each side's end of stream on (LXD's TLS needs close-notify to arrive).
 func pipe(ctx context.Context, c net.Conn, target string) {
 	defer c.Close()
-	d := net.Dialer{Timeout: 10 * time.Second}
+	d := net.Dialer{Timeout: wait.LoadOrDefault().Dial.Timeout}
 	u, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {
 		return
