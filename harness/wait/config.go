@@ -51,6 +51,7 @@ func (iv *Intervals) table() []entry {
 		pair("apt-cache-start", &iv.AptCacheStart),
 		timeoutOnly("diag-exec", &iv.DiagExec),
 		timeoutOnly("multipass-detect", &iv.MultipassDetect),
+		pair("retry-transient", &iv.RetryTransient),
 
 		pair("members-online", &iv.MembersOnline),
 		pair("tor-active", &iv.TorActive),

@@ -42,6 +42,7 @@ type Intervals struct {
 	AptCacheStart   Interval // apt-cache-start: the host's apt cache answering
 	DiagExec        Interval // diag-exec: one diagnostic command on a node that may be unreachable
 	MultipassDetect Interval // multipass-detect: `multipass version` answering
+	RetryTransient  Interval // retry-transient: retrying a known-transient failure (dqlite busy or electing, SSH reset)
 
 	MembersOnline  Interval // members-online: every member Online with the pool Created (spec)
 	TorActive      Interval // tor-active: tor@default active and SOCKS listening (spec)
@@ -78,6 +79,7 @@ func DefaultIntervals() Intervals {
 		AptCacheStart:   Interval{Timeout: 20 * time.Second, Poll: 100 * time.Millisecond},
 		DiagExec:        Interval{Timeout: 30 * time.Second},
 		MultipassDetect: Interval{Timeout: 30 * time.Second},
+		RetryTransient:  Interval{Timeout: 30 * time.Second, Poll: 2 * time.Second},
 
 		MembersOnline:  Interval{Timeout: 2 * time.Minute, Poll: time.Second},
 		TorActive:      Interval{Timeout: time.Minute, Poll: time.Second},
