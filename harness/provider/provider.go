@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 )
 
@@ -121,16 +122,31 @@ var ErrUnreachable = errors.New("VM unreachable")
 var ErrAlreadyExists = errors.New("VM already exists")
 
 // CloudInitError says cloud-init did not finish cleanly, with what a
-// developer needs to see why.
+// developer needs to see why. Its message leads with the cause: the failed
+// modules, then the command that failed with its exit code and output, then
+// cloud-init's errors and the log tails, from which the SSH host-key noise
+// (key generation, randomart, fingerprint and key blocks) is left out; the
+// fields keep the logs as read.
 type CloudInitError struct {
 	VM            string
 	Status        string // cloud-init's status: error, running (timeout), ...
 	FailedModules []string
 	Errors        []string
+	// FailingCommand is the first command a failed module ran that exited
+	// non-zero, e.g. /var/lib/cloud/instance/scripts/runcmd; "" if the logs
+	// name none.
+	FailingCommand string
+	// ExitCode is FailingCommand's exit status; 0 if the logs do not say.
+	ExitCode int
+	// FailingOutput is the last lines FailingCommand printed.
+	FailingOutput []string
 	OutputTail    string // tail of /var/log/cloud-init-output.log
 	ConsoleTail   string // tail of the serial console
 	Cause         error  // e.g. a timeout
 }
+
+// cloudInitExcerptLines caps each log tail in the message.
+const cloudInitExcerptLines = 30
 
 func (e *CloudInitError) Error() string {
 	var b strings.Builder
@@ -141,16 +157,135 @@ func (e *CloudInitError) Error() string {
 	if e.Cause != nil {
 		fmt.Fprintf(&b, ": %v", e.Cause)
 	}
+	if e.FailingCommand != "" {
+		fmt.Fprintf(&b, "\nfailing command: %s", e.FailingCommand)
+		if e.ExitCode != 0 {
+			fmt.Fprintf(&b, " (exit code %d)", e.ExitCode)
+		}
+		if len(e.FailingOutput) == 0 {
+			b.WriteString(", no output")
+		} else {
+			b.WriteString(", its output:")
+		}
+	}
+	for _, l := range e.FailingOutput {
+		fmt.Fprintf(&b, "\n  | %s", l)
+	}
 	for _, x := range e.Errors {
 		fmt.Fprintf(&b, "\n  error: %s", x)
 	}
-	if e.OutputTail != "" {
-		fmt.Fprintf(&b, "\n--- tail of /var/log/cloud-init-output.log on %s ---\n%s", e.VM, strings.TrimRight(e.OutputTail, "\n"))
+	if t := excerpt(e.OutputTail); t != "" {
+		fmt.Fprintf(&b, "\n--- tail of /var/log/cloud-init-output.log on %s (SSH host keys left out) ---\n%s", e.VM, t)
 	}
-	if e.ConsoleTail != "" {
-		fmt.Fprintf(&b, "\n--- tail of serial console of %s ---\n%s", e.VM, strings.TrimRight(e.ConsoleTail, "\n"))
+	if t := excerpt(e.ConsoleTail); t != "" {
+		fmt.Fprintf(&b, "\n--- tail of serial console of %s (SSH host keys left out) ---\n%s", e.VM, t)
 	}
 	return b.String()
+}
+
+// excerpt is the end of a log without the host-key noise.
+func excerpt(log string) string {
+	s := strings.Trim(stripHostKeyNoise(log), "\n")
+	if s == "" {
+		return ""
+	}
+	return Tail(s, cloudInitExcerptLines)
+}
+
+var (
+	// randomartEdge is the first or last line of ssh-keygen's randomart
+	// ("+--[ED25519 256]--+", "+----[SHA256]-----+"), after any prefix.
+	randomartEdge = regexp.MustCompile(`\+-*\[[A-Za-z0-9 ]+\]-*\+\s*$`)
+	randomartBody = regexp.MustCompile(`\|.{0,40}\|\s*$`)
+	hashRule      = regexp.MustCompile(`#{20,}\s*$`)
+	keyFingerprnt = regexp.MustCompile(`^\s*(SHA256|MD5):\S+`)
+)
+
+// keygenChatter are the lines ssh-keygen prints around a new host key.
+var keygenChatter = []string{
+	"Your identification has been saved in ",
+	"Your public key has been saved in ",
+	"The key fingerprint is:",
+	"The key's randomart image is:",
+}
+
+// hostKeyBlocks are cloud-init's console blocks of host-key fingerprints
+// and public keys.
+var hostKeyBlocks = [][2]string{
+	{"-----BEGIN SSH HOST KEY FINGERPRINTS-----", "-----END SSH HOST KEY FINGERPRINTS-----"},
+	{"-----BEGIN SSH HOST KEY KEYS-----", "-----END SSH HOST KEY KEYS-----"},
+}
+
+// stripHostKeyNoise drops what cloud-init and ssh-keygen print about SSH
+// host keys: it says nothing about why a boot failed and crowds out what does.
+func stripHostKeyNoise(s string) string {
+	lines := strings.Split(s, "\n")
+	nearBlock := func(i int) bool {
+		for _, j := range []int{i - 1, i + 1} {
+			if j >= 0 && j < len(lines) && strings.Contains(lines[j], "SSH HOST KEY FINGERPRINTS-----") {
+				return true
+			}
+		}
+		return false
+	}
+	var out []string
+	inArt, afterFingerprint := false, false
+	blockEnd := ""
+	for i, l := range lines {
+		wasAfterFingerprint := afterFingerprint
+		afterFingerprint = false
+		switch {
+		case blockEnd != "":
+			if strings.Contains(l, blockEnd) {
+				blockEnd = ""
+			}
+			continue
+		case randomartEdge.MatchString(l):
+			// The footer names the hash, the header the key.
+			inArt = !strings.Contains(l, "[SHA256]") && !strings.Contains(l, "[MD5]")
+			continue
+		case inArt && randomartBody.MatchString(l):
+			continue
+		case wasAfterFingerprint && keyFingerprnt.MatchString(l):
+			continue
+		case hashRule.MatchString(l) && nearBlock(i):
+			continue
+		case strings.Contains(l, "Generating public/private ") && strings.Contains(l, " key pair"):
+			continue
+		}
+		inArt = false
+		if strings.Contains(l, "The key fingerprint is:") {
+			afterFingerprint = true
+		}
+		if chatter(l) {
+			continue
+		}
+		if end := blockStart(l); end != "" {
+			blockEnd = end
+			continue
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\n")
+}
+
+func chatter(l string) bool {
+	for _, c := range keygenChatter {
+		if strings.Contains(l, c) {
+			return true
+		}
+	}
+	return false
+}
+
+// blockStart returns the end marker of the host-key block l opens, or "".
+func blockStart(l string) string {
+	for _, b := range hostKeyBlocks {
+		if strings.Contains(l, b[0]) {
+			return b[1]
+		}
+	}
+	return ""
 }
 
 func (e *CloudInitError) Unwrap() error { return e.Cause }
