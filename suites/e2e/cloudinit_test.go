@@ -12,13 +12,15 @@ import (
 )
 
 var _ = Describe("cloud-init", Label("cloud-init"), sizeLabel(), func() {
+	in := forEachSpec()
+
 	It("finished with status done and no errors on every node", Label("smoke"), func(ctx SpecContext) {
-		for _, m := range bcm.Members() {
-			Expect(run(ctx, m.Name, "cloud-init", "status")).To(ContainSubstring("status: done"), "on %s", m.Name)
+		for _, m := range in.Cluster.Members() {
+			Expect(in.run(ctx, m.Name, "cloud-init", "status")).To(ContainSubstring("status: done"), "on %s", m.Name)
 			var st struct {
 				V1 map[string]json.RawMessage `json:"v1"`
 			}
-			Expect(json.Unmarshal([]byte(run(ctx, m.Name, "cat", "/run/cloud-init/status.json")), &st)).To(Succeed())
+			Expect(json.Unmarshal([]byte(in.run(ctx, m.Name, "cat", "/run/cloud-init/status.json")), &st)).To(Succeed())
 			for stage, raw := range st.V1 {
 				var s struct {
 					Errors []string `json:"errors"`
@@ -27,7 +29,7 @@ var _ = Describe("cloud-init", Label("cloud-init"), sizeLabel(), func() {
 					Expect(s.Errors).To(BeEmpty(), "cloud-init stage %s on %s", stage, m.Name)
 				}
 			}
-			d, err := cluster.CloudInitDuration(ctx, bcm.Provider(), m.Name)
+			d, err := cluster.CloudInitDuration(ctx, in.Cluster.Provider(), m.Name)
 			Expect(err).NotTo(HaveOccurred())
 			AddReportEntry("cloud-init duration "+m.Name, d.String())
 		}
@@ -37,28 +39,28 @@ var _ = Describe("cloud-init", Label("cloud-init"), sizeLabel(), func() {
 		var doc struct {
 			Packages []any `yaml:"packages"`
 		}
-		Expect(yaml.Unmarshal(cloudInit, &doc)).To(Succeed())
+		Expect(yaml.Unmarshal(in.CloudInit, &doc)).To(Succeed())
 		if len(doc.Packages) == 0 {
 			Skip("the cloud-init file lists no packages")
 		}
-		for _, m := range bcm.Members() {
+		for _, m := range in.Cluster.Members() {
 			for _, p := range doc.Packages {
 				name, ok := p.(string)
 				if !ok { // [name, version] form
 					name = p.([]any)[0].(string)
 				}
-				out := run(ctx, m.Name, "dpkg-query", "-W", "-f=${Status}", name)
+				out := in.run(ctx, m.Name, "dpkg-query", "-W", "-f=${Status}", name)
 				Expect(out).To(Equal("install ok installed"), "package %s on %s", name, m.Name)
 			}
 		}
 	})
 
 	It("ran the fixture's runcmd", Label("smoke"), func(ctx SpecContext) {
-		if !strings.Contains(string(cloudInit), "bcmtest-runcmd-marker") {
+		if !strings.Contains(string(in.CloudInit), "bcmtest-runcmd-marker") {
 			Skip("the cloud-init file under test writes no runcmd marker")
 		}
-		for _, m := range bcm.Members() {
-			Expect(run(ctx, m.Name, "cat", "/var/lib/bcmtest-runcmd-marker")).To(Equal("bcm-host-ready\n"), "on %s", m.Name)
+		for _, m := range in.Cluster.Members() {
+			Expect(in.run(ctx, m.Name, "cat", "/var/lib/bcmtest-runcmd-marker")).To(Equal("bcm-host-ready\n"), "on %s", m.Name)
 		}
 	})
 })

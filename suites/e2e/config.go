@@ -8,7 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/gruntwork-io/terratest/modules/random"
 )
 
 // Config is the suite's configuration, read once from the environment.
@@ -58,7 +61,7 @@ func LoadConfig() (Config, error) {
 	}
 	c.RunID = os.Getenv("BCMTEST_RUN_ID")
 	if c.RunID == "" {
-		c.RunID = time.Now().UTC().Format("20060102-150405") + "-" + strconv.Itoa(os.Getpid())
+		c.RunID = time.Now().UTC().Format("20060102-150405") + "-" + strings.ToLower(random.UniqueID())
 	}
 	base := os.Getenv("BCMTEST_ARTIFACTS")
 	if base == "" {

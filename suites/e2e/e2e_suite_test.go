@@ -20,6 +20,7 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/providers"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+	"github.com/BitcoinCacheMachine/bcmtest/suites/framework"
 )
 
 // cfg is read when the spec tree is built so the size label is known.
@@ -91,9 +92,9 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	}
 	clusterName := cfg.Reuse
 	if clusterName == "" {
-		clusterName = fmt.Sprintf("bcme2e%d", os.Getpid()%100000)
+		clusterName = framework.RunName("bcme2e")
 	}
-	collect := func(ctx context.Context, c *cluster.Cluster, nodes []string) {
+	collect := func(ctx context.Context, nodes []string) {
 		files, err := diag.Collect(ctx, diag.CollectInput{Provider: p, Nodes: nodes, Dir: cfg.Artifacts, Log: GinkgoWriter})
 		GinkgoWriter.Printf("collected %d diagnostic files under %s (%v)\n", len(files), cfg.Artifacts, err)
 	}
@@ -102,16 +103,13 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		CloudInit: cloudInit, CloudInitName: name, Provider: p, Log: GinkgoWriter,
 		KeepOnFailure: cfg.KeepOnFailure, Reuse: cfg.Reuse != "",
 		OnFailure: func(ctx context.Context, _ *cluster.Cluster, _ error) {
-			var nodes []string
-			for i := 0; i <= cfg.Members; i++ {
-				nodes = append(nodes, cluster.NodeName(clusterName, i))
-			}
+			// Whatever VMs exist by now; a failed Up may not have made all.
 			vms, _ := p.List(ctx, clusterName)
 			var present []string
 			for _, v := range vms {
 				present = append(present, v.Name)
 			}
-			collect(ctx, nil, present)
+			collect(ctx, present)
 		},
 	})
 	Expect(err).NotTo(HaveOccurred())
@@ -144,7 +142,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 			for _, m := range bcm.Members() {
 				nodes = append(nodes, m.Name)
 			}
-			collect(ctx, bcm, nodes)
+			collect(ctx, nodes)
 		}
 	}, NodeTimeout(5*time.Minute))
 }, NodeTimeout(60*time.Minute))
@@ -175,25 +173,38 @@ func writeTimings(c *cluster.Cluster) {
 	}
 }
 
-// node returns a member's handle, failing the spec if it is missing.
-func node(name string) *cluster.Node {
-	n, err := bcm.Node(name)
-	Expect(err).NotTo(HaveOccurred())
-	return n
+// specInput is what the specs need from the suite, handed to each
+// Describe in a BeforeEach instead of read from the suite's globals in
+// spec bodies.
+type specInput struct {
+	Cluster   *cluster.Cluster
+	Members   int    // joining members the cluster was made with
+	CloudInit []byte // the user-data every node booted with
 }
 
-// run executes argv on a node and returns stdout; non-zero exit fails.
-func run(ctx context.Context, name string, argv ...string) string {
-	GinkgoHelper()
-	out, err := node(name).Exec(ctx, argv...)
-	Expect(err).NotTo(HaveOccurred())
-	return out
+// suiteInput is the input for specs of this run; BeforeSuite has set it up.
+func suiteInput() specInput {
+	return specInput{Cluster: bcm, Members: cfg.Members, CloudInit: cloudInit}
 }
 
-// result executes argv and returns the raw result.
-func result(ctx context.Context, name string, argv ...string) provider.ExecResult {
+// forEachSpec returns the input, filled before each spec of a Describe.
+func forEachSpec() *specInput {
+	in := &specInput{}
+	BeforeEach(func() { *in = suiteInput() })
+	return in
+}
+
+// node is member name of the spec's cluster, for the framework's Run/Exec.
+func (in *specInput) node(name string) framework.Node { return framework.NodeOf(in.Cluster, name) }
+
+// run is framework.Run on a member: stdout, and a non-zero exit fails.
+func (in *specInput) run(ctx context.Context, name string, argv ...string) string {
 	GinkgoHelper()
-	res, err := node(name).ExecResult(ctx, argv...)
-	Expect(err).NotTo(HaveOccurred())
-	return res
+	return framework.Run(ctx, GinkgoT(), in.node(name), argv...)
+}
+
+// result is framework.Exec on a member: the exit code is the spec's to check.
+func (in *specInput) result(ctx context.Context, name string, argv ...string) provider.ExecResult {
+	GinkgoHelper()
+	return framework.Exec(ctx, GinkgoT(), in.node(name), argv...)
 }

@@ -7,46 +7,35 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
+	"github.com/BitcoinCacheMachine/bcmtest/suites/framework"
 )
 
 var _ = Describe("cluster membership", Label("membership"), sizeLabel(), func() {
-	expected := func() []string {
-		var names []string
-		for i := 0; i <= cfg.Members; i++ {
-			names = append(names, cluster.NodeName(bcm.Name(), i))
-		}
-		return names
-	}
+	in := forEachSpec()
 
 	It("has NAME-00..NN as members, all Online", Label("smoke"), func(ctx SpecContext) {
-		srv, err := bcm.LXD()
-		Expect(err).NotTo(HaveOccurred())
-		ms, err := srv.GetClusterMembers()
-		Expect(err).NotTo(HaveOccurred())
+		ms := framework.Members(ctx, GinkgoT(), framework.MembersInput{Cluster: in.Cluster, Via: in.Cluster.Members()[0].Name})
 		var names []string
 		for _, m := range ms {
 			names = append(names, m.ServerName)
 			Expect(m.Status).To(Equal("Online"), "status of %s: %s", m.ServerName, m.Message)
 		}
-		Expect(names).To(ConsistOf(expected()))
+		Expect(names).To(ConsistOf(framework.MemberNames(in.Cluster.Name(), in.Members)))
 	})
 
 	It("has one database-leader and the database members LXD gives this size", Label("smoke"), func(ctx SpecContext) {
-		srv, err := bcm.LXD()
-		Expect(err).NotTo(HaveOccurred())
-		ms, err := srv.GetClusterMembers()
-		Expect(err).NotTo(HaveOccurred())
+		ms := framework.Members(ctx, GinkgoT(), framework.MembersInput{Cluster: in.Cluster, Via: in.Cluster.Members()[0].Name})
 		leaders, voters, standbys := cluster.CountRoles(ms)
-		wv, ws := cluster.ExpectedRoles(cfg.Members + 1)
+		wv, ws := cluster.ExpectedRoles(in.Members + 1)
 		Expect(leaders).To(Equal(1), "database-leader count")
-		Expect(voters).To(Equal(wv), "database (voter) count for %d nodes", cfg.Members+1)
-		Expect(standbys).To(Equal(ws), "database-standby count for %d nodes", cfg.Members+1)
+		Expect(voters).To(Equal(wv), "database (voter) count for %d nodes", in.Members+1)
+		Expect(standbys).To(Equal(ws), "database-standby count for %d nodes", in.Members+1)
 	})
 
 	It("answers on every member's own API with the pinned certificate, and every member reports the same member list", Label("nightly"), func(ctx SpecContext) {
 		var reference []string
-		for _, m := range bcm.Members() {
-			srv, err := bcm.LXDOn(m.Name)
+		for _, m := range in.Cluster.Members() {
+			srv, err := in.Cluster.LXDOn(m.Name)
 			Expect(err).NotTo(HaveOccurred(), "connecting to %s", m.Name)
 			info, _, err := srv.GetServer()
 			Expect(err).NotTo(HaveOccurred(), "GET /1.0 on %s", m.Name)
