@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	lxd "github.com/canonical/lxd/client"
-	"github.com/canonical/lxd/shared/api"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
@@ -25,6 +23,7 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/diag"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/providers"
+	"github.com/BitcoinCacheMachine/bcmtest/suites/framework"
 )
 
 func TestFaults(t *testing.T) {
@@ -45,6 +44,7 @@ type Measurement struct {
 
 var (
 	bcm       *cluster.Cluster
+	size      int // joining members
 	faults    provider.Faults
 	mu        sync.Mutex
 	measured  []Measurement
@@ -75,6 +75,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		members = n
 	}
 	Expect(members).To(BeNumerically(">=", 2), "the fault suite needs at least 2 members (three database members)")
+	size = members
 	artifacts = os.Getenv("BCMTEST_ARTIFACTS")
 	if artifacts == "" {
 		artifacts = "artifacts"
@@ -91,7 +92,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	}
 	faults = f
 	bcm, err = cluster.Up(ctx, cluster.Spec{
-		Name: fmt.Sprintf("bcmflt%d", os.Getpid()%100000), Members: members, CPUs: 1, Memory: "1536M", Disk: "12G", PoolSize: "2G",
+		Name: framework.RunName("bcmflt"), Members: members, CPUs: 1, Memory: "1536M", Disk: "12G", PoolSize: "2G",
 		CloudInit: fixtures.MustRead(fixtures.For(p.Name())), Provider: p, Log: GinkgoWriter,
 	})
 	Expect(err).NotTo(HaveOccurred())
@@ -113,79 +114,45 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	}, NodeTimeout(5*time.Minute))
 }, NodeTimeout(60*time.Minute))
 
-// members reads the member list through survivor's own API.
-func members(survivor string) ([]api.ClusterMember, error) {
-	s, err := bcm.LXDOn(survivor)
-	if err != nil {
-		return nil, err
-	}
-	return s.GetClusterMembers()
+// specInput is what a fault spec needs, handed to it before each spec
+// instead of read from the suite's globals in its body.
+type specInput struct {
+	Cluster *cluster.Cluster
+	Members []string // every node, NAME-00..NN
+	Faults  provider.Faults
+	// Record keeps one fault's measurement for the report and faults.json.
+	Record func(Measurement)
 }
 
-// statusOf polls until victim has status as seen from survivor.
-func waitStatus(ctx context.Context, survivor, victim, status string, timeout time.Duration) time.Duration {
-	GinkgoHelper()
-	start := time.Now()
-	Eventually(func() (string, error) {
-		ms, err := members(survivor)
-		if err != nil {
-			return "", err
-		}
-		for _, m := range ms {
-			if m.ServerName == victim {
-				return m.Status, nil
-			}
-		}
-		return "missing", nil
-	}).WithContext(ctx).WithTimeout(timeout).WithPolling(time.Second).Should(Equal(status), "%s seen from %s", victim, survivor)
-	return time.Since(start)
+// forEachSpec returns the input, filled before each spec of a Describe.
+func forEachSpec() *specInput {
+	in := &specInput{}
+	BeforeEach(func() {
+		*in = specInput{Cluster: bcm, Members: framework.MemberNames(bcm.Name(), size), Faults: faults, Record: record}
+	})
+	return in
 }
 
-func leader(survivor string) string {
+// pick returns a node that is not the database leader (the victim) and
+// the leader (a survivor that sees it).
+func (in *specInput) pick(ctx context.Context) (victim, leader string) {
 	GinkgoHelper()
-	ms, err := members(survivor)
-	Expect(err).NotTo(HaveOccurred())
-	for _, m := range ms {
-		for _, r := range m.Roles {
-			if r == "database-leader" {
-				return m.ServerName
-			}
-		}
-	}
-	return ""
-}
-
-// pick returns a node that is not the leader and one survivor besides it.
-func pick() (victim, survivor string) {
-	GinkgoHelper()
-	l := leader(bcm.Members()[0].Name)
+	leader = framework.DatabaseLeader(ctx, GinkgoT(), framework.MembersInput{Cluster: in.Cluster, Via: in.Members[0]})
+	Expect(leader).NotTo(BeEmpty(), "no database leader before the fault")
 	var others []string
-	for _, m := range bcm.Members() {
-		if m.Name != l {
-			others = append(others, m.Name)
+	for _, m := range in.Members {
+		if m != leader {
+			others = append(others, m)
 		}
 	}
 	Expect(len(others)).To(BeNumerically(">=", 2))
-	return others[len(others)-1], l
+	return others[len(others)-1], leader
 }
 
-func poolOnline(ctx context.Context, node string) {
+// expectWhole checks the cluster is whole again after a fault: every
+// member Online with its pool Created.
+func (in *specInput) expectWhole(ctx context.Context) {
 	GinkgoHelper()
-	n, err := bcm.Node(node)
-	Expect(err).NotTo(HaveOccurred())
-	Eventually(func() (string, error) {
-		return n.Exec(ctx, "zpool", "list", "-H", "-o", "name,health", bcm.Spec().PoolName)
-	}).WithContext(ctx).WithTimeout(2 * time.Minute).Should(ContainSubstring("ONLINE"))
-}
-
-func writable(ctx context.Context, via string) {
-	GinkgoHelper()
-	s, err := bcm.LXDOn(via)
-	Expect(err).NotTo(HaveOccurred())
-	vol := fmt.Sprintf("flt%d", time.Now().UnixNano()%1e9)
-	var target lxd.InstanceServer = s.UseTarget(via)
-	Eventually(func() error {
-		return target.CreateStoragePoolVolume(bcm.Spec().PoolName, api.StorageVolumesPost{Name: vol, Type: "custom"})
-	}).WithContext(ctx).WithTimeout(2*time.Minute).Should(Succeed(), "creating a volume through %s", via)
-	Expect(target.DeleteStoragePoolVolume(bcm.Spec().PoolName, "custom", vol)).To(Succeed())
+	framework.ExpectMembersOnlineOnZFS(ctx, framework.ExpectMembersOnlineOnZFSInput{Cluster: in.Cluster, Members: in.Members},
+		framework.GetIntervals("fault-recover")...)
 }
