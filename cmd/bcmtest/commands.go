@@ -276,33 +276,21 @@ func printCluster(c *cluster.Cluster, w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\thttps://%s\n", m.Name, m.Address, m.Endpoint)
 	}
 	tw.Flush()
-	lxcDir, err := writeLXCConfig(c)
+	lxcDir, err := c.WriteLXCConfig()
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nReach the LXD API with the harness's client certificate (already trusted):\n")
-	fmt.Fprintf(w, "  export LXD_CONF=%s\n", lxcDir)
-	fmt.Fprintf(w, "  lxc remote add %s https://%s --accept-certificate\n", c.Name(), c.Members()[0].Endpoint)
-	fmt.Fprintf(w, "  lxc cluster list %s:\n", c.Name())
+	fmt.Fprint(w, lxcHint(c.Name(), lxcDir))
 	fmt.Fprintf(w, "\nRun commands: bcmtest exec %s -- zpool list\nRemove it:    bcmtest down %s\n", c.Members()[0].Name, c.Name())
 	return nil
 }
 
-// writeLXCConfig puts the client key pair where `lxc` looks for it when
-// LXD_CONF points there, so `lxc remote add` needs no trust token.
-func writeLXCConfig(c *cluster.Cluster) (string, error) {
-	dir := filepath.Join(c.StateDir(), "lxc")
-	if err := state.MkdirPrivate(dir); err != nil {
-		return "", err
-	}
-	cr := c.Credentials()
-	if err := os.WriteFile(filepath.Join(dir, "client.crt"), []byte(cr.ClientCert), 0o600); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "client.key"), []byte(cr.ClientKey), 0o600); err != nil {
-		return "", err
-	}
-	return dir, nil
+// lxcHint is the message's lxc part: the one line that reaches the cluster
+// with the configuration WriteLXCConfig wrote in dir, whose remote pins the
+// cluster certificate and whose client certificate the cluster trusts.
+func lxcHint(name, dir string) string {
+	return "\nReach it with the lxc client (cluster certificate pinned, client certificate already trusted):\n  " +
+		cluster.LXCCommandLine(dir, name) + "\n"
 }
 
 func (a *app) downCmd() *cobra.Command {

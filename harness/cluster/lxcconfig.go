@@ -43,7 +43,7 @@ func LXCConfigDir(stateDir string) string { return filepath.Join(stateDir, "lxc"
 // WriteLXCConfig writes a ready lxc client configuration for the cluster
 // and returns its directory, for LXD_CONF: a remote named after the
 // cluster at NAME-00's API as this host reaches it, its server certificate
-// pinned (the cluster certificate, so no --accept-certificate), and the
+// pinned (the cluster certificate: nothing else is accepted), and the
 // harness's client certificate, which the cluster already trusts. The
 // default remote stays local. The directory is 0700 and every file 0600;
 // files are replaced whole, so a rewrite after a reuse is safe.

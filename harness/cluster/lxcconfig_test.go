@@ -1,11 +1,13 @@
 package cluster
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -197,6 +199,38 @@ func TestLXCCommandLine(t *testing.T) {
 	} {
 		if got := LXCCommandLine(c.dir, c.name); got != c.want {
 			t.Errorf("got %q, want %q", got, c.want)
+		}
+	}
+}
+
+// TestNothingAcceptsAnyCertificate keeps the pinned remote the only way the
+// repository tells anyone to reach a cluster: no file git tracks or would
+// track (binaries and dot-directories aside) suggests trusting whatever
+// certificate answers.
+func TestNothingAcceptsAnyCertificate(t *testing.T) {
+	root, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		t.Skipf("not in a git work tree: %v", err)
+	}
+	top := strings.TrimSpace(string(root))
+	out, err := exec.Command("git", "-C", top, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	flag := []byte("--accept-" + "certificate")
+	for _, p := range strings.Split(string(out), "\x00") {
+		if p == "" || strings.HasPrefix(p, ".") || strings.Contains(p, "/.") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(top, p))
+		if err != nil {
+			continue // deleted in the work tree
+		}
+		if bytes.IndexByte(b[:min(len(b), 8000)], 0) >= 0 {
+			continue // binary
+		}
+		if bytes.Contains(b, flag) {
+			t.Errorf("%s mentions %s", p, flag)
 		}
 	}
 }
