@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
 )
 
 // ChromiumPath is Debian's chromium launcher (package chromium). Only that
@@ -30,15 +32,13 @@ const (
 	// screenshot; the page draws synchronously (animations off), so this is
 	// a margin, and virtual time means it costs no wall time once idle.
 	renderBudget = 5 * time.Second
-	// screenshotTimeout bounds a hung browser when the caller's context
-	// has no deadline of its own.
-	screenshotTimeout = 2 * time.Minute
 )
 
 // Screenshot renders the page at htmlPath in headless Chromium and writes a
 // 1280×1000 PNG of its top to pngPath. The browser
 // gets a throwaway profile and HOME, no network features, and is killed
-// with its whole process group if ctx ends or it overruns two minutes.
+// with its whole process group if ctx ends or it overruns the screenshot
+// interval.
 func Screenshot(ctx context.Context, htmlPath, pngPath string) error {
 	return screenshot(ctx, ChromiumPath, htmlPath, pngPath)
 }
@@ -73,7 +73,11 @@ func screenshot(ctx context.Context, chromium, htmlPath, pngPath string) error {
 	}
 	defer os.RemoveAll(profile)
 
-	ctx, cancel := context.WithTimeout(ctx, screenshotTimeout)
+	// The screenshot interval bounds a hung browser when the caller's
+	// context has no deadline of its own; process-exit, how long its pipes
+	// may stay open once it is killed.
+	iv := wait.LoadOrDefault()
+	ctx, cancel := context.WithTimeout(ctx, iv.Screenshot.Timeout)
 	defer cancel()
 	page := url.URL{Scheme: "file", Path: absHTML}
 	cmd := exec.CommandContext(ctx, chromium,
@@ -92,7 +96,7 @@ func screenshot(ctx context.Context, chromium, htmlPath, pngPath string) error {
 	// launcher, so the browser gets its own process group and loses it whole.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
+	cmd.WaitDelay = iv.ProcessExit.Timeout
 	out := &tail{max: 4096}
 	cmd.Stdout, cmd.Stderr = out, out
 

@@ -52,6 +52,7 @@ func (iv *Intervals) table() []entry {
 		timeoutOnly("diag-exec", &iv.DiagExec),
 		timeoutOnly("multipass-detect", &iv.MultipassDetect),
 		pair("retry-transient", &iv.RetryTransient),
+		timeoutOnly("screenshot", &iv.Screenshot),
 
 		pair("members-online", &iv.MembersOnline),
 		pair("tor-active", &iv.TorActive),

@@ -43,6 +43,7 @@ type Intervals struct {
 	DiagExec        Interval // diag-exec: one diagnostic command on a node that may be unreachable
 	MultipassDetect Interval // multipass-detect: `multipass version` answering
 	RetryTransient  Interval // retry-transient: retrying a known-transient failure (dqlite busy or electing, SSH reset)
+	Screenshot      Interval // screenshot: headless Chromium rendering the report
 
 	MembersOnline  Interval // members-online: every member Online with the pool Created (spec)
 	TorActive      Interval // tor-active: tor@default active and SOCKS listening (spec)
@@ -80,6 +81,7 @@ func DefaultIntervals() Intervals {
 		DiagExec:        Interval{Timeout: 30 * time.Second},
 		MultipassDetect: Interval{Timeout: 30 * time.Second},
 		RetryTransient:  Interval{Timeout: 30 * time.Second, Poll: 2 * time.Second},
+		Screenshot:      Interval{Timeout: 2 * time.Minute},
 
 		MembersOnline:  Interval{Timeout: 2 * time.Minute, Poll: time.Second},
 		TorActive:      Interval{Timeout: time.Minute, Poll: time.Second},
