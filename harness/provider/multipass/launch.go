@@ -151,11 +151,14 @@ func (p *Provider) launchFailed(ctx context.Context, name string, err error) err
 	return err
 }
 
-// timeoutSeconds is multipass's --timeout: d, or less when ctx ends sooner,
+// timeoutMargin is how much sooner than ctx multipass's --timeout ends,
 // so multipass gives up (and says so) before ctx kills the client.
+const timeoutMargin = 2 * time.Second
+
+// timeoutSeconds is multipass's --timeout: d, or less when ctx ends sooner.
 func timeoutSeconds(ctx context.Context, d time.Duration) int {
 	if dl, ok := ctx.Deadline(); ok {
-		if left := time.Until(dl) - 2*time.Second; left < d {
+		if left := time.Until(dl) - timeoutMargin; left < d {
 			d = left
 		}
 	}
