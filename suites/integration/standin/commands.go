@@ -503,7 +503,7 @@ func cmdStart(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	timeout := 10 * time.Minute
+	timeout := defaultTimeout
 	if p.has("timeout") {
 		s, err := strconv.Atoi(p.value("timeout"))
 		if err != nil || s <= 0 {

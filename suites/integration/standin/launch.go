@@ -19,9 +19,10 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 )
 
-// defaultLaunchTimeout is launch's wait without --timeout: multipass gives
-// startup and initialisation 5 minutes each.
-const defaultLaunchTimeout = 10 * time.Minute
+// defaultTimeout is launch's and start's wait without --timeout, as
+// multipass has it: startup and initialisation get 5 minutes each. It is
+// the imitated client's behaviour, not a wait of the harness.
+const defaultTimeout = 10 * time.Minute
 
 func cmdVersion(ctx context.Context, e *env, args []string) error {
 	p, err := parseArgs(args, optFormat)
@@ -68,7 +69,7 @@ type launchRequest struct {
 }
 
 func parseLaunch(args []string) (launchRequest, error) {
-	r := launchRequest{timeout: defaultLaunchTimeout}
+	r := launchRequest{timeout: defaultTimeout}
 	p, err := parseArgs(args,
 		option{names: []string{"cpus", "c"}, value: true},
 		option{names: []string{"disk", "d"}, value: true},
