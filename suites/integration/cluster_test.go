@@ -12,6 +12,7 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/leaks"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+	"github.com/BitcoinCacheMachine/bcmtest/suites/framework"
 )
 
 var _ = Describe("LXD cluster formation", Label("cluster"), func() {
@@ -40,17 +41,14 @@ var _ = Describe("LXD cluster formation", Label("cluster"), func() {
 			DeferCleanup(func(ctx SpecContext) { Expect(c.Destroy(ctx)).To(Succeed()) }, NodeTimeout(3*time.Minute))
 			AddReportEntry("timings "+name, c.Timings().String())
 
-			var want []string
-			for i := 0; i <= members; i++ {
-				want = append(want, cluster.NodeName(name, i))
-			}
-			expectOnlineOnZFS(c, want)
+			framework.ExpectMembersOnlineOnZFS(ctx, framework.ExpectMembersOnlineOnZFSInput{
+				Cluster: c, Members: framework.MemberNames(name, members)})
 
 			By("destroying it and finding nothing left on the host")
 			Expect(c.Destroy(ctx)).To(Succeed())
 			vms := filepath.Join(dirs.State, "qemu", "vms")
-			Eventually(func() []string { return leaks.Processes(filepath.Join(vms, name+"-")) }).
-				WithContext(ctx).WithTimeout(10 * time.Second).Should(BeEmpty())
+			Eventually(func() []string { return leaks.Processes(filepath.Join(vms, name+"-")) }, framework.GetIntervals("leak-check")...).
+				WithContext(ctx).Should(BeEmpty())
 			Expect(leaks.Files(vms, 1, name+"-*")).To(BeEmpty())
 			Expect(leaks.Files(cluster.ClustersDir(dirs.State), 1, name)).To(BeEmpty())
 		},
@@ -58,28 +56,3 @@ var _ = Describe("LXD cluster formation", Label("cluster"), func() {
 		Entry("with 2 members (three nodes)", NodeTimeout(40*time.Minute), 2),
 	)
 })
-
-// expectOnlineOnZFS asserts through the LXD API that the cluster's members
-// are exactly want, all Online, and that the pool has driver zfs and is
-// Created on every member (targeted requests).
-func expectOnlineOnZFS(c *cluster.Cluster, want []string) {
-	GinkgoHelper()
-	srv, err := c.LXD()
-	Expect(err).NotTo(HaveOccurred())
-	ms, err := srv.GetClusterMembers()
-	Expect(err).NotTo(HaveOccurred())
-	var got []string
-	for _, m := range ms {
-		got = append(got, m.ServerName)
-		Expect(m.Status).To(Equal("Online"), "member %s", m.ServerName)
-	}
-	Expect(got).To(ConsistOf(want))
-	for _, m := range c.Members() {
-		target, err := c.LXDTarget(m.Name)
-		Expect(err).NotTo(HaveOccurred())
-		pool, _, err := target.GetStoragePool(c.Spec().PoolName)
-		Expect(err).NotTo(HaveOccurred(), "pool on %s", m.Name)
-		Expect(pool.Driver).To(Equal("zfs"))
-		Expect(pool.Status).To(Equal("Created"))
-	}
-}

@@ -5,12 +5,13 @@
 package integration
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+
+	"github.com/BitcoinCacheMachine/bcmtest/suites/framework"
 )
 
 func TestIntegration(t *testing.T) {
@@ -21,7 +22,6 @@ func TestIntegration(t *testing.T) {
 	RunSpecs(t, "Integration (real VMs)")
 }
 
-// runID makes names unique per process so parallel runs never collide.
-func runID(prefix string) string {
-	return fmt.Sprintf("%s%d", prefix, os.Getpid()%100000)
-}
+// runID makes a unique name (terratest's random suffix), so parallel and
+// repeated runs never collide.
+func runID(prefix string) string { return framework.RunName(prefix) }

@@ -8,11 +8,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gruntwork-io/terratest/modules/shell"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/leaks"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+	"github.com/BitcoinCacheMachine/bcmtest/suites/framework"
 )
 
 var _ = Describe("interrupting the harness in each phase", Label("interrupt"), func() {
@@ -27,7 +30,7 @@ var _ = Describe("interrupting the harness in each phase", Label("interrupt"), f
 				}
 				return -1
 			}, marker)[:3]
-			DeferCleanup(func() { exec.Command(bin, "down", name).Run() })
+			downLater(bin, name)
 			cmd := startUntil(ctx, bin, marker, "up", name, "0", "--cpus", "1", "--memory", "1536M", "--disk", "12G", "--pool-size", "2G", "--provider", "qemu")
 			aptCache := leaks.Children(cmd.Process.Pid, "apt-cacher-ng")
 			Expect(cmd.Process.Signal(syscall.SIGINT)).To(Succeed())
@@ -48,16 +51,14 @@ var _ = Describe("interrupting the harness in each phase", Label("interrupt"), f
 		Expect(err).NotTo(HaveOccurred())
 		bin := buildCLI(ctx)
 		name := runID("kil")
-		DeferCleanup(func() { exec.Command(bin, "down", name).Run() })
+		downLater(bin, name)
 		cmd := startUntil(ctx, bin, "join token for "+name+"-01", "up", name, "1", "--cpus", "1", "--memory", "1536M", "--disk", "12G", "--pool-size", "2G", "--provider", "qemu")
 		Expect(cmd.Process.Kill()).To(Succeed())
 		cmd.Wait()
 		Expect(leftovers(dirs, name)).NotTo(BeEmpty(), "a killed run cannot tear down; its VMs should still be there")
-		out, err := exec.CommandContext(ctx, bin, "down", "--stale").CombinedOutput()
-		GinkgoWriter.Printf("down --stale:\n%s\n", out)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(string(out)).To(ContainSubstring("removed " + name + " (VMs: " + name + "-00, " + name + "-01)"))
-		Eventually(func() []string { return leftovers(dirs, name) }).WithContext(ctx).WithTimeout(30 * time.Second).Should(BeEmpty())
+		out := shell.RunCommandContextAndGetOutput(GinkgoT(), ctx, framework.HostCommand(bin, "down", "--stale"))
+		Expect(out).To(ContainSubstring("removed " + name + " (VMs: " + name + "-00, " + name + "-01)"))
+		Eventually(func() []string { return leftovers(dirs, name) }, framework.GetIntervals("leak-check")...).WithContext(ctx).Should(BeEmpty())
 	}, NodeTimeout(20*time.Minute))
 
 	It("runs CLUS and CLUS0 at once without touching each other's VMs, segments or state", func(ctx SpecContext) {
@@ -67,16 +68,22 @@ var _ = Describe("interrupting the harness in each phase", Label("interrupt"), f
 		a := runID("par")
 		b := a + "0" // a's name is a prefix of b's, as CLUS1 is of CLUS10
 		for _, n := range []string{a, b} {
-			DeferCleanup(func() { exec.Command(bin, "down", n).Run() })
+			downLater(bin, n)
 		}
 		args := []string{"0", "--cpus", "1", "--memory", "1536M", "--disk", "12G", "--pool-size", "2G", "--provider", "qemu"}
-		ca := exec.CommandContext(ctx, bin, append([]string{"up", a}, args...)...)
-		cb := exec.CommandContext(ctx, bin, append([]string{"up", b}, args...)...)
-		ca.Stdout, ca.Stderr, cb.Stdout, cb.Stderr = GinkgoWriter, GinkgoWriter, GinkgoWriter, GinkgoWriter
-		Expect(ca.Start()).To(Succeed())
-		Expect(cb.Start()).To(Succeed())
-		Expect(ca.Wait()).To(Succeed())
-		Expect(cb.Wait()).To(Succeed())
+		names := []string{a, b}
+		errs := make([]error, len(names))
+		var g errgroup.Group
+		for i, n := range names {
+			g.Go(func() error {
+				errs[i] = shell.RunCommandContextE(GinkgoT(), ctx, framework.HostCommand(bin, append([]string{"up", n}, args...)...))
+				return errs[i]
+			})
+		}
+		g.Wait()
+		for i, n := range names {
+			Expect(errs[i]).NotTo(HaveOccurred(), "bcmtest up %s", n)
+		}
 
 		vms := filepath.Join(dirs.State, "qemu", "vms")
 		pa := leaks.Processes(filepath.Join(vms, a+"-00") + "/")
@@ -90,13 +97,11 @@ var _ = Describe("interrupting the harness in each phase", Label("interrupt"), f
 		}
 		Expect(seg(pa[0])).NotTo(Equal(seg(pb[0])), "the two clusters share a private segment")
 
-		out, err := exec.CommandContext(ctx, bin, "down", a).CombinedOutput()
-		Expect(err).NotTo(HaveOccurred(), "%s", out)
-		Expect(string(out)).NotTo(ContainSubstring(b))
+		out := shell.RunCommandContextAndGetOutput(GinkgoT(), ctx, framework.HostCommand(bin, "down", a))
+		Expect(out).NotTo(ContainSubstring(b))
 		Expect(leftovers(dirs, a)).To(BeEmpty())
 		Expect(leaks.Processes(filepath.Join(vms, b+"-00")+"/")).To(HaveLen(1), "down %s touched %s", a, b)
-		out, err = exec.CommandContext(ctx, bin, "exec", b+"-00", "--", "lxc", "cluster", "list").CombinedOutput()
-		Expect(err).NotTo(HaveOccurred(), "%s", out)
-		Expect(string(out)).To(ContainSubstring("ONLINE"))
+		out = shell.RunCommandContextAndGetOutput(GinkgoT(), ctx, framework.HostCommand(bin, "exec", b+"-00", "--", "lxc", "cluster", "list"))
+		Expect(out).To(ContainSubstring("ONLINE"))
 	}, NodeTimeout(20*time.Minute))
 })

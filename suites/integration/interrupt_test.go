@@ -12,21 +12,32 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gruntwork-io/terratest/modules/shell"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/leaks"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+	"github.com/BitcoinCacheMachine/bcmtest/suites/framework"
 )
 
 // buildCLI compiles bcmtest once per spec into a temp dir.
 func buildCLI(ctx context.Context) string {
 	GinkgoHelper()
 	bin := filepath.Join(GinkgoT().TempDir(), "bcmtest")
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/BitcoinCacheMachine/bcmtest/cmd/bcmtest").CombinedOutput()
-	Expect(err).NotTo(HaveOccurred(), "building bcmtest: %s", out)
+	shell.RunCommandContext(GinkgoT(), ctx, framework.HostCommand("go", "build", "-o", bin, "github.com/BitcoinCacheMachine/bcmtest/cmd/bcmtest"))
 	return bin
+}
+
+// downLater removes cluster name with the CLI after the spec, whatever it
+// left: the safety net, so its failure is only logged.
+func downLater(bin, name string) {
+	DeferCleanup(func(ctx SpecContext) {
+		if err := shell.RunCommandContextE(GinkgoT(), ctx, framework.HostCommand(bin, "down", name)); err != nil {
+			GinkgoWriter.Printf("safety net: bcmtest down %s: %v\n", name, err)
+		}
+	})
 }
 
 // startUntil runs the CLI and returns once a line of its stderr contains
@@ -78,7 +89,7 @@ var _ = Describe("interrupting the harness", Label("interrupt", "cluster"), func
 		Expect(err).NotTo(HaveOccurred())
 		bin := buildCLI(ctx)
 		name := runID("int")
-		DeferCleanup(func() { exec.Command(bin, "down", name).Run() })
+		downLater(bin, name)
 		cmd := startUntil(ctx, bin, "join token for "+name+"-01", "up", name, "1", "--cpus", "1", "--memory", "1536M", "--disk", "12G", "--pool-size", "2G", "--provider", "qemu")
 		Expect(cmd.Process.Signal(syscall.SIGINT)).To(Succeed())
 		err = cmd.Wait()

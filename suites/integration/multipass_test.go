@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gruntwork-io/terratest/modules/shell"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
@@ -24,6 +25,8 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/providers"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
+	"github.com/BitcoinCacheMachine/bcmtest/suites/framework"
 )
 
 // standinProxy is argv[0] of the stand-in's detached proxies, so a leak
@@ -116,9 +119,9 @@ func sweepStandin(ctx context.Context, bin string, dirs state.Dirs, nodes []stri
 	for _, n := range nodes {
 		// A proxy whose VM is gone removes its address and exits by itself.
 		needle := standinProxy + " " + n + " "
-		for end := time.Now().Add(15 * time.Second); time.Now().Before(end) && len(leaks.Processes(needle)) > 0; {
-			time.Sleep(time.Second)
-		}
+		wait.For(ctx, framework.Intervals().LeakCheck, func(context.Context) (bool, string, error) {
+			return len(leaks.Processes(needle)) == 0, "proxy of " + n + " still running", nil
+		})
 		for _, l := range leaks.Processes(needle) {
 			if pid, err := strconv.Atoi(strings.SplitN(l, ":", 2)[0]); err == nil {
 				GinkgoWriter.Printf("safety net: killing %s\n", l)
@@ -144,8 +147,7 @@ var _ = Describe("the multipass provider on the multipass stand-in", Label("mult
 		DeferCleanup(os.RemoveAll, dir)
 		bin = filepath.Join(dir, "multipass")
 		By("building the stand-in as " + bin)
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/BitcoinCacheMachine/bcmtest/suites/integration/standin").CombinedOutput()
-		Expect(err).NotTo(HaveOccurred(), "building the stand-in: %s", out)
+		shell.RunCommandContext(GinkgoT(), ctx, framework.HostCommand("go", "build", "-o", bin, "github.com/BitcoinCacheMachine/bcmtest/suites/integration/standin"))
 
 		By("getting the image the stand-in boots (building it when absent)")
 		q, err := qemu.New(qemu.Config{Dirs: dirs, Log: GinkgoWriter})
@@ -223,7 +225,7 @@ var _ = Describe("the multipass provider on the multipass stand-in", Label("mult
 		vms := filepath.Join(dirs.State, "qemu", "vms")
 		Eventually(func() []string {
 			return append(leaks.Processes(filepath.Join(vms, name)), leaks.Processes(standinProxy+" "+name+" ")...)
-		}).WithContext(ctx).WithTimeout(15 * time.Second).Should(BeEmpty())
+		}, framework.GetIntervals("leak-check")...).WithContext(ctx).Should(BeEmpty())
 		Expect(leaks.Files(vms, 1, name, "."+name+"*")).To(BeEmpty())
 	}, NodeTimeout(5*time.Minute))
 
@@ -272,7 +274,7 @@ var _ = Describe("the multipass provider on the multipass stand-in", Label("mult
 		Expect(addrs).To(HaveLen(2))
 		Expect(addrs[0]).NotTo(Equal(addrs[1]))
 
-		expectOnlineOnZFS(c, nodes)
+		framework.ExpectMembersOnlineOnZFS(ctx, framework.ExpectMembersOnlineOnZFSInput{Cluster: c, Members: nodes})
 
 		By("destroying it")
 		Expect(c.Destroy(ctx)).To(Succeed())
@@ -304,7 +306,7 @@ var _ = Describe("the multipass provider on the multipass stand-in", Label("mult
 		vms := filepath.Join(dirs.State, "qemu", "vms")
 		Eventually(func() []string {
 			return append(leaks.Processes(filepath.Join(vms, name+"-")), leaks.Processes(standinProxy+" "+name+"-")...)
-		}).WithContext(ctx).WithTimeout(15 * time.Second).Should(BeEmpty())
+		}, framework.GetIntervals("leak-check")...).WithContext(ctx).Should(BeEmpty())
 		Expect(leaks.Files(vms, 1, name+"-*", "."+name+"-*")).To(BeEmpty())
 		lo := loopbackAddrs(ctx)
 		for _, a := range addrs {

@@ -4,8 +4,9 @@ import (
 	"context"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -15,6 +16,7 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+	"github.com/BitcoinCacheMachine/bcmtest/suites/framework"
 )
 
 var _ = Describe("the embedded QEMU provider", Label("vm"), Ordered, func() {
@@ -46,24 +48,21 @@ var _ = Describe("the embedded QEMU provider", Label("vm"), Ordered, func() {
 
 	It("launches two VMs at once that run the user's cloud-init file", func(ctx SpecContext) {
 		ud := fixtures.MustRead(fixtures.VMSmoke)
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		errs := map[string]error{}
-		for _, n := range names {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+		launched := make([]provider.Info, len(names))
+		errs := make([]error, len(names))
+		var g errgroup.Group
+		for i, n := range names {
+			g.Go(func() error {
 				defer GinkgoRecover()
-				info, err := p.Launch(ctx, provider.LaunchInput{Name: n, Group: strings.TrimSuffix(n, n[len(n)-3:]), CPUs: 1, MemoryMiB: 1536, DiskGiB: 10, UserData: ud, Log: GinkgoWriter})
-				mu.Lock()
-				defer mu.Unlock()
-				infos[n], errs[n] = info, err
-			}()
+				launched[i], errs[i] = p.Launch(ctx, provider.LaunchInput{Name: n, Group: strings.TrimSuffix(n, n[len(n)-3:]), CPUs: 1, MemoryMiB: 1536, DiskGiB: 10, UserData: ud, Log: GinkgoWriter})
+				return errs[i]
+			})
 		}
-		wg.Wait()
-		for _, n := range names {
-			Expect(errs[n]).NotTo(HaveOccurred(), "launching %s", n)
-			Expect(infos[n].State).To(Equal(provider.StateRunning))
+		g.Wait() // the first error; errs holds each launch's
+		for i, n := range names {
+			Expect(errs[i]).NotTo(HaveOccurred(), "launching %s", n)
+			Expect(launched[i].State).To(Equal(provider.StateRunning))
+			infos[n] = launched[i]
 		}
 	}, NodeTimeout(20*time.Minute))
 
@@ -108,8 +107,8 @@ var _ = Describe("the embedded QEMU provider", Label("vm"), Ordered, func() {
 			Expect(p.Delete(ctx, n)).To(Succeed())
 		}
 		vms := filepath.Join(dirs.State, "qemu", "vms")
-		Eventually(func() []string { return leaks.Processes(filepath.Join(vms, names[0]), filepath.Join(vms, names[1])) }).
-			WithContext(ctx).WithTimeout(10 * time.Second).Should(BeEmpty())
+		Eventually(func() []string { return leaks.Processes(filepath.Join(vms, names[0]), filepath.Join(vms, names[1])) }, framework.GetIntervals("leak-check")...).
+			WithContext(ctx).Should(BeEmpty())
 		Expect(leaks.Files(vms, 2, names[0]+"*", names[1]+"*", "."+names[0]+"*", "."+names[1]+"*")).To(BeEmpty())
 		left, err := p.List(context.Background(), strings.TrimSuffix(names[0], "-00"))
 		Expect(err).NotTo(HaveOccurred())
