@@ -35,7 +35,7 @@ type Intervals struct {
 
 	LXDWaitReady    Interval // lxd-waitready: the in-guest `lxd waitready --timeout`
 	Dial            Interval // dial: one connection to a VM (SSH dial and handshake, a forwarded port); poll: between dials while it boots
-	QMP             Interval // qmp: one exchange with QEMU's monitor; poll: migration status
+	QMP             Interval // qmp: QEMU's monitor socket answering, one exchange with it; poll: the socket and migration status
 	ProcessExit     Interval // process-exit: a signalled process (qemu, a proxy, a client) is gone
 	VMStop          Interval // vm-stop: a guest's own shutdown before it is forced off
 	AccelProbe      Interval // accel-probe: the test boot that decides whether KVM works
@@ -54,7 +54,7 @@ type Intervals struct {
 	VolumeCreate   Interval // volume-create: a custom volume created (spec)
 	PoolOnline     Interval // pool-online: the zpool ONLINE (spec)
 	LeakCheck      Interval // leak-check: nothing of a run left on the host (spec)
-	ProcessStart   Interval // process-start: a process a spec waits for has started (spec)
+	ProcessStart   Interval // process-start: a process (qemu's pidfile, a build a spec waits for) has started
 	JournalEntry   Interval // journal-entry: a logged line reached the journal (spec)
 }
 
@@ -73,7 +73,7 @@ func DefaultIntervals() Intervals {
 
 		LXDWaitReady:    Interval{Timeout: 4 * time.Minute},
 		Dial:            Interval{Timeout: 20 * time.Second, Poll: time.Second},
-		QMP:             Interval{Timeout: 10 * time.Second, Poll: 100 * time.Millisecond},
+		QMP:             Interval{Timeout: 30 * time.Second, Poll: 20 * time.Millisecond},
 		ProcessExit:     Interval{Timeout: 10 * time.Second, Poll: 100 * time.Millisecond},
 		VMStop:          Interval{Timeout: time.Minute},
 		AccelProbe:      Interval{Timeout: 15 * time.Second, Poll: 200 * time.Millisecond},
@@ -95,7 +95,7 @@ func DefaultIntervals() Intervals {
 		VolumeCreate: Interval{Timeout: 2 * time.Minute, Poll: time.Second},
 		PoolOnline:   Interval{Timeout: 2 * time.Minute, Poll: time.Second},
 		LeakCheck:    Interval{Timeout: time.Minute, Poll: 500 * time.Millisecond},
-		ProcessStart: Interval{Timeout: time.Minute, Poll: 500 * time.Millisecond},
+		ProcessStart: Interval{Timeout: time.Minute, Poll: 50 * time.Millisecond},
 		JournalEntry: Interval{Timeout: 30 * time.Second, Poll: time.Second},
 	}
 }
