@@ -298,6 +298,18 @@ func waitMigration(ctx context.Context, sock, query string, timeout time.Duratio
 // it run. The guest's seed gate then renews its identity.
 func (p *Provider) restore(ctx context.Context, rec *record, snap Snapshot) error {
 	sock := rec.path("qmp.sock")
+	// qemu writes its pidfile before it opens the QMP socket.
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := wait.Until(qctx, 20*time.Millisecond, 200*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		if !rec.qemuAlive() {
+			return false, "", fmt.Errorf("qemu exited: %s", tailFile(rec.path("qemu.log"), 5))
+		}
+		_, err := qmp(ctx, sock, "query-status", nil)
+		return err == nil, fmt.Sprint(err), nil
+	}); err != nil {
+		return fmt.Errorf("waiting for QMP: %w", err)
+	}
 	if _, err := qmp(ctx, sock, "migrate-incoming", map[string]any{"uri": "exec:cat " + shellQuote(snap.State)}); err != nil {
 		return fmt.Errorf("loading snapshot: %w", err)
 	}
