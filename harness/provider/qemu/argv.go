@@ -47,7 +47,7 @@ func buildArgv(in argvInput) []string {
 	user := fmt.Sprintf("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:22,hostfwd=tcp:127.0.0.1:%d-%s:8443",
 		in.SSHPort, in.APIPort, in.PrivateIP)
 	if in.AptPort > 0 {
-		user += fmt.Sprintf(",guestfwd=tcp:%s-cmd:nc 127.0.0.1 %d", AptProxyAddr, in.AptPort)
+		user += fmt.Sprintf(",guestfwd=tcp:%s-cmd:%s", AptProxyAddr, aptForwarder(in.AptPort))
 	}
 	argv := []string{
 		"-name", in.Name,
@@ -95,4 +95,14 @@ func seedDrive(seed string) string {
 		d += ",format=raw,file=" + seed
 	}
 	return d
+}
+
+// aptForwarder is the command QEMU runs for each guest connection to the
+// apt cache, with the connection as its stdin and stdout. It must exit when
+// the cache closes its side: netcat waits for stdin's EOF instead, so the
+// guest kept a dead connection and apt stalled 30 s on its next request
+// (seen on bookworm-security's and bookworm-updates' InRelease). socat
+// ends the connection as soon as either side does.
+func aptForwarder(port int) string {
+	return fmt.Sprintf("socat STDIO TCP:127.0.0.1:%d", port)
 }

@@ -12,7 +12,7 @@ import (
 func CheckHost() error {
 	var missing []string
 	for _, t := range []struct{ bin, pkg string }{
-		{qemuBinary, "qemu-system-x86"}, {"qemu-img", "qemu-utils"}, {"genisoimage", "genisoimage"}, {"nc", "netcat-openbsd"},
+		{qemuBinary, "qemu-system-x86"}, {"qemu-img", "qemu-utils"}, {"genisoimage", "genisoimage"}, {"socat", "socat"},
 	} {
 		if _, err := exec.LookPath(t.bin); err != nil {
 			missing = append(missing, fmt.Sprintf("%s (package %s)", t.bin, t.pkg))

@@ -101,7 +101,7 @@ func TestArgvKeepsEveryNetworkOnThisMachine(t *testing.T) {
 	for _, want := range []string{
 		"-accel tcg,thread=multi",
 		"-smp 2", "-m 2048",
-		"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:40001-:22,hostfwd=tcp:127.0.0.1:40002-10.77.0.10:8443,guestfwd=tcp:10.0.2.100:3142-cmd:nc 127.0.0.1 3142",
+		"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:40001-:22,hostfwd=tcp:127.0.0.1:40002-10.77.0.10:8443,guestfwd=tcp:10.0.2.100:3142-cmd:socat STDIO TCP:127.0.0.1:3142",
 		"socket,id=n1,mcast=230.0.0.1:21000,localaddr=127.0.0.1",
 		"file=/s/overlay.qcow2,if=none,id=disk0,format=qcow2",
 		"if=none,id=seed0,media=cdrom,readonly=on,format=raw,file=/s/seed.iso",

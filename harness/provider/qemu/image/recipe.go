@@ -93,7 +93,9 @@ cat > "$root/etc/systemd/system/ssh.service.d/bcmtest.conf" <<'UNIT'
 [Unit]
 After=cloud-init.service
 [Service]
-ExecStartPre=-/usr/bin/ssh-keygen -A
+# Only when cloud-init made none: ssh-keygen -A would add an RSA key, ~10 s
+# of every boot under software emulation.
+ExecStartPre=-/bin/sh -c 'ls /etc/ssh/ssh_host_*_key >/dev/null 2>&1 || ssh-keygen -A'
 UNIT
 # The seed gate: cloud-init waits until the NoCloud seed is on the CD-ROM.
 # A VM restored from the booted snapshot gets its seed only after restore,
@@ -115,6 +117,11 @@ found() {
 dev=
 if found; then say "seed present at boot ($dev)"; exit 0; fi
 say "waiting for the seed"
+# Only a template waits: read what cloud-init and apt load into the page
+# cache now, so every VM restored from the snapshot finds it in RAM.
+find /usr/lib/python3/dist-packages/cloudinit /usr/lib/python3.11 -name '*.pyc' -exec cat {} + >/dev/null 2>&1
+apt-cache gencaches >/dev/null 2>&1
+cat /var/cache/apt/*.bin /var/lib/apt/lists/*_Packages /var/lib/dpkg/status >/dev/null 2>&1
 while ! found; do sleep 0.1; done
 # The RTC follows the host's clock across a restore; the system clock is
 # the template's until set. apt and TLS need it right.
