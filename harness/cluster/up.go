@@ -364,7 +364,7 @@ func (c *Cluster) bootstrap(ctx context.Context) (lxd.InstanceServer, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.spec.Intervals.Bootstrap)
 	defer cancel()
 	b := c.members[0]
-	if _, err := c.run(ctx, b.Name, nil, "lxd", "waitready", "--timeout=240"); err != nil {
+	if _, err := c.run(ctx, b.Name, nil, "lxd", "waitready", c.waitReadyFlag()); err != nil {
 		return nil, fmt.Errorf("waiting for the LXD daemon: %w", err)
 	}
 	preseed, err := MarshalPreseed(BootstrapPreseed(BootstrapInput{ServerName: b.Name, Address: b.Address, PoolName: c.spec.PoolName, PoolGiB: c.spec.PoolGiB}))
@@ -473,7 +473,7 @@ func (c *Cluster) join(ctx context.Context, srv lxd.InstanceServer, m Member) (e
 	if err != nil {
 		return err
 	}
-	if _, err := c.run(ctx, m.Name, nil, "lxd", "waitready", "--timeout=240"); err != nil {
+	if _, err := c.run(ctx, m.Name, nil, "lxd", "waitready", c.waitReadyFlag()); err != nil {
 		return fmt.Errorf("waiting for the LXD daemon: %w", err)
 	}
 	if _, err := c.run(ctx, m.Name, preseed, "lxd", "init", "--preseed"); err != nil {
@@ -612,4 +612,9 @@ func attach(ctx context.Context, r resolved, dir string) (*Cluster, error) {
 	}
 	logf(r.Log, "%s: reusing the existing healthy cluster", r.Name)
 	return c, nil
+}
+
+// waitReadyFlag bounds the in-guest `lxd waitready` by the named interval.
+func (c *Cluster) waitReadyFlag() string {
+	return fmt.Sprintf("--timeout=%d", int(c.spec.Intervals.LXDWaitReady.Timeout.Seconds()))
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
 )
 
 // Accel choices. AccelAuto probes KVM and falls back to TCG.
@@ -21,11 +23,11 @@ const (
 // probeKVM boots the image's kernel under KVM for a few seconds and reports
 // whether it got past real-mode setup. /dev/kvm existing proves nothing on
 // nested hosts, where guests hang right after "Probing EDD".
-func probeKVM(ctx context.Context, kernel, initrd string) (bool, string) {
+func probeKVM(ctx context.Context, kernel, initrd string, probe wait.Interval) (bool, string) {
 	if _, err := os.Stat("/dev/kvm"); err != nil {
 		return false, "no /dev/kvm"
 	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, probe.Timeout)
 	defer cancel()
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, qemuBinary, "-accel", "kvm", "-m", "256", "-nodefaults", "-no-user-config",
@@ -37,7 +39,7 @@ func probeKVM(ctx context.Context, kernel, initrd string) (bool, string) {
 		return false, err.Error()
 	}
 	go func() { done <- cmd.Wait() }()
-	tick := time.NewTicker(200 * time.Millisecond)
+	tick := time.NewTicker(probe.Poll)
 	defer tick.Stop()
 	for {
 		select {
@@ -83,7 +85,7 @@ func (p *Provider) chooseAccel(ctx context.Context, kernel, initrd string) (stri
 			return strings.TrimSpace(f[1]), nil
 		}
 	}
-	ok, why := probeKVM(ctx, kernel, initrd)
+	ok, why := probeKVM(ctx, kernel, initrd, p.cfg.Intervals.AccelProbe)
 	accel := AccelTCG
 	if ok {
 		accel = AccelKVM

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 )
@@ -50,7 +49,7 @@ func (p *Provider) Stop(ctx context.Context, name string) error {
 		return err
 	}
 	p.dropClient(name)
-	if err := p.stopProcess(ctx, rec, 60*time.Second); err != nil {
+	if err := p.stopProcess(ctx, rec, p.cfg.Intervals.VMStop.Timeout); err != nil {
 		return fmt.Errorf("stopping %s: %w", name, err)
 	}
 	rec.PID = 0

@@ -67,7 +67,7 @@ func (p *Provider) startQEMU(ctx context.Context, rec *record, img image.Image, 
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait(); logf.Close() }()
 		// qemu writes its pidfile once its devices (and forwards) are set up.
-		err = wait.Until(ctx, 50*time.Millisecond, 500*time.Millisecond, func(context.Context) (bool, string, error) {
+		err = wait.Until(ctx, p.cfg.Intervals.ProcessStart.Poll, 10*p.cfg.Intervals.ProcessStart.Poll, func(context.Context) (bool, string, error) {
 			select {
 			case e := <-exited:
 				return false, "", fmt.Errorf("qemu exited at start (%v): %s", e, provider.Tail(readFile(rec.path("qemu.log")), 5))
@@ -97,7 +97,7 @@ func (p *Provider) stopProcess(ctx context.Context, rec *record, graceful time.D
 	gone := func(d time.Duration) bool {
 		wctx, cancel := context.WithTimeout(ctx, d)
 		defer cancel()
-		return wait.Until(wctx, 100*time.Millisecond, time.Second, func(context.Context) (bool, string, error) {
+		return wait.Until(wctx, p.cfg.Intervals.ProcessExit.Poll, 10*p.cfg.Intervals.ProcessExit.Poll, func(context.Context) (bool, string, error) {
 			return !rec.qemuAlive(), "qemu still running", nil
 		}) == nil
 	}
@@ -107,11 +107,11 @@ func (p *Provider) stopProcess(ctx context.Context, rec *record, graceful time.D
 		}
 	}
 	qmp(ctx, rec.path("qmp.sock"), "quit", nil)
-	if gone(5 * time.Second) {
+	if gone(p.cfg.Intervals.ProcessExit.Timeout) {
 		return nil
 	}
 	syscall.Kill(rec.PID, syscall.SIGKILL)
-	if gone(5 * time.Second) {
+	if gone(p.cfg.Intervals.ProcessExit.Timeout) {
 		return nil
 	}
 	return fmt.Errorf("qemu of %s (pid %d) did not exit", rec.Name, rec.PID)

@@ -69,9 +69,14 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.Recipe.Suite == "" {
 		cfg.Recipe = image.DefaultRecipe()
 	}
-	if cfg.Intervals.Boot == 0 {
-		cfg.Intervals = wait.DefaultIntervals()
+	if cfg.Intervals == (wait.Intervals{}) {
+		iv, err := wait.Load()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Intervals = iv
 	}
+	cfg.Intervals = cfg.Intervals.WithDefaults()
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}

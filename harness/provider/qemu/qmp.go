@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
 )
 
 // qmp sends one command over the VM's QMP socket and returns its result.
@@ -18,7 +20,7 @@ func qmp(ctx context.Context, socket, command string, args map[string]any) (json
 		return nil, fmt.Errorf("connecting to QMP %s: %w", socket, err)
 	}
 	defer conn.Close()
-	dl := time.Now().Add(10 * time.Second)
+	dl := time.Now().Add(wait.DefaultIntervals().QMP.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
 		dl = d
 	}

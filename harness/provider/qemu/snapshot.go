@@ -213,7 +213,7 @@ func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, 
 
 	bctx, cancel := context.WithTimeout(ctx, p.cfg.Intervals.Boot)
 	defer cancel()
-	err = wait.Until(bctx, 500*time.Millisecond, 2*time.Second, func(context.Context) (bool, string, error) {
+	err = wait.Until(bctx, p.cfg.Intervals.Poll, p.cfg.Intervals.PollMax, func(context.Context) (bool, string, error) {
 		select {
 		case e := <-exited:
 			exited <- e
@@ -236,14 +236,14 @@ func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, 
 	if _, err := qmp(ctx, qmpSock, "migrate", map[string]any{"uri": "exec:cat > " + shellQuote(state)}); err != nil {
 		return fmt.Errorf("making snapshot %s: saving the template: %w", key, err)
 	}
-	if err := waitMigration(ctx, qmpSock, "query-migrate", p.cfg.Intervals.Boot); err != nil {
+	if err := waitMigration(ctx, qmpSock, "query-migrate", p.cfg.Intervals.Boot, p.cfg.Intervals.QMP.Poll); err != nil {
 		return fmt.Errorf("making snapshot %s: saving the template: %w", key, err)
 	}
 	qmp(ctx, qmpSock, "quit", nil)
 	select {
 	case <-exited:
 		exited <- nil
-	case <-time.After(10 * time.Second):
+	case <-time.After(p.cfg.Intervals.ProcessExit.Timeout):
 	}
 	for _, f := range []string{disk, state} {
 		if err := os.Chmod(f, 0o444); err != nil {
@@ -270,10 +270,10 @@ func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, 
 const templateIP = "10.77.0.250"
 
 // waitMigration polls a migration's status until it completes.
-func waitMigration(ctx context.Context, sock, query string, timeout time.Duration) error {
+func waitMigration(ctx context.Context, sock, query string, timeout, poll time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return wait.Until(ctx, 100*time.Millisecond, time.Second, func(ctx context.Context) (bool, string, error) {
+	return wait.Until(ctx, poll, 50*poll, func(ctx context.Context) (bool, string, error) {
 		raw, err := qmp(ctx, sock, query, nil)
 		if err != nil {
 			return false, "", err
@@ -299,9 +299,9 @@ func waitMigration(ctx context.Context, sock, query string, timeout time.Duratio
 func (p *Provider) restore(ctx context.Context, rec *record, snap Snapshot) error {
 	sock := rec.path("qmp.sock")
 	// qemu writes its pidfile before it opens the QMP socket.
-	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	qctx, cancel := context.WithTimeout(ctx, p.cfg.Intervals.QMP.Timeout)
 	defer cancel()
-	if err := wait.Until(qctx, 20*time.Millisecond, 200*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+	if err := wait.Until(qctx, p.cfg.Intervals.QMP.Poll, 10*p.cfg.Intervals.QMP.Poll, func(ctx context.Context) (bool, string, error) {
 		if !rec.qemuAlive() {
 			return false, "", fmt.Errorf("qemu exited: %s", tailFile(rec.path("qemu.log"), 5))
 		}
@@ -313,7 +313,7 @@ func (p *Provider) restore(ctx context.Context, rec *record, snap Snapshot) erro
 	if _, err := qmp(ctx, sock, "migrate-incoming", map[string]any{"uri": "exec:cat " + shellQuote(snap.State)}); err != nil {
 		return fmt.Errorf("loading snapshot: %w", err)
 	}
-	if err := waitMigration(ctx, sock, "query-status", p.cfg.Intervals.Boot); err != nil {
+	if err := waitMigration(ctx, sock, "query-status", p.cfg.Intervals.Boot, p.cfg.Intervals.QMP.Poll); err != nil {
 		return fmt.Errorf("loading snapshot: %w", err)
 	}
 	if _, err := qmp(ctx, sock, "blockdev-change-medium", map[string]any{

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/sshx"
@@ -28,7 +27,7 @@ func (p *Provider) client(ctx context.Context, rec *record) (*ssh.Client, error)
 		}
 		c.Close()
 	}
-	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	dctx, cancel := context.WithTimeout(ctx, p.cfg.Intervals.Dial.Timeout)
 	defer cancel()
 	c, seen, err := sshx.Dial(dctx, fmt.Sprintf("127.0.0.1:%d", rec.SSHPort), HarnessUser, p.signer, rec.HostKey)
 	if err != nil {
@@ -56,7 +55,7 @@ func (p *Provider) dropClient(name string) {
 func (p *Provider) waitSSH(ctx context.Context, rec *record) error {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Intervals.Boot)
 	defer cancel()
-	err := wait.Until(ctx, time.Second, 3*time.Second, func(ctx context.Context) (bool, string, error) {
+	err := wait.Until(ctx, p.cfg.Intervals.Dial.Poll, p.cfg.Intervals.PollMax, func(ctx context.Context) (bool, string, error) {
 		if !rec.qemuAlive() {
 			return false, "", fmt.Errorf("qemu of %s exited: %s", rec.Name, provider.Tail(readFile(rec.path("qemu.log")), 5))
 		}
