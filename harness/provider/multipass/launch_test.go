@@ -3,7 +3,6 @@ package multipass
 import (
 	"context"
 	"errors"
-	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 )
