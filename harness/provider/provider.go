@@ -38,6 +38,58 @@ type LaunchInput struct {
 	UserData []byte
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
+	// OnPhase, if set, receives each boot phase the VM reaches, in order
+	// and at most once each, while Launch runs; never after Launch returns.
+	// It runs on the provider's goroutines and must not block. A backend
+	// that cannot see a phase skips it.
+	OnPhase func(BootPhase)
+}
+
+// BootPhase is a step of a VM's boot, as progress output shows it.
+type BootPhase string
+
+// The boot phases, in the order a boot reaches them. A VM restored from a
+// booted snapshot has no kernel boot: its console starts at the seed.
+const (
+	BootQEMUStarted   BootPhase = "qemu started"              // the VM's process runs (cold boot or restored)
+	BootKernel        BootPhase = "kernel"                    // the kernel prints its version (cold boot only)
+	BootSystemd       BootPhase = "systemd"                   // systemd starts units
+	BootSeedPresent   BootPhase = "seed present"              // the cloud-init seed was there at boot
+	BootSeedRestored  BootPhase = "seed restored"             // the seed arrived after a snapshot restore
+	BootInitLocal     BootPhase = "cloud-init init-local"     // cloud-init's first stage
+	BootInit          BootPhase = "cloud-init init"           // networking up, metadata read
+	BootSSH           BootPhase = "SSH up"                    // the harness reached the VM's SSH
+	BootModulesConfig BootPhase = "cloud-init modules-config" // cloud-init's config modules
+	BootModulesFinal  BootPhase = "cloud-init modules-final"  // packages, runcmd, scripts
+	BootDone          BootPhase = "cloud-init done"           // cloud-init finished
+)
+
+// Rank orders boot phases: a later phase has a higher rank; the two seed
+// phases rank the same. Unknown phases rank 0.
+func (p BootPhase) Rank() int {
+	switch p {
+	case BootQEMUStarted:
+		return 1
+	case BootKernel:
+		return 2
+	case BootSystemd:
+		return 3
+	case BootSeedPresent, BootSeedRestored:
+		return 4
+	case BootInitLocal:
+		return 5
+	case BootInit:
+		return 6
+	case BootSSH:
+		return 7
+	case BootModulesConfig:
+		return 8
+	case BootModulesFinal:
+		return 9
+	case BootDone:
+		return 10
+	}
+	return 0
 }
 
 // Info is what a provider knows about a VM.
