@@ -67,13 +67,24 @@ func (p *Provider) Launch(ctx context.Context, in provider.LaunchInput) (provide
 	}
 	created = true // from here the caller owns cleanup and can read logs
 	p.logf("%s: qemu started, %s (%s, %d vCPU, %d MiB, ssh 127.0.0.1:%d, private %s)", in.Name, how, accel, in.CPUs, in.MemoryMiB, rec.SSHPort, rec.PrivateIP)
+	var phases *phaseReporter
+	if in.OnPhase != nil {
+		phases = &phaseReporter{on: in.OnPhase}
+		phases.report(provider.BootQEMUStarted)
+		// The console shows the phases between qemu starting and SSH
+		// answering; the watch ends before Launch returns.
+		stop := watchConsole(ctx, rec.path("serial.log"), consolePoll, phases)
+		defer stop()
+	}
 	if err := p.waitSSH(ctx, rec); err != nil {
 		return rec.info(p), err
 	}
+	phases.report(provider.BootSSH)
 	p.logf("%s: SSH up after %s; waiting for cloud-init", in.Name, time.Since(start).Round(time.Second))
 	if err := p.waitCloudInit(ctx, rec); err != nil {
 		return rec.info(p), err
 	}
+	phases.report(provider.BootDone)
 	p.logf("%s: cloud-init done after %s", in.Name, time.Since(start).Round(time.Second))
 	return rec.info(p), nil
 }
