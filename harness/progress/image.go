@@ -1,0 +1,134 @@
+package progress
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// ImageStage is where a VM image build is: mmdebstrap's own steps, then
+// the harness's (unpacking the root tree, writing the root filesystem).
+type ImageStage struct {
+	// Stage names the step: "apt-get update", "downloading packages",
+	// "extracting archives", "installing essential packages", "installing
+	// remaining packages", "customize hook", "cleaning up", "creating
+	// tarball", "unpacking root tree", "writing 4 GiB ext4 root filesystem".
+	Stage string
+	// Unpacked and Configured count the step's "Unpacking X" and "Setting
+	// up X" lines; Total is the packages apt said it installs ("N newly
+	// installed"), 0 when it did not say.
+	Unpacked, Configured, Total int
+}
+
+// String is the stage with its package counts, if any.
+func (s ImageStage) String() string {
+	if s.Unpacked == 0 && s.Configured == 0 {
+		if s.Total > 0 {
+			return fmt.Sprintf("%s, %d packages", s.Stage, s.Total)
+		}
+		return s.Stage
+	}
+	of := ""
+	if s.Total > 0 {
+		of = "/" + strconv.Itoa(s.Total)
+	}
+	return fmt.Sprintf("%s, %d%s unpacked, %d%s set up", s.Stage, s.Unpacked, of, s.Configured, of)
+}
+
+// ImageReporter takes structured image build progress. An image store
+// whose Progress writer is one reports mmdebstrap's stages to it instead
+// of its raw output.
+type ImageReporter interface {
+	ImageStage(ImageStage)
+}
+
+// mmdebstrapStages maps the start of mmdebstrap's "I: " lines to stages.
+var mmdebstrapStages = []struct{ prefix, stage string }{
+	{"running apt-get update", "apt-get update"},
+	{"downloading packages", "downloading packages"},
+	{"extracting archives", "extracting archives"},
+	{"installing essential packages", "installing essential packages"},
+	{"installing remaining packages", "installing remaining packages"},
+	{"running --setup-hook", "setup hook"},
+	{"running --extract-hook", "extract hook"},
+	{"running --essential-hook", "essential hook"},
+	{"running --customize-hook", "customize hook"},
+	{"cleaning package lists", "cleaning up"},
+	{"cleaning apt cache", "cleaning up"},
+	{"creating tarball", "creating tarball"},
+}
+
+// newlyInstalled is apt's summary line: "0 upgraded, 312 newly installed, ...".
+var newlyInstalled = regexp.MustCompile(`^\d+ upgraded, (\d+) newly installed`)
+
+// MmdebstrapParser follows mmdebstrap's output line by line. The zero
+// value is ready.
+type MmdebstrapParser struct {
+	cur ImageStage
+}
+
+// Line reads one line of mmdebstrap's output and returns the build's stage
+// and whether this line changed it (a new stage, a package count).
+func (p *MmdebstrapParser) Line(line string) (ImageStage, bool) {
+	l := strings.TrimSpace(line)
+	if rest, ok := strings.CutPrefix(l, "I: "); ok {
+		for _, s := range mmdebstrapStages {
+			if strings.HasPrefix(rest, s.prefix) {
+				if s.stage == p.cur.Stage {
+					return p.cur, false
+				}
+				p.cur = ImageStage{Stage: s.stage}
+				return p.cur, true
+			}
+		}
+		return p.cur, false
+	}
+	switch {
+	case p.cur.Stage == "":
+		return p.cur, false
+	case strings.HasPrefix(l, "Unpacking "):
+		p.cur.Unpacked++
+	case strings.HasPrefix(l, "Setting up "):
+		p.cur.Configured++
+	default:
+		m := newlyInstalled.FindStringSubmatch(l)
+		if m == nil {
+			return p.cur, false
+		}
+		n, _ := strconv.Atoi(m[1])
+		if n == p.cur.Total {
+			return p.cur, false
+		}
+		p.cur.Total = n
+	}
+	return p.cur, true
+}
+
+// harnessImageLine reads the image store's own progress lines ("image KEY:
+// unpacking root tree (3m2s)"): the stage they start, whether the build
+// began or ended, and whether the line is one of them at all.
+func harnessImageLine(line string) (stage string, begin, end, ok bool) {
+	rest, found := strings.CutPrefix(line, "image ")
+	if !found {
+		return "", false, false, false
+	}
+	_, what, found := strings.Cut(rest, ": ")
+	if !found {
+		return "", false, false, false
+	}
+	switch {
+	case strings.HasPrefix(what, "building "):
+		return "mmdebstrap", true, false, true
+	case strings.HasPrefix(what, "another run is making it"):
+		return "waiting for another run's build", true, false, true
+	case strings.HasPrefix(what, "unpacking root tree"):
+		return "unpacking root tree", false, false, true
+	case strings.HasPrefix(what, "writing ") && strings.Contains(what, " root filesystem"):
+		s, _, _ := strings.Cut(what, " (")
+		return s, false, false, true
+	case strings.HasPrefix(what, "built in "):
+		return "built", false, true, true
+	}
+	return "", false, false, false
+}
