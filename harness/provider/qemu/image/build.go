@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/artifact"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/progress"
 )
 
 // Image is a built, complete cache entry. Its files are read-only by contract.
@@ -294,7 +295,13 @@ func since(t time.Time) string { return time.Since(t).Round(time.Second).String(
 
 // run executes a build step, streaming its output as progress and keeping
 // the tail for the error. A ticker reports elapsed time on quiet stretches.
+// When Progress takes structured progress (progress.ImageReporter),
+// mmdebstrap's output becomes its stages and package counts instead, with
+// only its warnings and errors as lines, and the reporter says when a step
+// is quiet.
 func (s Store) run(ctx context.Context, start time.Time, name string, args ...string) error {
+	reporter, structured := s.Progress.(progress.ImageReporter)
+	var stages progress.MmdebstrapParser
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C.UTF-8")
 	// Interrupt the step's whole process group (mmdebstrap's apt and
@@ -321,6 +328,14 @@ func (s Store) run(ctx context.Context, start time.Time, name string, args ...st
 			}
 			last = time.Now()
 			mu.Unlock()
+			if structured && name == "mmdebstrap" {
+				if st, changed := stages.Line(line); changed {
+					reporter.ImageStage(st)
+				}
+				if !strings.HasPrefix(line, "W: ") && !strings.HasPrefix(line, "E: ") {
+					continue
+				}
+			}
 			s.printf("  [%s] %s\n", since(start), line)
 		}
 	}()
@@ -336,7 +351,7 @@ func (s Store) run(ctx context.Context, start time.Time, name string, args ...st
 				mu.Lock()
 				quiet := time.Since(last) > 14*time.Second
 				mu.Unlock()
-				if quiet {
+				if quiet && !structured {
 					s.printf("  [%s] %s still running\n", since(start), name)
 				}
 			}
