@@ -116,12 +116,15 @@ found() {
 }
 dev=
 if found; then say "seed present at boot ($dev)"; exit 0; fi
-say "waiting for the seed"
 # Only a template waits: read what cloud-init and apt load into the page
-# cache now, so every VM restored from the snapshot finds it in RAM.
+# cache now, so every VM restored from the snapshot finds it in RAM. Then
+# say so: the harness takes the snapshot once it reads this line, so the
+# work above is never redone after a restore.
 find /usr/lib/python3/dist-packages/cloudinit /usr/lib/python3.11 -name '*.pyc' -exec cat {} + >/dev/null 2>&1
 apt-cache gencaches >/dev/null 2>&1
 cat /var/cache/apt/*.bin /var/lib/apt/lists/*_Packages /var/lib/dpkg/status >/dev/null 2>&1
+sync
+say "waiting for the seed"
 while ! found; do sleep 0.1; done
 # The RTC follows the host's clock across a restore; the system clock is
 # the template's until set. apt and TLS need it right.
