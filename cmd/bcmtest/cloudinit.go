@@ -264,7 +264,11 @@ func (a *app) check(ctx context.Context, file string, force bool) error {
 	if err := checkAccelEnv(); err != nil {
 		return fmt.Errorf("cloudinit check: %w", err)
 	}
-	p, err := newProvider(ctx, providers.Options{Name: providers.QEMU, Dirs: d, Log: stamp{a.stderr}})
+	// The progress display (the image build, the VM's boot) ends when the
+	// launch returns, before the report on stdout.
+	pr := newProgress(a.stderr)
+	defer pr.Close()
+	p, err := newProvider(ctx, providers.Options{Name: providers.QEMU, Dirs: d, Log: pr})
 	if err != nil {
 		return envError{err}
 	}
@@ -273,7 +277,7 @@ func (a *app) check(ctx context.Context, file string, force bool) error {
 	if err != nil {
 		return err
 	}
-	return bootCheck(ctx, p, name, file, data, a.stdout)
+	return bootCheck(ctx, withPhases(p, pr, true), name, file, data, a.stdout)
 }
 
 // checkVMName is a fresh name for the VM of one check. It is random rather

@@ -191,8 +191,11 @@ func (a *app) up(ctx context.Context, c *cobra.Command, args []string, o upOptio
 	}); err != nil {
 		return err
 	}
-	log := stamp{a.stderr}
-	e, err := openEnv(ctx, prov, log)
+	// The progress display is the run's log too: on a terminal the log
+	// lines go above its bars.
+	pr := newProgress(a.stderr)
+	defer pr.Close()
+	e, err := openEnv(ctx, prov, pr)
 	if err != nil {
 		return err
 	}
@@ -202,11 +205,15 @@ func (a *app) up(ctx context.Context, c *cobra.Command, args []string, o upOptio
 		ciName = fixtures.For(e.p.Name())
 		userData = fixtures.MustRead(ciName)
 	}
+	if !o.reuse {
+		pr.Expect(name, nodeNames(name, members))
+	}
 	cl, err := cluster.Up(ctx, cluster.Spec{
 		Name: name, Members: members, CPUs: o.cpus, Memory: o.memory, Disk: o.disk, PoolSize: o.poolSize,
-		CloudInit: userData, CloudInitName: ciName, Provider: e.p, KeepOnFailure: o.keep, Reuse: o.reuse,
-		Persistent: true, StateDir: e.dirs.State, Log: log,
+		CloudInit: userData, CloudInitName: ciName, Provider: withPhases(e.p, pr, false), KeepOnFailure: o.keep, Reuse: o.reuse,
+		Persistent: true, StateDir: e.dirs.State, Log: pr, OnEvent: pr.Cluster,
 	})
+	pr.Close() // the bars end before the summary on stdout
 	var notReusable *cluster.ReuseError
 	if errors.As(err, &notReusable) {
 		return usagef("up: --reuse: %v", err) // the named cluster cannot be attached to
@@ -269,7 +276,7 @@ func checkSpec(cmd, name string, fields []specField) error {
 }
 
 func printCluster(c *cluster.Cluster, w io.Writer) error {
-	fmt.Fprintf(w, "\nCluster %s is up (%s).\n\n", c.Name(), c.Timings())
+	fmt.Fprint(w, upLine(c.Name(), c.Timings()))
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tADDRESS\tLXD API (from this host)")
 	for _, m := range c.Members() {
@@ -283,6 +290,12 @@ func printCluster(c *cluster.Cluster, w io.Writer) error {
 	fmt.Fprint(w, lxcHint(c.Name(), lxcDir))
 	fmt.Fprintf(w, "\nRun commands: bcmtest exec %s -- zpool list\nRemove it:    bcmtest down %s\n", c.Members()[0].Name, c.Name())
 	return nil
+}
+
+// upLine is the summary's first line with the phase timings, the image
+// phase (built or looked up, with the booted snapshot) first.
+func upLine(name string, t cluster.Timings) string {
+	return fmt.Sprintf("\nCluster %s is up (%s).\n\n", name, t)
 }
 
 // lxcHint is the message's lxc part: the one line that reaches the cluster

@@ -60,13 +60,16 @@ func (a *app) imageBuild(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := qemu.New(qemu.Config{Dirs: d, Log: stamp{a.stderr}})
+	pr := newProgress(a.stderr)
+	defer pr.Close()
+	p, err := qemu.New(qemu.Config{Dirs: d, Log: pr})
 	if err != nil {
 		return envError{err}
 	}
 	defer p.Close()
 	start := time.Now()
 	img, err := p.Image(ctx)
+	pr.Close()
 	if err != nil {
 		return err
 	}
