@@ -126,10 +126,15 @@ func New(w io.Writer, o Options) *Progress {
 	return p
 }
 
-// IsTerminal says whether w is a terminal.
+// IsTerminal says whether w is a terminal with a size: bars need rows to
+// draw on (a pseudo-terminal nobody sized has none).
 func IsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return false
+	}
+	cols, rows, err := term.GetSize(int(f.Fd()))
+	return err == nil && cols > 0 && rows > 0
 }
 
 // Bars says whether p draws bars rather than lines.
