@@ -30,6 +30,7 @@ import (
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
 )
 
 // Mode is how progress is shown.
@@ -354,8 +355,8 @@ func (p *Progress) OnPhase(node string) func(provider.BootPhase) {
 	return func(ph provider.BootPhase) { p.Boot(node, ph) }
 }
 
-// ImageStage takes one stage of the image build (ImageReporter).
-func (p *Progress) ImageStage(s ImageStage) {
+// ImageStage takes one stage of the image build (image.StageReporter).
+func (p *Progress) ImageStage(s image.Stage) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
 )
 
 // clock is a test clock that moves only when told.
@@ -160,7 +161,7 @@ func TestPlainStillInAtMostOncePerQuietPeriod(t *testing.T) {
 func TestPlainClusterIsStillOnlyWhenNothingElseRuns(t *testing.T) {
 	p := newPlain(t)
 	p.Cluster(ev("", cluster.PhaseImage, 0))
-	p.ImageStage(ImageStage{Stage: "apt-get update"})
+	p.ImageStage(image.Stage{Stage: "apt-get update"})
 	p.lines()
 	p.c.add(30 * time.Second)
 	p.Tick()
@@ -178,7 +179,7 @@ func TestPlainImageBuild(t *testing.T) {
 	p := newPlain(t)
 	// What the image store writes: its own lines and mmdebstrap's stages.
 	p.Write([]byte("image 3f2a: building Debian bookworm image with mmdebstrap (takes minutes)\n"))
-	var mm MmdebstrapParser
+	var mm image.MmdebstrapParser
 	step := func(d time.Duration, lines ...string) {
 		p.c.add(d)
 		for _, l := range lines {
@@ -228,7 +229,7 @@ func TestBarsTakeEventsWithoutPanicking(t *testing.T) {
 	}
 	p.Expect("CLUS1", []string{"CLUS1-00", "CLUS1-01"})
 	p.Write([]byte("image 3f2a: building Debian bookworm image with mmdebstrap (takes minutes)\n"))
-	p.ImageStage(ImageStage{Stage: "installing remaining packages", Total: 3, Unpacked: 1})
+	p.ImageStage(image.Stage{Stage: "installing remaining packages", Total: 3, Unpacked: 1})
 	p.Write([]byte("image 3f2a: built in 4m2s (kernel 6.1.0-28-amd64)\n"))
 	p.Cluster(ev("", cluster.PhaseImage, 0))
 	for _, n := range []string{"CLUS1-00", "CLUS1-01"} {

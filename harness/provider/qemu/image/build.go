@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/artifact"
-	"github.com/BitcoinCacheMachine/bcmtest/harness/progress"
 )
 
 // Image is a built, complete cache entry. Its files are read-only by contract.
@@ -295,13 +294,13 @@ func since(t time.Time) string { return time.Since(t).Round(time.Second).String(
 
 // run executes a build step, streaming its output as progress and keeping
 // the tail for the error. A ticker reports elapsed time on quiet stretches.
-// When Progress takes structured progress (progress.ImageReporter),
+// When Progress takes structured progress (StageReporter),
 // mmdebstrap's output becomes its stages and package counts instead, with
 // only its warnings and errors as lines, and the reporter says when a step
 // is quiet.
 func (s Store) run(ctx context.Context, start time.Time, name string, args ...string) error {
-	reporter, structured := s.Progress.(progress.ImageReporter)
-	var stages progress.MmdebstrapParser
+	reporter, structured := s.Progress.(StageReporter)
+	var stages MmdebstrapParser
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C.UTF-8")
 	// Interrupt the step's whole process group (mmdebstrap's apt and

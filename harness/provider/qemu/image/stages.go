@@ -1,4 +1,4 @@
-package progress
+package image
 
 import (
 	"fmt"
@@ -7,9 +7,9 @@ import (
 	"strings"
 )
 
-// ImageStage is where a VM image build is: mmdebstrap's own steps, then
+// Stage is where a VM image build is: mmdebstrap's own steps, then
 // the harness's (unpacking the root tree, writing the root filesystem).
-type ImageStage struct {
+type Stage struct {
 	// Stage names the step: "apt-get update", "downloading packages",
 	// "extracting archives", "installing essential packages", "installing
 	// remaining packages", "customize hook", "cleaning up", "creating
@@ -22,7 +22,7 @@ type ImageStage struct {
 }
 
 // String is the stage with its package counts, if any.
-func (s ImageStage) String() string {
+func (s Stage) String() string {
 	if s.Unpacked == 0 && s.Configured == 0 {
 		if s.Total > 0 {
 			return fmt.Sprintf("%s, %d packages", s.Stage, s.Total)
@@ -36,11 +36,11 @@ func (s ImageStage) String() string {
 	return fmt.Sprintf("%s, %d%s unpacked, %d%s set up", s.Stage, s.Unpacked, of, s.Configured, of)
 }
 
-// ImageReporter takes structured image build progress. An image store
+// StageReporter takes structured image build progress. An image store
 // whose Progress writer is one reports mmdebstrap's stages to it instead
 // of its raw output.
-type ImageReporter interface {
-	ImageStage(ImageStage)
+type StageReporter interface {
+	ImageStage(Stage)
 }
 
 // mmdebstrapStages maps the start of mmdebstrap's "I: " lines to stages.
@@ -65,12 +65,12 @@ var newlyInstalled = regexp.MustCompile(`^\d+ upgraded, (\d+) newly installed`)
 // MmdebstrapParser follows mmdebstrap's output line by line. The zero
 // value is ready.
 type MmdebstrapParser struct {
-	cur ImageStage
+	cur Stage
 }
 
 // Line reads one line of mmdebstrap's output and returns the build's stage
 // and whether this line changed it (a new stage, a package count).
-func (p *MmdebstrapParser) Line(line string) (ImageStage, bool) {
+func (p *MmdebstrapParser) Line(line string) (Stage, bool) {
 	l := strings.TrimSpace(line)
 	if rest, ok := strings.CutPrefix(l, "I: "); ok {
 		for _, s := range mmdebstrapStages {
@@ -78,7 +78,7 @@ func (p *MmdebstrapParser) Line(line string) (ImageStage, bool) {
 				if s.stage == p.cur.Stage {
 					return p.cur, false
 				}
-				p.cur = ImageStage{Stage: s.stage}
+				p.cur = Stage{Stage: s.stage}
 				return p.cur, true
 			}
 		}
@@ -103,32 +103,4 @@ func (p *MmdebstrapParser) Line(line string) (ImageStage, bool) {
 		p.cur.Total = n
 	}
 	return p.cur, true
-}
-
-// harnessImageLine reads the image store's own progress lines ("image KEY:
-// unpacking root tree (3m2s)"): the stage they start, whether the build
-// began or ended, and whether the line is one of them at all.
-func harnessImageLine(line string) (stage string, begin, end, ok bool) {
-	rest, found := strings.CutPrefix(line, "image ")
-	if !found {
-		return "", false, false, false
-	}
-	_, what, found := strings.Cut(rest, ": ")
-	if !found {
-		return "", false, false, false
-	}
-	switch {
-	case strings.HasPrefix(what, "building "):
-		return "mmdebstrap", true, false, true
-	case strings.HasPrefix(what, "another run is making it"):
-		return "waiting for another run's build", true, false, true
-	case strings.HasPrefix(what, "unpacking root tree"):
-		return "unpacking root tree", false, false, true
-	case strings.HasPrefix(what, "writing ") && strings.Contains(what, " root filesystem"):
-		s, _, _ := strings.Cut(what, " (")
-		return s, false, false, true
-	case strings.HasPrefix(what, "built in "):
-		return "built", false, true, true
-	}
-	return "", false, false, false
 }
