@@ -10,7 +10,7 @@ PROVIDER ?= auto
 CLOUD_INIT ?=
 FORCE ?=
 LABELS ?=
-INTEGRATION_LABELS ?= vm || cluster || multipass || snapshot || security
+INTEGRATION_LABELS ?= vm || cluster || multipass || snapshot || security || lxc
 FUZZTIME ?= 60s
 GINKGO_FLAGS ?= -ginkgo.v -ginkgo.timeout=80m
 
