@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -70,7 +71,7 @@ func (p *Provider) startQEMU(ctx context.Context, rec *record, img image.Image, 
 		err = wait.Until(ctx, p.cfg.Intervals.ProcessStart.Poll, 10*p.cfg.Intervals.ProcessStart.Poll, func(context.Context) (bool, string, error) {
 			select {
 			case e := <-exited:
-				return false, "", fmt.Errorf("qemu exited at start (%v): %s", e, provider.Tail(readFile(rec.path("qemu.log")), 5))
+				return false, "", classifyStart(e, provider.Tail(readFile(rec.path("qemu.log")), 5))
 			default:
 			}
 			_, err := os.Stat(rec.path("qemu.pid"))
@@ -80,7 +81,8 @@ func (p *Provider) startQEMU(ctx context.Context, rec *record, img image.Image, 
 			return nil
 		}
 		lastErr = err
-		if !strings.Contains(err.Error(), "host forwarding") && !strings.Contains(err.Error(), "Address already in use") {
+		var se *StartError
+		if !errors.As(err, &se) || !se.PortTaken {
 			return err
 		}
 	}

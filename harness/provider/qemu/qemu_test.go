@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"bytes"
+	"errors"
 	"mime"
 	"mime/multipart"
 	"net/mail"
@@ -200,5 +201,17 @@ func TestRecordsAreFoundByGroupAndOrphansSeparated(t *testing.T) {
 	_, orphans, _ := loadRecords(dir)
 	if len(orphans) != 1 || filepath.Base(orphans[0]) != "junk" {
 		t.Errorf("orphans = %v", orphans)
+	}
+}
+
+func TestStartErrorsSayWhenAPortWasTaken(t *testing.T) {
+	taken := classifyStart(errors.New("exit status 1"), "qemu-system-x86_64: -netdev user,id=n0,...: Could not set up host forwarding rule 'tcp:127.0.0.1:40001-:22'")
+	other := classifyStart(errors.New("exit status 1"), "qemu-system-x86_64: -drive file=x: Could not open 'x': No such file or directory")
+	var se *StartError
+	if !errors.As(error(taken), &se) || !se.PortTaken {
+		t.Errorf("a taken forward port not recognised: %+v", taken)
+	}
+	if other.PortTaken {
+		t.Errorf("a missing file taken for a port clash: %+v", other)
 	}
 }
