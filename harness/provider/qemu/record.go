@@ -1,7 +1,6 @@
 package qemu
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
 )
 
 // record is a VM's bookkeeping, written before qemu starts so a crashed
@@ -43,25 +43,16 @@ type record struct {
 func (r *record) path(f string) string { return filepath.Join(r.Dir, f) }
 
 func (r *record) save() error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := r.path("vm.json.tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	if err := state.SaveJSON(r.path("vm.json"), r); err != nil {
 		return fmt.Errorf("saving state of %s: %w", r.Name, err)
 	}
-	return os.Rename(tmp, r.path("vm.json"))
+	return nil
 }
 
 func loadRecord(dir string) (*record, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "vm.json"))
-	if err != nil {
-		return nil, err
-	}
 	var r record
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", filepath.Join(dir, "vm.json"), err)
+	if err := state.LoadJSON(filepath.Join(dir, "vm.json"), &r); err != nil {
+		return nil, err
 	}
 	r.Dir = dir
 	return &r, nil
