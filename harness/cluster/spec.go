@@ -62,6 +62,9 @@ type Spec struct {
 	// OnEvent receives each step of Up as it happens (progress output). It
 	// is called from several goroutines and must not block.
 	OnEvent func(Event)
+	// OnPhase, when set, gives each node's launch a hook for its boot
+	// phases (provider.LaunchInput.OnPhase); nil leaves them unreported.
+	OnPhase func(node string) func(provider.BootPhase)
 }
 
 // Defaults from the original BCM scripts (2 CPUs, 2 GiB, 30 GB disk).

@@ -299,10 +299,14 @@ type Preparer interface {
 }
 
 func (c *Cluster) launchInput(name string) provider.LaunchInput {
-	return provider.LaunchInput{
+	in := provider.LaunchInput{
 		Name: name, Group: c.Name(), CPUs: c.spec.CPUs, MemoryMiB: c.spec.MemoryMiB, DiskGiB: c.spec.DiskGiB,
 		UserData: c.spec.CloudInit, Log: c.spec.Log,
 	}
+	if c.spec.OnPhase != nil {
+		in.OnPhase = c.spec.OnPhase(name)
+	}
+	return in
 }
 
 // setMembers publishes the nodes that are part of the cluster so far, in

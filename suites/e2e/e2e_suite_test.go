@@ -17,6 +17,7 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/fixtures"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/diag"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/progress"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/providers"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
@@ -98,9 +99,14 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		files, err := diag.Collect(ctx, diag.CollectInput{Provider: p, Nodes: nodes, Dir: cfg.Artifacts, Log: GinkgoWriter})
 		GinkgoWriter.Printf("collected %d diagnostic files under %s (%v)\n", len(files), cfg.Artifacts, err)
 	}
+	// The same progress events as `bcmtest up` prints, as timestamped lines
+	// (a suite's output is never a terminal).
+	prog := progress.New(GinkgoWriter, progress.Options{Mode: progress.Plain})
+	DeferCleanup(prog.Close)
 	bcm, err = cluster.Up(ctx, cluster.Spec{
 		Name: clusterName, Members: cfg.Members, CPUs: cfg.CPUs, Memory: cfg.Memory, Disk: cfg.Disk,
-		CloudInit: cloudInit, CloudInitName: name, Provider: p, Log: GinkgoWriter,
+		CloudInit: cloudInit, CloudInitName: name, Provider: p, Log: prog,
+		OnEvent: prog.Cluster, OnPhase: prog.OnPhase,
 		KeepOnFailure: cfg.KeepOnFailure, Reuse: cfg.Reuse != "",
 		OnFailure: func(ctx context.Context, _ *cluster.Cluster, _ error) {
 			// Whatever VMs exist by now; a failed Up may not have made all.
