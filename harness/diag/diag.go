@@ -28,6 +28,12 @@ type Item struct {
 	Argv []string
 }
 
+// consoler is a provider whose VMs have a serial console log (the qemu
+// backend); others are collected without it.
+type consoler interface {
+	Console(ctx context.Context, name string) ([]byte, error)
+}
+
 // Items are what a developer needs to see why a node misbehaved.
 func Items() []Item {
 	return []Item{
@@ -105,10 +111,12 @@ func collectNode(ctx context.Context, in CollectInput, node string) ([]string, e
 		}
 		files = append(files, p)
 	}
-	if b, err := in.Provider.Console(ctx, node); err == nil {
-		write("serial-console.log", b)
-	} else if !errors.Is(err, provider.ErrNotSupported) {
-		problems = append(problems, "serial console: "+err.Error())
+	if c, ok := in.Provider.(consoler); ok {
+		if b, err := c.Console(ctx, node); err == nil {
+			write("serial-console.log", b)
+		} else {
+			problems = append(problems, "serial console: "+err.Error())
+		}
 	}
 	for _, it := range Items() {
 		ictx, cancel := context.WithTimeout(ctx, in.Intervals.DiagExec.Timeout)

@@ -131,7 +131,10 @@ type ExecResult struct {
 	ExitCode int
 }
 
-// Provider creates and drives VMs. Every method that waits takes a context.
+// Provider creates and drives VMs: what every caller needs, and nothing a
+// backend would have to stub. What only some callers use is an optional
+// role interface that caller declares and checks (a fault injector's
+// Start, diagnostics' Console).
 type Provider interface {
 	// Name is "qemu" or "multipass".
 	Name() string
@@ -140,19 +143,14 @@ type Provider interface {
 	// the caller to inspect and delete.
 	Launch(ctx context.Context, in LaunchInput) (Info, error)
 	Exec(ctx context.Context, name string, in ExecInput) (ExecResult, error)
-	// CopyIn writes content to path in the VM; CopyOut reads a file back.
-	CopyIn(ctx context.Context, name, path string, content []byte, mode uint32) error
+	// CopyOut reads a file from the VM.
 	CopyOut(ctx context.Context, name, path string) ([]byte, error)
 	Info(ctx context.Context, name string) (Info, error)
 	// List returns VMs of exactly this group ("" = every VM of this provider).
 	List(ctx context.Context, group string) ([]Info, error)
-	Stop(ctx context.Context, name string) error
-	Start(ctx context.Context, name string) error
 	// Delete removes the VM and everything the provider made for it. Deleting
 	// a VM that does not exist is not an error.
 	Delete(ctx context.Context, name string) error
-	// Console returns the tail of the VM's serial console, if the backend has one.
-	Console(ctx context.Context, name string) ([]byte, error)
 	// Close releases what the provider runs for its VMs (the apt cache).
 	Close() error
 }
@@ -375,4 +373,6 @@ type Faults interface {
 	Resume(ctx context.Context, name string) error
 	SetPrivateLink(ctx context.Context, name string, up bool) error
 	PowerOff(ctx context.Context, name string) error
+	// Start boots a stopped or powered-off VM again and waits for SSH.
+	Start(ctx context.Context, name string) error
 }

@@ -131,10 +131,6 @@ func (p *Provider) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
-func (p *Provider) Console(ctx context.Context, name string) ([]byte, error) {
-	return nil, provider.ErrNotSupported
-}
-
 func (p *Provider) Close() error { return nil }
 
 // Names returns the VMs that exist now.

@@ -5,7 +5,6 @@
 package multipass
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -114,11 +113,6 @@ func (p *Provider) Name() string { return "multipass" }
 
 // Close does nothing: the multipass daemon owns every running resource.
 func (p *Provider) Close() error { return nil }
-
-// Console is not available: multipass exposes no serial console log.
-func (p *Provider) Console(ctx context.Context, name string) ([]byte, error) {
-	return nil, fmt.Errorf("reading the serial console of %s with multipass: %w", name, provider.ErrNotSupported)
-}
 
 func logf(w io.Writer, format string, args ...any) {
 	fmt.Fprintf(w, "%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
