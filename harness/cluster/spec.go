@@ -81,9 +81,9 @@ const (
 // resolved is a validated spec with sizes in numbers.
 type resolved struct {
 	Spec
-	MemoryMiB  int
-	DiskGiB    int
-	PoolGiB    int
+	MemoryMiB int
+	DiskGiB   int
+	PoolGiB   int
 	NodeNames []string
 	Notices   []string
 	MaxLaunch int

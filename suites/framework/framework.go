@@ -84,11 +84,11 @@ func intervalsOr(intervals []any, name string) []any {
 // expressions with why they are retried: dqlite answering while it is busy
 // or electing a leader, and SSH while sshd (re)starts.
 var TransientErrors = map[string]string{
-	`database is locked`:                      "dqlite is busy with another write",
-	`no available dqlite leader server found`: "dqlite is electing a leader",
-	`leadership lost`:                         "the dqlite leader changed during the request",
-	`connection reset by peer`:                "the connection dropped (a daemon restarting)",
-	`ssh: handshake failed`:                   "sshd is starting or restarting",
+	`database is locked`:                       "dqlite is busy with another write",
+	`no available dqlite leader server found`:  "dqlite is electing a leader",
+	`leadership lost`:                          "the dqlite leader changed during the request",
+	`connection reset by peer`:                 "the connection dropped (a daemon restarting)",
+	`ssh: handshake failed`:                    "sshd is starting or restarting",
 	`dialing SSH at \S+: .*connection refused`: "sshd is not listening yet",
 }
 

@@ -42,7 +42,7 @@ var _ = Describe("interrupting a snapshot", Label("interrupt", "snapshot"), func
 		Expect(leaks.Files(snaps, 1, "*.tmp-*")).To(BeEmpty(), "a temporary snapshot was left")
 		Expect(leaks.Files(snaps, 2, "snapshot.json")).To(BeEmpty(), "an interrupted snapshot looks complete")
 		Eventually(func() []string { return leaks.Processes("qemu-system", snaps) }).
-			WithContext(ctx).WithTimeout(30 * time.Second).Should(BeEmpty(), "the template's qemu is still running")
+			WithContext(ctx).WithTimeout(30*time.Second).Should(BeEmpty(), "the template's qemu is still running")
 		Expect(leaks.Files(os.TempDir(), 1, "bcmtest-template-*")).To(BeEmpty(), "the template's runtime directory was left")
 		locks, _ := filepath.Glob(filepath.Join(snaps, "*.lock"))
 		for _, l := range locks {
