@@ -194,10 +194,18 @@ func cmdLaunch(ctx context.Context, e *env, args []string) error {
 	}
 
 	e.tracef("%s: launching (image %q ignored; %d vCPU, %d MiB, %d GiB, timeout %s)", r.name, r.image, r.cpus, r.memMiB, r.diskGiB, r.timeout)
+	launch := provider.LaunchInput{Name: r.name, Group: group, CPUs: r.cpus, MemoryMiB: r.memMiB,
+		DiskGiB: r.diskGiB, UserData: r.userData, Log: e.trace}
+	// The image and this shape's booted snapshot come before --timeout's
+	// clock, as multipass has its image cached before it boots: a short
+	// timeout then expires on a VM that exists, as multipass's does.
+	if err := p.Prepare(ctx, launch); err != nil {
+		os.Remove(e.instancePath(r.name))
+		return failed("launch", "%v", err)
+	}
 	lctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	_, lerr := p.Launch(lctx, provider.LaunchInput{Name: r.name, Group: group, CPUs: r.cpus, MemoryMiB: r.memMiB,
-		DiskGiB: r.diskGiB, UserData: r.userData, Log: e.trace})
+	_, lerr := p.Launch(lctx, launch)
 	if lerr != nil {
 		e.tracef("%s: launch returned: %v", r.name, lerr)
 		if errors.Is(lerr, provider.ErrAlreadyExists) {
