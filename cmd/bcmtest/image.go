@@ -113,13 +113,19 @@ func (a *app) imageListCmd() *cobra.Command {
 	return c
 }
 
-func (a *app) imageList(output string) error {
+// cachedImages is what list and prune both start from: the directories,
+// the cached images (newest first) and the current recipe's key.
+func (a *app) cachedImages() (state.Dirs, []image.Image, string, error) {
 	d, store, err := imageStore(stamp{a.stderr})
 	if err != nil {
-		return err
+		return d, nil, "", err
 	}
-	current := image.DefaultRecipe().Key()
 	imgs, err := store.List()
+	return d, imgs, image.DefaultRecipe().Key(), err
+}
+
+func (a *app) imageList(output string) error {
+	d, imgs, current, err := a.cachedImages()
 	if err != nil {
 		return err
 	}
@@ -191,12 +197,7 @@ func (a *app) imagePruneCmd() *cobra.Command {
 }
 
 func (a *app) imagePrune() error {
-	d, store, err := imageStore(stamp{a.stderr})
-	if err != nil {
-		return err
-	}
-	current := image.DefaultRecipe().Key()
-	imgs, err := store.List()
+	d, imgs, current, err := a.cachedImages()
 	if err != nil {
 		return err
 	}
