@@ -25,7 +25,7 @@ type Interval struct {
 type Intervals struct {
 	ImageBuild time.Duration // image-build: building the VM image from Debian's archive
 	Boot       time.Duration // boot: qemu start until SSH answers
-	CloudInit  time.Duration // cloud-init: SSH up until `cloud-init status --wait` returns
+	CloudInit  time.Duration // cloud-init: SSH up until cloud-init has finished (result.json)
 	Bootstrap  time.Duration // bootstrap: lxd init on the bootstrap node
 	Join       time.Duration // join: one member joining, until Online
 	Ready      time.Duration // ready: the whole cluster settled
@@ -72,7 +72,7 @@ func DefaultIntervals() Intervals {
 		PollMax:    3 * time.Second,
 
 		LXDWaitReady:    Interval{Timeout: 4 * time.Minute},
-		Dial:            Interval{Timeout: 20 * time.Second, Poll: time.Second},
+		Dial:            Interval{Timeout: 20 * time.Second, Poll: 250 * time.Millisecond},
 		QMP:             Interval{Timeout: 30 * time.Second, Poll: 20 * time.Millisecond},
 		ProcessExit:     Interval{Timeout: 10 * time.Second, Poll: 100 * time.Millisecond},
 		VMStop:          Interval{Timeout: time.Minute},

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/fakeprovider"
@@ -25,9 +27,7 @@ type guest struct {
 
 func (g guest) exec(name string, argv []string) provider.ExecResult {
 	switch {
-	case reflect.DeepEqual(argv, []string{"cloud-init", "status", "--wait"}):
-		return provider.ExecResult{Stdout: []byte("\nstatus: error\n"), ExitCode: 1}
-	case reflect.DeepEqual(argv, []string{"cat", "/run/cloud-init/status.json"}):
+	case reflect.DeepEqual(argv, []string{"sh", "-c", waitForCloudInit}):
 		return provider.ExecResult{Stdout: g.status}
 	case len(argv) == 4 && argv[0] == "tail" && argv[1] == "-n":
 		n, err := strconv.Atoi(argv[2])
@@ -264,5 +264,69 @@ func TestCloudInitErrorConsoleTailWithoutHostKeys(t *testing.T) {
 	}
 	if msg := err.Error(); strings.Contains(msg, "[SHA256]") || strings.Contains(msg, "ssh-ed25519") || !strings.Contains(msg, "CLUS1-01 login:") {
 		t.Errorf("console tail not cleaned:\n%s", msg)
+	}
+}
+
+// TestWaitForCloudInitScript runs the in-guest wait with sh against a
+// directory standing in for /run/cloud-init: it must block until
+// result.json appears and then print status.json.
+func TestWaitForCloudInitScript(t *testing.T) {
+	dir := t.TempDir()
+	status := `{"v1": {"stage": null, "modules-final": {"errors": []}}}`
+	if err := os.WriteFile(filepath.Join(dir, "status.json"), []byte(status), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := strings.ReplaceAll(waitForCloudInit, "/run/cloud-init", dir)
+	if script == waitForCloudInit {
+		t.Fatal("the wait script does not name /run/cloud-init")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", "-c", script)
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		t.Fatalf("the wait ended before result.json existed (%v): %q", err, out.String())
+	case <-time.After(600 * time.Millisecond):
+	}
+	if err := os.WriteFile(filepath.Join(dir, "result.json"), []byte(`{"v1": {"errors": []}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("wait: %v", err)
+	}
+	if out.String() != status {
+		t.Errorf("printed %q, want status.json %q", out.String(), status)
+	}
+}
+
+// TestCheckCloudInitDoneAndInterrupted: a clean status is no error, and a
+// wait that ends without status (the VM went away) is a CloudInitError
+// that says cloud-init was still running.
+func TestCheckCloudInitDoneAndInterrupted(t *testing.T) {
+	fp := fakeprovider.New()
+	fp.Add(provider.Info{Name: "CLUS1-01", Group: "CLUS1"})
+	fp.ExecFunc = func(string, []string) provider.ExecResult {
+		return provider.ExecResult{Stdout: []byte(`{"v1": {"init": {"errors": []}, "modules-final": {"errors": []}}}`)}
+	}
+	if err := CheckCloudInit(context.Background(), fp, "CLUS1-01", nil); err != nil {
+		t.Fatalf("clean cloud-init: %v", err)
+	}
+	fp.ExecFunc = func(_ string, argv []string) provider.ExecResult {
+		if argv[0] == "sh" {
+			return provider.ExecResult{Stderr: []byte("Connection closed\n"), ExitCode: 255}
+		}
+		return provider.ExecResult{ExitCode: 1}
+	}
+	err := CheckCloudInit(context.Background(), fp, "CLUS1-01", nil)
+	var ce *provider.CloudInitError
+	if !errors.As(err, &ce) || ce.Status != "running" {
+		t.Fatalf("want a CloudInitError with status running, got %v", err)
 	}
 }

@@ -28,8 +28,7 @@ func runningInfo(name, ip string) string {
 
 // cloudInitDone answers CheckCloudInit's commands for a clean cloud-init.
 var cloudInitDone = []response{
-	{Sub: "exec", Contains: "cloud-init status --wait", Stdout: "\nstatus: done\n"},
-	{Sub: "exec", Contains: "cat /run/cloud-init/status.json", Stdout: `{"v1": {"datasource": "DataSourceNoCloud", "init": {"errors": []}, "modules-final": {"errors": []}}}`},
+	{Sub: "exec", Contains: "result.json", Stdout: `{"v1": {"datasource": "DataSourceNoCloud", "init": {"errors": []}, "modules-final": {"errors": []}}}`},
 }
 
 func TestLaunch(t *testing.T) {
@@ -47,8 +46,8 @@ func TestLaunch(t *testing.T) {
 	}
 
 	calls := f.calls()
-	if len(calls) != 4 {
-		t.Fatalf("want launch, 2 cloud-init execs and info; got %v", f.argvs())
+	if len(calls) != 3 {
+		t.Fatalf("want launch, one cloud-init wait and info; got %v", f.argvs())
 	}
 	launch := calls[0]
 	udPath := launch.Argv[10]
@@ -70,8 +69,7 @@ func TestLaunch(t *testing.T) {
 		t.Errorf("user-data file left behind: %v", err)
 	}
 	for i, want := range [][]string{
-		{"exec", "CLUS1-02", "--", "sudo", "-n", "--", "cloud-init", "status", "--wait"},
-		{"exec", "CLUS1-02", "--", "sudo", "-n", "--", "cat", "/run/cloud-init/status.json"},
+		{"exec", "CLUS1-02", "--", "sudo", "-n", "--", "sh", "-c", "while [ ! -e /run/cloud-init/result.json ]; do sleep 0.2; done; cat /run/cloud-init/status.json"},
 		{"info", "CLUS1-02", "--format", "json"},
 	} {
 		if !reflect.DeepEqual(calls[i+1].Argv, want) {
@@ -151,8 +149,7 @@ func TestLaunchReplacesStaleRecord(t *testing.T) {
 
 func TestLaunchCloudInitFailure(t *testing.T) {
 	f := newFake(t).on(response{Sub: "launch"},
-		response{Sub: "exec", Contains: "cloud-init status --wait", Stdout: "\nstatus: error\n", Exit: 1},
-		response{Sub: "exec", Contains: "status.json", Stdout: `{"v1": {"modules-config": {"errors": ["('apt_configure', KeyError('sources'))"]}}}`},
+		response{Sub: "exec", Contains: "result.json", Stdout: `{"v1": {"modules-config": {"errors": ["('apt_configure', KeyError('sources'))"]}}}`},
 		response{Sub: "exec", Contains: "cloud-init-output.log", Stdout: "E: Unable to locate package\n"},
 		response{Sub: "info", Stdout: runningInfo("CLUS1-02", "10.1.2.3")})
 	p := f.provider()

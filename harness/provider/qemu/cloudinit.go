@@ -11,7 +11,7 @@ func (p *Provider) consoleTail(rec *record, n int) string {
 	return provider.Tail(readFile(rec.path("serial.log")), n)
 }
 
-// waitCloudInit blocks on `cloud-init status --wait` and turns an error
+// waitCloudInit blocks until cloud-init has finished and turns an error
 // status into a CloudInitError with the failing modules and logs.
 func (p *Provider) waitCloudInit(ctx context.Context, rec *record) error {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Intervals.CloudInit)

@@ -39,7 +39,7 @@ func (p *Provider) qmpOn(ctx context.Context, name, cmd string, args map[string]
 	if err != nil {
 		return err
 	}
-	if _, err := qmp(ctx, rec.path("qmp.sock"), cmd, args); err != nil {
+	if _, err := p.qmp(ctx, rec.path("qmp.sock"), cmd, args); err != nil {
 		return fmt.Errorf("%s on %s: %w", cmd, name, err)
 	}
 	return nil

@@ -104,11 +104,11 @@ func (p *Provider) stopProcess(ctx context.Context, rec *record, graceful time.D
 		}) == nil
 	}
 	if graceful > 0 {
-		if _, err := qmp(ctx, rec.path("qmp.sock"), "system_powerdown", nil); err == nil && gone(graceful) {
+		if _, err := p.qmp(ctx, rec.path("qmp.sock"), "system_powerdown", nil); err == nil && gone(graceful) {
 			return nil
 		}
 	}
-	qmp(ctx, rec.path("qmp.sock"), "quit", nil)
+	p.qmp(ctx, rec.path("qmp.sock"), "quit", nil)
 	if gone(p.cfg.Intervals.ProcessExit.Timeout) {
 		return nil
 	}

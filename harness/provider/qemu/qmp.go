@@ -7,20 +7,19 @@ import (
 	"fmt"
 	"net"
 	"time"
-
-	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
 )
 
 // qmp sends one command over the VM's QMP socket and returns its result.
-// QMP is how the harness powers a VM off, pauses it or cuts a link.
-func qmp(ctx context.Context, socket, command string, args map[string]any) (json.RawMessage, error) {
+// QMP is how the harness powers a VM off, pauses it or cuts a link; one
+// exchange is bounded by the qmp interval (and ctx).
+func (p *Provider) qmp(ctx context.Context, socket, command string, args map[string]any) (json.RawMessage, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", socket)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to QMP %s: %w", socket, err)
 	}
 	defer conn.Close()
-	dl := time.Now().Add(wait.DefaultIntervals().QMP.Timeout)
+	dl := time.Now().Add(p.cfg.Intervals.QMP.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
 		dl = d
 	}

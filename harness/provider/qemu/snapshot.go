@@ -226,20 +226,20 @@ func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, 
 		return fmt.Errorf("making snapshot %s: %w; console: %s", key, err, tailFile(serial, 10))
 	}
 	booted := time.Since(start)
-	if _, err := qmp(ctx, qmpSock, "stop", nil); err != nil {
+	if _, err := p.qmp(ctx, qmpSock, "stop", nil); err != nil {
 		return fmt.Errorf("making snapshot %s: pausing the template: %w", key, err)
 	}
 	// The default bandwidth cap is for live migration over a network; a
 	// paused VM to a local file should go as fast as the disk takes it.
-	qmp(ctx, qmpSock, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(8) << 30})
+	p.qmp(ctx, qmpSock, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(8) << 30})
 	state := filepath.Join(tmp, "state")
-	if _, err := qmp(ctx, qmpSock, "migrate", map[string]any{"uri": "exec:cat > " + shellQuote(state)}); err != nil {
+	if _, err := p.qmp(ctx, qmpSock, "migrate", map[string]any{"uri": "exec:cat > " + shellQuote(state)}); err != nil {
 		return fmt.Errorf("making snapshot %s: saving the template: %w", key, err)
 	}
-	if err := waitMigration(ctx, qmpSock, "query-migrate", p.cfg.Intervals.Boot, p.cfg.Intervals.QMP.Poll); err != nil {
+	if err := p.waitMigration(ctx, qmpSock, "query-migrate", p.cfg.Intervals.Boot, p.cfg.Intervals.QMP.Poll); err != nil {
 		return fmt.Errorf("making snapshot %s: saving the template: %w", key, err)
 	}
-	qmp(ctx, qmpSock, "quit", nil)
+	p.qmp(ctx, qmpSock, "quit", nil)
 	select {
 	case <-exited:
 		exited <- nil
@@ -270,11 +270,12 @@ func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, 
 const templateIP = "10.77.0.250"
 
 // waitMigration polls a migration's status until it completes.
-func waitMigration(ctx context.Context, sock, query string, timeout, poll time.Duration) error {
+func (p *Provider) waitMigration(ctx context.Context, sock, query string, timeout, poll time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return wait.Until(ctx, poll, 50*poll, func(ctx context.Context) (bool, string, error) {
-		raw, err := qmp(ctx, sock, query, nil)
+	// Steady: a restore is done within seconds and the node waits on it.
+	return wait.Until(ctx, poll, poll, func(ctx context.Context) (bool, string, error) {
+		raw, err := p.qmp(ctx, sock, query, nil)
 		if err != nil {
 			return false, "", err
 		}
@@ -305,27 +306,27 @@ func (p *Provider) restore(ctx context.Context, rec *record, snap Snapshot) erro
 		if !rec.qemuAlive() {
 			return false, "", fmt.Errorf("qemu exited: %s", tailFile(rec.path("qemu.log"), 5))
 		}
-		_, err := qmp(ctx, sock, "query-status", nil)
+		_, err := p.qmp(ctx, sock, "query-status", nil)
 		return err == nil, fmt.Sprint(err), nil
 	}); err != nil {
 		return fmt.Errorf("waiting for QMP: %w", err)
 	}
-	if _, err := qmp(ctx, sock, "migrate-incoming", map[string]any{"uri": "exec:cat " + shellQuote(snap.State)}); err != nil {
+	if _, err := p.qmp(ctx, sock, "migrate-incoming", map[string]any{"uri": "exec:cat " + shellQuote(snap.State)}); err != nil {
 		return fmt.Errorf("loading snapshot: %w", err)
 	}
-	if err := waitMigration(ctx, sock, "query-status", p.cfg.Intervals.Boot, p.cfg.Intervals.QMP.Poll); err != nil {
+	if err := p.waitMigration(ctx, sock, "query-status", p.cfg.Intervals.Boot, p.cfg.Intervals.QMP.Poll); err != nil {
 		return fmt.Errorf("loading snapshot: %w", err)
 	}
-	if _, err := qmp(ctx, sock, "blockdev-change-medium", map[string]any{
+	if _, err := p.qmp(ctx, sock, "blockdev-change-medium", map[string]any{
 		"id": cdromID, "filename": rec.path("seed.iso"), "format": "raw", "read-only-mode": "read-only"}); err != nil {
 		return fmt.Errorf("inserting the seed: %w", err)
 	}
 	if rec.DiskGiB > snap.Manifest.RootGiB {
-		if _, err := qmp(ctx, sock, "block_resize", map[string]any{"device": diskID, "size": int64(rec.DiskGiB) << 30}); err != nil {
+		if _, err := p.qmp(ctx, sock, "block_resize", map[string]any{"device": diskID, "size": int64(rec.DiskGiB) << 30}); err != nil {
 			return fmt.Errorf("growing the disk to %d GiB: %w", rec.DiskGiB, err)
 		}
 	}
-	if _, err := qmp(ctx, sock, "cont", nil); err != nil {
+	if _, err := p.qmp(ctx, sock, "cont", nil); err != nil {
 		return fmt.Errorf("resuming: %w", err)
 	}
 	return nil
@@ -439,7 +440,7 @@ func (p *Provider) GenerationID(ctx context.Context, name string) (string, error
 	if err != nil {
 		return "", err
 	}
-	raw, err := qmp(ctx, rec.path("qmp.sock"), "query-vm-generation-id", nil)
+	raw, err := p.qmp(ctx, rec.path("qmp.sock"), "query-vm-generation-id", nil)
 	if err != nil {
 		return "", fmt.Errorf("reading the generation ID of %s: %w", name, err)
 	}

@@ -55,7 +55,10 @@ func (p *Provider) dropClient(name string) {
 func (p *Provider) waitSSH(ctx context.Context, rec *record) error {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Intervals.Boot)
 	defer cancel()
-	err := wait.Until(ctx, p.cfg.Intervals.Dial.Poll, p.cfg.Intervals.PollMax, func(ctx context.Context) (bool, string, error) {
+	// A steady pace, no back-off: a refused dial costs nothing on either
+	// side (sshd starts after cloud-init's network stage), and every poll
+	// skipped is time the whole launch waits.
+	err := wait.Until(ctx, p.cfg.Intervals.Dial.Poll, p.cfg.Intervals.Dial.Poll, func(ctx context.Context) (bool, string, error) {
 		if !rec.qemuAlive() {
 			return false, "", fmt.Errorf("qemu of %s exited: %s", rec.Name, provider.Tail(readFile(rec.path("qemu.log")), 5))
 		}
