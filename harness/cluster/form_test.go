@@ -92,24 +92,6 @@ func TestFormationStartsWhileMembersStillBoot(t *testing.T) {
 	}
 }
 
-// TestALaunchFailureIsReportedOnceWithItsNode checks the launch failure
-// path's context: the node's prefix once, the cluster's once.
-func TestALaunchFailureIsReportedOnceWithItsNode(t *testing.T) {
-	fp := fakeprovider.New()
-	fp.FailLaunch["CLUS1-01"] = errBoom
-	s := validSpec()
-	s.Provider, s.StateDir, s.Members = fp, t.TempDir(), 1
-	_, err := Up(t.Context(), s)
-	if err == nil {
-		t.Fatal("Up succeeded")
-	}
-	for _, prefix := range []string{"bringing up CLUS1: ", "launching CLUS1-01: "} {
-		if got := strings.Count(err.Error(), prefix); got != 1 {
-			t.Errorf("%q appears %d times in: %v", prefix, got, err)
-		}
-	}
-}
-
 var errBoom = errBoomT{}
 
 type errBoomT struct{}

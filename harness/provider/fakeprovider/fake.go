@@ -24,6 +24,10 @@ type Provider struct {
 	OnLaunch func(in provider.LaunchInput)
 	// ExecFunc answers Exec; nil answers exit 0 with no output.
 	ExecFunc func(name string, argv []string) provider.ExecResult
+	// Forwards gives the VM of that name these guest-port forwards when it
+	// is launched (a test server standing in for a guest's port, as a
+	// backend's host forwarding would).
+	Forwards map[string]map[int]string
 }
 
 // New returns an empty fake.
@@ -60,7 +64,8 @@ func (p *Provider) Launch(ctx context.Context, in provider.LaunchInput) (provide
 		p.mu.Unlock()
 		return provider.Info{}, fmt.Errorf("VM %s already exists", in.Name)
 	}
-	info := provider.Info{Name: in.Name, Group: in.Group, Provider: "fake", State: provider.StateRunning, PrivateIP: fmt.Sprintf("10.0.0.%d", len(p.vms)+10)}
+	info := provider.Info{Name: in.Name, Group: in.Group, Provider: "fake", State: provider.StateRunning, PrivateIP: fmt.Sprintf("10.0.0.%d", len(p.vms)+10),
+		Forwards: p.Forwards[in.Name]}
 	p.vms[in.Name] = info
 	err := p.FailLaunch[in.Name]
 	p.mu.Unlock()
