@@ -13,6 +13,32 @@ import (
 // Processes returns "pid: cmdline" for every process whose command line
 // contains any of needles (for example a VM's state directory).
 func Processes(needles ...string) []string {
+	return processes(func(cmd string) bool {
+		for _, n := range needles {
+			if n != "" && strings.Contains(cmd, n) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// ProcessesWithAll returns "pid: cmdline" for every process whose command
+// line contains all of needles: a program and a path of this run's own
+// ("qemu-system" and a temporary cache), so what a concurrent run on the
+// same host has running never counts as this run's leak.
+func ProcessesWithAll(needles ...string) []string {
+	return processes(func(cmd string) bool {
+		for _, n := range needles {
+			if n == "" || !strings.Contains(cmd, n) {
+				return false
+			}
+		}
+		return len(needles) > 0
+	})
+}
+
+func processes(match func(cmdline string) bool) []string {
 	var out []string
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -25,11 +51,8 @@ func Processes(needles ...string) []string {
 			continue
 		}
 		cmd := strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " ")
-		for _, n := range needles {
-			if n != "" && strings.Contains(cmd, n) {
-				out = append(out, fmt.Sprintf("%d: %s", pid, cmd))
-				break
-			}
+		if match(cmd) {
+			out = append(out, fmt.Sprintf("%d: %s", pid, cmd))
 		}
 	}
 	return out

@@ -69,7 +69,10 @@ func DefaultIntervals() Intervals {
 		Ready:      5 * time.Minute,
 		Teardown:   2 * time.Minute,
 		Poll:       250 * time.Millisecond,
-		PollMax:    3 * time.Second,
+		// A bring-up waits on each of these polls in turn (the template at
+		// its gate, the bootstrap's trust, each join, readiness): a 3 s cap
+		// cost up to 3 s at every step, for calls that cost next to nothing.
+		PollMax: time.Second,
 
 		LXDWaitReady:    Interval{Timeout: 4 * time.Minute},
 		Dial:            Interval{Timeout: 20 * time.Second, Poll: 250 * time.Millisecond},

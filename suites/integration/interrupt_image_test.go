@@ -33,7 +33,7 @@ var _ = Describe("interrupting an image build", Label("interrupt"), func() {
 		Expect(ee.ExitCode()).To(Equal(130))
 
 		// The waiting run now holds the lock and builds; interrupt it too.
-		Eventually(func() []string { return leaks.Processes("mmdebstrap") }, framework.GetIntervals("process-start")...).WithContext(ctx).ShouldNot(BeEmpty())
+		Eventually(func() []string { return leaks.ProcessesWithAll("mmdebstrap", cache) }, framework.GetIntervals("process-start")...).WithContext(ctx).ShouldNot(BeEmpty())
 		Expect(second.Process.Signal(syscall.SIGINT)).To(Succeed())
 		err = second.Wait()
 		Expect(errors.As(err, &ee)).To(BeTrue())
@@ -42,7 +42,7 @@ var _ = Describe("interrupting an image build", Label("interrupt"), func() {
 		images := filepath.Join(cache, "images")
 		Expect(leaks.Files(images, 1, "*.tmp-*")).To(BeEmpty(), "temporary build left")
 		Expect(leaks.Files(images, 2, "manifest.json")).To(BeEmpty(), "an interrupted build looks complete")
-		Eventually(func() []string { return leaks.Processes("mmdebstrap", cache) }, framework.GetIntervals("leak-check")...).WithContext(ctx).Should(BeEmpty())
+		Eventually(func() []string { return leaks.ProcessesWithAll("mmdebstrap", cache) }, framework.GetIntervals("leak-check")...).WithContext(ctx).Should(BeEmpty())
 		mounts, _ := os.ReadFile("/proc/mounts")
 		Expect(string(mounts)).NotTo(ContainSubstring("mmdebstrap."), "mmdebstrap left mounts")
 		Expect(strings.Count(string(mounts), cache)).To(BeZero())

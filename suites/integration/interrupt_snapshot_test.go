@@ -13,6 +13,7 @@ import (
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/leaks"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+	"github.com/BitcoinCacheMachine/bcmtest/suites/framework"
 )
 
 var _ = Describe("interrupting a snapshot", Label("interrupt", "snapshot"), func() {
@@ -41,8 +42,10 @@ var _ = Describe("interrupting a snapshot", Label("interrupt", "snapshot"), func
 		snaps := filepath.Join(cache, "snapshots")
 		Expect(leaks.Files(snaps, 1, "*.tmp-*")).To(BeEmpty(), "a temporary snapshot was left")
 		Expect(leaks.Files(snaps, 2, "snapshot.json")).To(BeEmpty(), "an interrupted snapshot looks complete")
-		Eventually(func() []string { return leaks.Processes("qemu-system", snaps) }).
-			WithContext(ctx).WithTimeout(30*time.Second).Should(BeEmpty(), "the template's qemu is still running")
+		// Only a qemu with this cache's path is this run's template: other
+		// runs on the host may have VMs up.
+		Eventually(func() []string { return leaks.ProcessesWithAll("qemu-system", snaps) }, framework.GetIntervals("leak-check")...).
+			WithContext(ctx).Should(BeEmpty(), "the template's qemu is still running")
 		Expect(leaks.Files(os.TempDir(), 1, "bcmtest-template-*")).To(BeEmpty(), "the template's runtime directory was left")
 		locks, _ := filepath.Glob(filepath.Join(snaps, "*.lock"))
 		for _, l := range locks {

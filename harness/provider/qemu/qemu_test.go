@@ -79,13 +79,19 @@ func TestNetworkConfigPutsTheSegmentOnEth1(t *testing.T) {
 		Ethernets map[string]struct {
 			DHCP4     bool     `yaml:"dhcp4"`
 			Addresses []string `yaml:"addresses"`
+			Gateway4  string   `yaml:"gateway4"`
 		} `yaml:"ethernets"`
 	}
 	if err := yaml.Unmarshal(s.NetworkConfig, &nc); err != nil {
 		t.Fatal(err)
 	}
-	if nc.Version != 2 || !nc.Ethernets["eth0"].DHCP4 || nc.Ethernets["eth1"].DHCP4 {
+	if nc.Version != 2 || nc.Ethernets["eth0"].DHCP4 || nc.Ethernets["eth1"].DHCP4 {
 		t.Errorf("network-config = %+v", nc)
+	}
+	// eth0 gets what QEMU's DHCP server would lease: the SSH forward
+	// points at 10.0.2.15.
+	if e := nc.Ethernets["eth0"]; len(e.Addresses) != 1 || e.Addresses[0] != "10.0.2.15/24" || e.Gateway4 != "10.0.2.2" {
+		t.Errorf("eth0 = %+v", e)
 	}
 	if got := nc.Ethernets["eth1"].Addresses; len(got) != 1 || got[0] != "10.77.0.12/24" {
 		t.Errorf("eth1 addresses = %v", got)
