@@ -17,7 +17,9 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/workload"
 )
 
@@ -29,15 +31,19 @@ func opContext(ctx context.Context, name string) (context.Context, context.Cance
 	return context.WithTimeout(ctx, iv.Timeout)
 }
 
-// wait waits for op within the named interval, naming what it was.
+// waitOp waits for op within the named interval, naming what it was. It
+// uses no Gomega, so goroutines may call it.
 func waitOp(ctx context.Context, interval string, op lxd.Operation, err error, what string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	iv := Intervals()
-	in, ierr := iv.Get(interval)
-	if ierr != nil {
-		return ierr
+	iv, err := wait.Load()
+	if err != nil {
+		return err
+	}
+	in, err := iv.Get(interval)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, in.Timeout)
 	defer cancel()
@@ -130,12 +136,24 @@ func CreateInstanceNetwork(ctx context.Context, in CreateInstanceNetworkInput) {
 	Expect(in.Cluster).NotTo(BeNil(), "CreateInstanceNetwork needs a cluster")
 	start := time.Now()
 	parents := map[string]string{}
-	for _, m := range in.Cluster.Members() {
-		n, err := in.Cluster.Node(m.Name)
-		Expect(err).NotTo(HaveOccurred())
-		nic, err := workload.PrivateNIC(ctx, n)
-		Expect(err).NotTo(HaveOccurred())
-		parents[m.Name] = nic
+	ms := in.Cluster.Members()
+	nics, errs := make([]string, len(ms)), make([]error, len(ms))
+	var wg sync.WaitGroup
+	for i, m := range ms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := in.Cluster.Node(m.Name)
+			if err == nil {
+				nics[i], err = workload.PrivateNIC(ctx, n)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for i, m := range ms {
+		Expect(errs[i]).NotTo(HaveOccurred())
+		parents[m.Name] = nics[i]
 	}
 	srv, err := in.Cluster.LXD()
 	Expect(err).NotTo(HaveOccurred())
@@ -191,10 +209,19 @@ func LaunchInstances(ctx context.Context, in LaunchInstancesInput) {
 	srv, err := in.Cluster.LXD()
 	Expect(err).NotTo(HaveOccurred())
 	pool := in.Cluster.Spec().PoolName
-	ops := make([]lxd.Operation, len(in.Instances))
 	for i, spec := range in.Instances {
 		Expect(spec.Name).NotTo(BeEmpty(), "instance %d has no name", i)
 		Expect(spec.Target).NotTo(BeEmpty(), "instance %s has no target member", spec.Name)
+		// Registered before LXD is asked: an instance it half made is
+		// deleted too, and one it never made is no error.
+		DeferInstanceDeletion(in.Cluster, spec.Name)
+	}
+	// Each create is waited for in its own goroutine from the moment it
+	// is accepted: LXD forgets a finished operation after a few seconds,
+	// so one waited for only after another would be "not found".
+	errs := make([]error, len(in.Instances))
+	var wg sync.WaitGroup
+	for i, spec := range in.Instances {
 		cfg := map[string]string{}
 		for k, v := range spec.Config {
 			cfg[k] = v
@@ -206,17 +233,20 @@ func LaunchInstances(ctx context.Context, in LaunchInstancesInput) {
 		if in.Network != "" {
 			devices["eth0"] = map[string]string{"type": "nic", "network": in.Network, "name": "eth0"}
 		}
-		op, err := srv.UseTarget(spec.Target).CreateInstance(api.InstancesPost{
-			Name: spec.Name, Type: api.InstanceTypeContainer,
-			Source:      api.InstanceSource{Type: "image", Alias: in.Image},
-			InstancePut: api.InstancePut{Config: cfg, Devices: devices},
-		})
-		Expect(err).NotTo(HaveOccurred(), "creating instance %s on %s from %s", spec.Name, spec.Target, in.Image)
-		DeferInstanceDeletion(in.Cluster, spec.Name)
-		ops[i] = op
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			op, err := srv.UseTarget(spec.Target).CreateInstance(api.InstancesPost{
+				Name: spec.Name, Type: api.InstanceTypeContainer,
+				Source:      api.InstanceSource{Type: "image", Alias: in.Image},
+				InstancePut: api.InstancePut{Config: cfg, Devices: devices},
+			})
+			errs[i] = waitOp(ctx, "instance-op", op, err, fmt.Sprintf("creating instance %s on %s from %s", spec.Name, spec.Target, in.Image))
+		}()
 	}
-	for i, spec := range in.Instances {
-		Expect(waitOp(ctx, "instance-op", ops[i], nil, fmt.Sprintf("creating instance %s on %s", spec.Name, spec.Target))).To(Succeed())
+	wg.Wait()
+	for i := range in.Instances {
+		Expect(errs[i]).NotTo(HaveOccurred())
 	}
 	for _, spec := range in.Instances {
 		Expect(SetInstanceStateE(ctx, GinkgoT(), InstanceStateInput{Cluster: in.Cluster, Instance: spec.Name, Action: "start"})).To(Succeed())
@@ -465,11 +495,26 @@ func ExpectInstanceOnZFS(ctx context.Context, in ExpectInstanceOnZFSInput) {
 	Expect(err).NotTo(HaveOccurred(), "looking up instance %s", in.Instance)
 	Expect(inst.Location).To(Equal(in.Member), "location of instance %s", in.Instance)
 	Expect(inst.ExpandedDevices["root"]).To(HaveKeyWithValue("pool", in.Cluster.Spec().PoolName), "root disk of instance %s", in.Instance)
-	for _, m := range in.Cluster.Members() {
+	// One zfs list per member, side by side: each is an SSH round trip.
+	ms := in.Cluster.Members()
+	datasets := make([]string, len(ms))
+	results := make([]provider.ExecResult, len(ms))
+	errs := make([]error, len(ms))
+	var wg sync.WaitGroup
+	for i, m := range ms {
 		zpool, err := zpoolOf(in.Cluster, m.Name)
 		Expect(err).NotTo(HaveOccurred())
-		ds := InstanceDataset(zpool, in.Instance)
-		res := Exec(ctx, GinkgoT(), NodeOf(in.Cluster, m.Name), "zfs", "list", "-H", "-o", "name,type", ds)
+		datasets[i] = InstanceDataset(zpool, in.Instance)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = ExecE(ctx, GinkgoT(), NodeOf(in.Cluster, m.Name), "zfs", "list", "-H", "-o", "name,type", datasets[i])
+		}()
+	}
+	wg.Wait()
+	for i, m := range ms {
+		Expect(errs[i]).NotTo(HaveOccurred())
+		ds, res := datasets[i], results[i]
 		if m.Name == in.Member {
 			Expect(res.ExitCode).To(Equal(0), "zfs list %s on %s: %s", ds, m.Name, string(res.Stderr))
 			Expect(strings.TrimSpace(string(res.Stdout))).To(Equal(ds+"\tfilesystem"), "dataset of instance %s on %s", in.Instance, m.Name)
