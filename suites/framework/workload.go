@@ -593,20 +593,35 @@ type CopyInstanceInput struct {
 }
 
 // CopyInstanceE copies the (stopped) source, without its snapshots, to a
-// new instance on input.Target and registers the copy's deletion at cleanup.
+// new instance on input.Target, as `lxc copy --target` does (the source's
+// architecture, config and devices, none of its volatile keys), and
+// registers the copy's deletion at cleanup.
 func CopyInstanceE(ctx context.Context, t testing.TestingT, in CopyInstanceInput) error {
 	srv, err := in.Cluster.LXD()
 	if err != nil {
 		return err
 	}
-	op, err := srv.UseTarget(in.Target).CreateInstance(api.InstancesPost{
-		Name: in.Name, Type: api.InstanceTypeContainer,
-		Source:      api.InstanceSource{Type: "copy", Source: in.Source, InstanceOnly: true},
-		InstancePut: api.InstancePut{Config: in.Config},
-	})
-	if err == nil {
-		DeferInstanceDeletion(in.Cluster, in.Name)
+	src, _, err := srv.GetInstance(in.Source)
+	if err != nil {
+		return fmt.Errorf("looking up instance %s to copy it: %w", in.Source, err)
 	}
+	put := src.Writable()
+	if put.Config == nil {
+		put.Config = map[string]string{}
+	}
+	for k := range put.Config {
+		if strings.HasPrefix(k, "volatile.") {
+			delete(put.Config, k)
+		}
+	}
+	for k, v := range in.Config {
+		put.Config[k] = v
+	}
+	DeferInstanceDeletion(in.Cluster, in.Name)
+	op, err := srv.UseTarget(in.Target).CreateInstance(api.InstancesPost{
+		Name: in.Name, Type: api.InstanceType(src.Type), InstancePut: put,
+		Source: api.InstanceSource{Type: "copy", Source: in.Source, BaseImage: src.Config["volatile.base_image"], InstanceOnly: true},
+	})
 	return waitOp(ctx, "instance-op", op, err, fmt.Sprintf("copying instance %s to %s on %s", in.Source, in.Name, in.Target))
 }
 
