@@ -107,7 +107,7 @@ func DefaultIntervals() Intervals {
 		// image there (~30 s for 24 MB), and evacuating a member moves
 		// each of its containers in turn (~30 s each).
 		ImageImport:     Interval{Timeout: 10 * time.Minute},
-		InstanceOp:      Interval{Timeout: 5 * time.Minute},
+		InstanceOp:      Interval{Timeout: 10 * time.Minute},
 		InstanceState:   Interval{Timeout: 3 * time.Minute, Poll: time.Second},
 		InstanceNetwork: Interval{Timeout: time.Minute, Poll: time.Second},
 		MemberEvacuate:  Interval{Timeout: 15 * time.Minute},
