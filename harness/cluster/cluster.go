@@ -67,6 +67,22 @@ func (t Timings) String() string {
 		strings.Join(joins, " "), t.Formed.Round(time.Second), t.Ready.Round(time.Second), t.Total.Round(time.Second))
 }
 
+// Step is one named step run on the formed cluster after Up (the workload
+// suite's instance image import, its instance network) and how long it took.
+type Step struct {
+	Name string
+	Took time.Duration
+}
+
+// StepsString renders steps on one line, in the order they ran.
+func StepsString(steps []Step) string {
+	var parts []string
+	for _, st := range steps {
+		parts = append(parts, fmt.Sprintf("%s %s", st.Name, st.Took.Round(100*time.Millisecond)))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // Cluster is a handle to a running cluster. Destroy is idempotent.
 type Cluster struct {
 	spec    resolved
@@ -81,6 +97,7 @@ type Cluster struct {
 
 	mu        sync.Mutex
 	destroyed bool
+	steps     []Step
 }
 
 // Attached reports whether the handle is to an existing cluster this run
@@ -106,6 +123,21 @@ func (c *Cluster) Provider() provider.Provider { return c.p }
 
 // Timings returns the per-phase timings of Up.
 func (c *Cluster) Timings() Timings { return c.timings }
+
+// RecordStep adds a step run on the formed cluster (an image import, a
+// network) after Up's phases. Safe for concurrent use.
+func (c *Cluster) RecordStep(name string, took time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.steps = append(c.steps, Step{Name: name, Took: took})
+}
+
+// Steps returns the steps recorded so far, in order (a copy).
+func (c *Cluster) Steps() []Step {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Step(nil), c.steps...)
+}
 
 // Credentials returns the harness's client certificate and the pinned
 // cluster certificate (for `lxc remote add`).

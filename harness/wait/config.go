@@ -65,6 +65,12 @@ func (iv *Intervals) table() []entry {
 		pair("leak-check", &iv.LeakCheck),
 		pair("process-start", &iv.ProcessStart),
 		pair("journal-entry", &iv.JournalEntry),
+
+		timeoutOnly("image-import", &iv.ImageImport),
+		timeoutOnly("instance-op", &iv.InstanceOp),
+		pair("instance-state", &iv.InstanceState),
+		pair("instance-network", &iv.InstanceNetwork),
+		timeoutOnly("member-evacuate", &iv.MemberEvacuate),
 	}
 }
 

@@ -56,6 +56,12 @@ type Intervals struct {
 	LeakCheck      Interval // leak-check: nothing of a run left on the host (spec)
 	ProcessStart   Interval // process-start: a process (qemu's pidfile, a build a spec waits for) has started
 	JournalEntry   Interval // journal-entry: a logged line reached the journal (spec)
+
+	ImageImport     Interval // image-import: uploading the instance image to the cluster and LXD unpacking it (spec)
+	InstanceOp      Interval // instance-op: one LXD instance operation: create, start, stop, move, copy, snapshot, restore, delete (spec)
+	InstanceState   Interval // instance-state: an instance reaching a status on a member (spec)
+	InstanceNetwork Interval // instance-network: one instance reaching another over the instance network (spec)
+	MemberEvacuate  Interval // member-evacuate: a member evacuated or restored, its instances moved or stopped and back (spec)
 }
 
 // DefaultIntervals are sized for software emulation (TCG) on two cores.
@@ -100,6 +106,14 @@ func DefaultIntervals() Intervals {
 		LeakCheck:    Interval{Timeout: time.Minute, Poll: 500 * time.Millisecond},
 		ProcessStart: Interval{Timeout: time.Minute, Poll: 50 * time.Millisecond},
 		JournalEntry: Interval{Timeout: 30 * time.Second, Poll: time.Second},
+		// Instances under TCG: a first launch on a member unpacks the
+		// image there (~30 s for 24 MB), and evacuating a member moves
+		// each of its containers in turn (~30 s each).
+		ImageImport:     Interval{Timeout: 10 * time.Minute},
+		InstanceOp:      Interval{Timeout: 10 * time.Minute},
+		InstanceState:   Interval{Timeout: 3 * time.Minute, Poll: time.Second},
+		InstanceNetwork: Interval{Timeout: time.Minute, Poll: time.Second},
+		MemberEvacuate:  Interval{Timeout: 15 * time.Minute},
 	}
 }
 

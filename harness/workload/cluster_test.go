@@ -1,0 +1,218 @@
+package workload
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	lxd "github.com/canonical/lxd/client"
+	"github.com/canonical/lxd/shared/api"
+)
+
+// fakeLXD records the calls Import and CreateNetwork make; every other
+// method of the interface is nil and would panic if called.
+type fakeLXD struct {
+	lxd.InstanceServer
+	target   string
+	calls    *[]string
+	images   map[string]bool
+	aliases  map[string]string
+	networks map[string]*api.Network
+	// computed is the fingerprint the fake "LXD" reports for an upload.
+	computed string
+	uploaded *[]byte
+}
+
+func newFake() *fakeLXD {
+	return &fakeLXD{calls: &[]string{}, images: map[string]bool{}, aliases: map[string]string{}, networks: map[string]*api.Network{}, uploaded: new([]byte)}
+}
+
+func notFound() error { return api.StatusErrorf(http.StatusNotFound, "not found") }
+
+func (f *fakeLXD) call(format string, args ...any) {
+	*f.calls = append(*f.calls, fmt.Sprintf(format, args...))
+}
+
+func (f *fakeLXD) UseTarget(name string) lxd.InstanceServer { g := *f; g.target = name; return &g }
+
+func (f *fakeLXD) GetImage(fp string) (*api.Image, string, error) {
+	if f.images[fp] {
+		return &api.Image{Fingerprint: fp}, "", nil
+	}
+	return nil, "", notFound()
+}
+
+type fakeOp struct {
+	lxd.Operation
+	meta map[string]any
+}
+
+func (o fakeOp) WaitContext(context.Context) error { return nil }
+func (o fakeOp) Get() api.Operation                { return api.Operation{Metadata: o.meta} }
+
+func (f *fakeLXD) CreateImage(img api.ImagesPost, args *lxd.ImageCreateArgs) (lxd.Operation, error) {
+	b, _ := io.ReadAll(args.MetaFile)
+	*f.uploaded = b
+	f.call("upload %s (%d bytes, rootfs separate: %v)", args.Type, len(b), args.RootfsFile != nil)
+	f.images[f.computed] = true
+	return fakeOp{meta: map[string]any{"fingerprint": f.computed}}, nil
+}
+
+func (f *fakeLXD) GetImageAlias(name string) (*api.ImageAliasesEntry, string, error) {
+	if t, ok := f.aliases[name]; ok {
+		return &api.ImageAliasesEntry{Name: name, Target: t}, "", nil
+	}
+	return nil, "", notFound()
+}
+
+func (f *fakeLXD) CreateImageAlias(a api.ImageAliasesPost) error {
+	f.call("alias %s -> %s", a.Name, a.Target[:12])
+	f.aliases[a.Name] = a.Target
+	return nil
+}
+
+func (f *fakeLXD) UpdateImageAlias(name string, a api.ImageAliasesEntryPut, _ string) error {
+	f.call("realias %s -> %s", name, a.Target[:12])
+	f.aliases[name] = a.Target
+	return nil
+}
+
+func (f *fakeLXD) GetNetwork(name string) (*api.Network, string, error) {
+	if n, ok := f.networks[name]; ok {
+		return n, "", nil
+	}
+	return nil, "", notFound()
+}
+
+func (f *fakeLXD) CreateNetwork(n api.NetworksPost) error {
+	f.call("network %s type %s target %q config %v", n.Name, n.Type, f.target, n.Config)
+	return nil
+}
+
+func cachedImage(t *testing.T) Image {
+	s := ImageStore{Dir: t.TempDir()}
+	return fakeEntry(t, s, DefaultImageRecipe())
+}
+
+func TestImportUploadsTheUnifiedTarballOnceAndAliasesIt(t *testing.T) {
+	img := cachedImage(t)
+	f := newFake()
+	f.computed = img.Fingerprint()
+	res, err := Import(context.Background(), ImportInput{Server: f, Image: img, Alias: "bcm-workload"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Uploaded || res.Fingerprint != img.Fingerprint() {
+		t.Errorf("result %+v, want an upload of %s", res, img.Fingerprint())
+	}
+	want := []string{
+		fmt.Sprintf("upload container (%d bytes, rootfs separate: false)", img.Manifest.SizeBytes),
+		"alias bcm-workload -> " + img.Fingerprint()[:12],
+	}
+	if strings.Join(*f.calls, "\n") != strings.Join(want, "\n") {
+		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(*f.calls, "\n"), strings.Join(want, "\n"))
+	}
+	// A second import finds the image and the alias: nothing uploaded.
+	*f.calls = nil
+	res, err = Import(context.Background(), ImportInput{Server: f, Image: img, Alias: "bcm-workload"})
+	if err != nil || res.Uploaded || len(*f.calls) != 0 {
+		t.Errorf("second import: %+v %v, calls %v; want no upload and no alias change", res, err, *f.calls)
+	}
+}
+
+func TestImportRepointsAnAliasThatNamesAnotherImage(t *testing.T) {
+	img := cachedImage(t)
+	f := newFake()
+	f.images[img.Fingerprint()] = true
+	f.aliases["bcm-workload"] = strings.Repeat("0", 64)
+	if _, err := Import(context.Background(), ImportInput{Server: f, Image: img, Alias: "bcm-workload"}); err != nil {
+		t.Fatal(err)
+	}
+	if f.aliases["bcm-workload"] != img.Fingerprint() {
+		t.Errorf("alias points at %s, want %s", f.aliases["bcm-workload"], img.Fingerprint())
+	}
+}
+
+func TestImportFailsWhenLXDComputesAnotherFingerprint(t *testing.T) {
+	img := cachedImage(t)
+	f := newFake()
+	f.computed = strings.Repeat("a", 64)
+	_, err := Import(context.Background(), ImportInput{Server: f, Image: img, Alias: "bcm-workload"})
+	if err == nil || !strings.Contains(err.Error(), "LXD computed fingerprint") {
+		t.Errorf("Import = %v, want a fingerprint mismatch error", err)
+	}
+}
+
+func TestImportRejectsBadInput(t *testing.T) {
+	img := cachedImage(t)
+	for name, in := range map[string]ImportInput{
+		"no server":      {Image: img, Alias: "a"},
+		"bad alias":      {Server: newFake(), Image: img, Alias: "a/b"},
+		"no fingerprint": {Server: newFake(), Image: Image{Key: "k"}, Alias: "a"},
+	} {
+		if _, err := Import(context.Background(), in); err == nil {
+			t.Errorf("%s: Import accepted it", name)
+		}
+	}
+}
+
+func TestCreateNetworkIsPendingOnEachMemberThenClusterWide(t *testing.T) {
+	f := newFake()
+	err := CreateNetwork(context.Background(), NetworkInput{Server: f, Name: "bcmwl0",
+		Parents: map[string]string{"C-01": "eth1", "C-00": "eth1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`network bcmwl0 type macvlan target "C-00" config map[parent:eth1]`,
+		`network bcmwl0 type macvlan target "C-01" config map[parent:eth1]`,
+		`network bcmwl0 type macvlan target "" config map[]`,
+	}
+	if strings.Join(*f.calls, "\n") != strings.Join(want, "\n") {
+		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(*f.calls, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestCreateNetworkKeepsACreatedMacvlanAndRefusesAnythingElse(t *testing.T) {
+	f := newFake()
+	f.networks["bcmwl0"] = &api.Network{Name: "bcmwl0", Type: "macvlan", Managed: true, Status: "Created"}
+	in := NetworkInput{Server: f, Name: "bcmwl0", Parents: map[string]string{"C-00": "eth1"}}
+	if err := CreateNetwork(context.Background(), in); err != nil || len(*f.calls) != 0 {
+		t.Errorf("existing macvlan: %v, calls %v; want it kept", err, *f.calls)
+	}
+	f.networks["bcmwl0"] = &api.Network{Name: "bcmwl0", Type: "bridge", Managed: true, Status: "Created"}
+	if err := CreateNetwork(context.Background(), in); err == nil || !strings.Contains(err.Error(), "type bridge") {
+		t.Errorf("existing bridge: %v, want an error naming its type", err)
+	}
+}
+
+func TestCreateNetworkRejectsBadInput(t *testing.T) {
+	for name, in := range map[string]NetworkInput{
+		"no server":     {Name: "n", Parents: map[string]string{"a": "eth1"}},
+		"long name":     {Server: newFake(), Name: "a-name-longer-than-fifteen", Parents: map[string]string{"a": "eth1"}},
+		"no parents":    {Server: newFake(), Name: "n"},
+		"empty parent":  {Server: newFake(), Name: "n", Parents: map[string]string{"a": ""}},
+		"leading digit": {Server: newFake(), Name: "0n", Parents: map[string]string{"a": "eth1"}},
+	} {
+		if err := CreateNetwork(context.Background(), in); err == nil {
+			t.Errorf("%s: CreateNetwork accepted it", name)
+		}
+	}
+}
+
+func TestParseIPAddrNIC(t *testing.T) {
+	out := "3: eth1    inet 10.77.0.10/24 brd 10.77.0.255 scope global eth1\\       valid_lft forever preferred_lft forever\n"
+	nic, err := parseIPAddrNIC(out, "C-00", "10.77.0.10")
+	if err != nil || nic != "eth1" {
+		t.Errorf("parse = %q, %v; want eth1", nic, err)
+	}
+	if _, err := parseIPAddrNIC("", "C-00", "10.77.0.10"); err == nil || !strings.Contains(err.Error(), "no interface holds 10.77.0.10") {
+		t.Errorf("empty output: %v, want an error naming the address", err)
+	}
+	if _, err := parseIPAddrNIC(out, "C-00", "10.77.0.1"); err == nil {
+		t.Error("10.77.0.1 matched 10.77.0.10's line")
+	}
+}
