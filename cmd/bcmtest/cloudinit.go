@@ -19,6 +19,7 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/providers"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
 )
 
 func (a *app) cloudInitCmd() *cobra.Command {
@@ -231,7 +232,11 @@ func schemaCheck(ctx context.Context, file string, data []byte) ([]cloudinit.Pro
 	if err != nil {
 		return nil, "skipped cloud-init's schema check: the VM image is not built yet (bcmtest image build)"
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	iv, err := wait.Load()
+	if err != nil {
+		return nil, "skipped cloud-init's schema check: " + err.Error()
+	}
+	ctx, cancel := context.WithTimeout(ctx, iv.SchemaCheck.Timeout)
 	defer cancel()
 	out, errOut, code, err := img.RunInRoot(ctx, map[string][]byte{"/tmp/bcmtest-user-data": data}, "cloud-init", "schema", "--config-file", "/tmp/bcmtest-user-data")
 	if err != nil {

@@ -30,6 +30,9 @@ type Cache struct {
 	cmd  *exec.Cmd
 	lock *state.Lock
 	done chan struct{}
+	// waits are the named intervals: apt-cache-start bounds the wait for
+	// the daemon to answer, process-exit its SIGTERM before SIGKILL.
+	waits wait.Intervals
 }
 
 // Mirror is the upstream the cache fetches from.
@@ -40,8 +43,9 @@ const slots = 8
 
 // Start runs apt-cacher-ng with its own config, cache and log directories
 // under root (one of several slots, so concurrent runs never share a cache
-// directory) on an ephemeral 127.0.0.1 port, and waits until it answers.
-func Start(ctx context.Context, root string, log io.Writer) (*Cache, error) {
+// directory) on an ephemeral 127.0.0.1 port, and waits until it answers
+// (waits' apt-cache-start; zero waits take the defaults).
+func Start(ctx context.Context, root string, log io.Writer, waits wait.Intervals) (*Cache, error) {
 	bin, err := exec.LookPath("apt-cacher-ng")
 	if err != nil {
 		if _, serr := os.Stat("/usr/sbin/apt-cacher-ng"); serr == nil {
@@ -62,7 +66,7 @@ func Start(ctx context.Context, root string, log io.Writer) (*Cache, error) {
 	if lock == nil {
 		return nil, fmt.Errorf("starting the apt cache: all %d cache slots under %s are in use", slots, root)
 	}
-	c := &Cache{Dir: dir, lock: lock, done: make(chan struct{})}
+	c := &Cache{Dir: dir, lock: lock, done: make(chan struct{}), waits: waits.WithDefaults()}
 	if err := c.start(ctx, bin, log); err != nil {
 		lock.Unlock()
 		return nil, err
@@ -119,9 +123,7 @@ func (c *Cache) start(ctx context.Context, bin string, log io.Writer) error {
 	c.cmd = cmd
 	go func() { cmd.Wait(); lf.Close(); close(c.done) }()
 	url := fmt.Sprintf("http://127.0.0.1:%d/acng-report.html", port)
-	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	err = wait.Until(wctx, 100*time.Millisecond, time.Second, func(ctx context.Context) (bool, string, error) {
+	err = wait.For(ctx, c.waits.AptCacheStart, func(ctx context.Context) (bool, string, error) {
 		select {
 		case <-c.done:
 			b, _ := os.ReadFile(filepath.Join(c.Dir, "daemon.log"))
@@ -177,7 +179,7 @@ func (c *Cache) Stop() error {
 		syscall.Kill(-c.cmd.Process.Pid, syscall.SIGTERM)
 		select {
 		case <-c.done:
-		case <-time.After(5 * time.Second):
+		case <-time.After(c.waits.ProcessExit.Timeout):
 			syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
 			<-c.done
 		}

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
 )
 
 func TestConfigAllowsOnlyDebianAndNoTunnels(t *testing.T) {
@@ -34,7 +36,7 @@ func startCache(t *testing.T) *Cache {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := Start(ctx, t.TempDir(), nil)
+	c, err := Start(ctx, t.TempDir(), nil, wait.Intervals{})
 	if err != nil {
 		t.Fatal(err)
 	}

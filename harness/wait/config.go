@@ -53,6 +53,7 @@ func (iv *Intervals) table() []entry {
 		timeoutOnly("multipass-detect", &iv.MultipassDetect),
 		pair("retry-transient", &iv.RetryTransient),
 		timeoutOnly("screenshot", &iv.Screenshot),
+		timeoutOnly("schema-check", &iv.SchemaCheck),
 
 		pair("members-online", &iv.MembersOnline),
 		pair("tor-active", &iv.TorActive),

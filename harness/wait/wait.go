@@ -44,6 +44,7 @@ type Intervals struct {
 	MultipassDetect Interval // multipass-detect: `multipass version` answering
 	RetryTransient  Interval // retry-transient: retrying a known-transient failure (dqlite busy or electing, SSH reset)
 	Screenshot      Interval // screenshot: headless Chromium rendering the report
+	SchemaCheck     Interval // schema-check: `cloud-init schema` run in the VM image's root tree
 
 	MembersOnline  Interval // members-online: every member Online with the pool Created (spec)
 	TorActive      Interval // tor-active: tor@default active and SOCKS listening (spec)
@@ -91,6 +92,7 @@ func DefaultIntervals() Intervals {
 		MultipassDetect: Interval{Timeout: 30 * time.Second},
 		RetryTransient:  Interval{Timeout: 30 * time.Second, Poll: 2 * time.Second},
 		Screenshot:      Interval{Timeout: 2 * time.Minute},
+		SchemaCheck:     Interval{Timeout: 2 * time.Minute},
 
 		MembersOnline:  Interval{Timeout: 2 * time.Minute, Poll: time.Second},
 		TorActive:      Interval{Timeout: time.Minute, Poll: time.Second},

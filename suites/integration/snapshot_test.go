@@ -152,7 +152,7 @@ func readIdentity(ctx SpecContext, p *qemu.Provider, n string) identity {
 		}
 		g.Expect(json.Unmarshal([]byte(strings.SplitN(strings.TrimSpace(out), "\n", 2)[0]), &e)).To(Succeed())
 		id.MachineIDJournal = e.MachineID
-	}, framework.GetIntervals("retry-transient")...).WithContext(ctx).Should(Succeed()) // journald writes the line a moment later
+	}, framework.GetIntervals("journal-entry")...).WithContext(ctx).Should(Succeed())
 	id.MAC0 = run("cat", "/sys/class/net/eth0/address")
 	id.MAC1 = run("cat", "/sys/class/net/eth1/address")
 	id.PrivateIP = run("sh", "-c", "ip -4 -o addr show dev eth1 | awk '{print $4}'")

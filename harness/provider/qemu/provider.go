@@ -127,7 +127,7 @@ func (p *Provider) ensureAptCache(ctx context.Context) (int, error) {
 	if p.apt != nil {
 		return p.apt.Port, nil
 	}
-	c, err := aptcache.Start(ctx, filepath.Join(p.cfg.Dirs.Cache, "apt"), p.cfg.Log)
+	c, err := aptcache.Start(ctx, filepath.Join(p.cfg.Dirs.Cache, "apt"), p.cfg.Log, p.cfg.Intervals)
 	if err != nil {
 		return 0, err
 	}
