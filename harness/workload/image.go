@@ -19,11 +19,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/artifact"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/buildstep"
 )
 
 // ImageRecipe is everything that decides the instance image's contents.
@@ -384,67 +383,17 @@ func cleanEntry(name string) (string, error) {
 
 func since(t time.Time) string { return time.Since(t).Round(time.Second).String() }
 
-// run executes a build step with its output as progress lines and its
-// tail in the error; on quiet stretches a line says it is still running.
-// Cancelling ctx interrupts the step's whole process group.
+// run executes a build step (harness/buildstep) with mmdebstrap's step
+// lines as progress, and a line on quiet stretches.
 func (s ImageStore) run(ctx context.Context, start time.Time, name string, args ...string) error {
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C.UTF-8")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = 20 * time.Second
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	var mu sync.Mutex
-	var tail []string
-	last := time.Now()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64*1024), 1024*1024)
-		for sc.Scan() {
-			line := sc.Text()
-			mu.Lock()
-			tail = append(tail, line)
-			if len(tail) > 40 {
-				tail = tail[1:]
-			}
-			last = time.Now()
-			mu.Unlock()
+	return buildstep.Run(ctx, buildstep.Step{Name: name, Args: args,
+		OnLine: func(line string) {
 			// mmdebstrap's step lines (I:), warnings and errors; not
 			// apt's and dpkg's per-package chatter.
 			if strings.HasPrefix(line, "I: ") || strings.HasPrefix(line, "W: ") || strings.HasPrefix(line, "E: ") {
 				s.printf("  [%s] %s\n", since(start), line)
 			}
-		}
-	}()
-	stop := make(chan struct{})
-	go func() {
-		t := time.NewTicker(15 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				mu.Lock()
-				quiet := time.Since(last) > 14*time.Second
-				mu.Unlock()
-				if quiet {
-					s.printf("  [%s] %s still running\n", since(start), name)
-				}
-			}
-		}
-	}()
-	err := cmd.Run()
-	pw.Close()
-	<-done
-	close(stop)
-	if err != nil {
-		mu.Lock()
-		defer mu.Unlock()
-		return fmt.Errorf("%s: %w\n%s", name, err, strings.Join(tail, "\n"))
-	}
-	return nil
+		},
+		OnQuiet: func() { s.printf("  [%s] %s still running\n", since(start), name) },
+	})
 }

@@ -13,11 +13,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/artifact"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/buildstep"
 )
 
 // Image is a built, complete cache entry. Its files are read-only by contract.
@@ -293,77 +292,27 @@ func copyBootFiles(tree, dst string) (string, error) {
 func since(t time.Time) string { return time.Since(t).Round(time.Second).String() }
 
 // run executes a build step, streaming its output as progress and keeping
-// the tail for the error. A ticker reports elapsed time on quiet stretches.
-// When Progress takes structured progress (StageReporter),
+// the tail for the error (harness/buildstep); quiet stretches get a "still
+// running" line. When Progress takes structured progress (StageReporter),
 // mmdebstrap's output becomes its stages and package counts instead, with
 // only its warnings and errors as lines, and the reporter says when a step
 // is quiet.
 func (s Store) run(ctx context.Context, start time.Time, name string, args ...string) error {
 	reporter, structured := s.Progress.(StageReporter)
 	var stages MmdebstrapParser
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C.UTF-8")
-	// Interrupt the step's whole process group (mmdebstrap's apt and
-	// chroot children too); mmdebstrap cleans up its mounts on SIGINT.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = 20 * time.Second
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	var mu sync.Mutex
-	var tail []string
-	last := time.Now()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64*1024), 1024*1024)
-		for sc.Scan() {
-			line := sc.Text()
-			mu.Lock()
-			tail = append(tail, line)
-			if len(tail) > 40 {
-				tail = tail[1:]
+	step := buildstep.Step{Name: name, Args: args, OnLine: func(line string) {
+		if structured && name == "mmdebstrap" {
+			if st, changed := stages.Line(line); changed {
+				reporter.ImageStage(st)
 			}
-			last = time.Now()
-			mu.Unlock()
-			if structured && name == "mmdebstrap" {
-				if st, changed := stages.Line(line); changed {
-					reporter.ImageStage(st)
-				}
-				if !strings.HasPrefix(line, "W: ") && !strings.HasPrefix(line, "E: ") {
-					continue
-				}
-			}
-			s.printf("  [%s] %s\n", since(start), line)
-		}
-	}()
-	stopTick := make(chan struct{})
-	go func() {
-		t := time.NewTicker(15 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-stopTick:
+			if !strings.HasPrefix(line, "W: ") && !strings.HasPrefix(line, "E: ") {
 				return
-			case <-t.C:
-				mu.Lock()
-				quiet := time.Since(last) > 14*time.Second
-				mu.Unlock()
-				if quiet && !structured {
-					s.printf("  [%s] %s still running\n", since(start), name)
-				}
 			}
 		}
-	}()
-	err := cmd.Run()
-	pw.Close()
-	<-done
-	close(stopTick)
-	if err != nil {
-		mu.Lock()
-		defer mu.Unlock()
-		return fmt.Errorf("%s: %w\n%s", name, err, strings.Join(tail, "\n"))
+		s.printf("  [%s] %s\n", since(start), line)
+	}}
+	if !structured {
+		step.OnQuiet = func() { s.printf("  [%s] %s still running\n", since(start), name) }
 	}
-	return nil
+	return buildstep.Run(ctx, step)
 }
