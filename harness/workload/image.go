@@ -23,6 +23,7 @@ import (
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/artifact"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/buildstep"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
 )
 
 // ImageRecipe is everything that decides the instance image's contents.
@@ -158,13 +159,9 @@ func (s ImageStore) Lookup(r ImageRecipe) (Image, error) {
 }
 
 func openImage(dir string) (Image, error) {
-	b, err := os.ReadFile(filepath.Join(dir, imageManifestName))
-	if err != nil {
-		return Image{}, err
-	}
 	var m ImageManifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		return Image{}, fmt.Errorf("reading instance image manifest in %s: %w", dir, err)
+	if err := state.LoadJSON(filepath.Join(dir, imageManifestName), &m); err != nil {
+		return Image{}, err
 	}
 	img := Image{Key: m.Key, Dir: dir, Path: filepath.Join(dir, imageTarballName), Manifest: m}
 	fi, err := os.Stat(img.Path)

@@ -80,13 +80,9 @@ type Snapshot struct {
 const snapshotManifestName = "snapshot.json"
 
 func openSnapshot(dir string) (Snapshot, error) {
-	b, err := os.ReadFile(filepath.Join(dir, snapshotManifestName))
-	if err != nil {
-		return Snapshot{}, err
-	}
 	var m SnapshotManifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		return Snapshot{}, fmt.Errorf("reading snapshot manifest in %s: %w", dir, err)
+	if err := state.LoadJSON(filepath.Join(dir, snapshotManifestName), &m); err != nil {
+		return Snapshot{}, err
 	}
 	s := Snapshot{Dir: dir, State: filepath.Join(dir, "state"), Disk: filepath.Join(dir, "disk.qcow2"), Manifest: m}
 	for _, f := range []string{s.State, s.Disk} {
