@@ -124,11 +124,11 @@ const replicaKey = "cluster.images_minimal_replica"
 
 // replicateToEveryMember sets replicaKey to -1, so the upload puts the
 // image on every member before it returns, and gives back the function
-// that restores the previous value. Otherwise, from four members on, a
-// member without the image fetches it while it creates its first
-// instance; in one nightly run such a create on a loaded member never
-// finished (the cause was not found), while the upload's own copies have
-// always completed.
+// that restores the previous value. With the default, from four nodes on,
+// a member without the image fetches it while it creates its first
+// instance; one such run had a create that never finished (which member
+// lacked the image, and why it hung, was not found), while the upload's
+// own copies have completed in every run.
 func replicateToEveryMember(srv lxd.InstanceServer) (restore func() error, err error) {
 	noop := func() error { return nil }
 	s, etag, err := srv.GetServer()
