@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/aptcache"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/procfd"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/sshx"
@@ -57,6 +58,11 @@ var _ provider.Faults = (*Provider)(nil)
 // New prepares the provider's state directory and SSH key.
 func New(cfg Config) (*Provider, error) {
 	if err := CheckHost(); err != nil {
+		return nil, err
+	}
+	// qemu and the apt cache outlive this process: they must not keep a
+	// descriptor (a caller's lock) this process inherited.
+	if err := procfd.CloseOnExecInherited(); err != nil {
 		return nil, err
 	}
 	if cfg.Dirs.State == "" {
