@@ -18,9 +18,16 @@ import (
 
 const qemuBinary = "qemu-system-x86_64"
 
+// incomingFD is the descriptor a restoring qemu reads the snapshot's
+// migration stream from: the state file itself, opened here and handed
+// over at start, instead of a `cat` process and a pipe between them.
+const incomingFD = 3
+
 // startQEMU runs qemu for rec, retrying with fresh ports if a forward port
-// was taken in between.
-func (p *Provider) startQEMU(ctx context.Context, rec *record, img image.Image, aptPort int, restoring bool) error {
+// was taken in between. A non-empty migration names the snapshot stream a
+// restore loads: qemu then waits for migrate-incoming on incomingFD.
+func (p *Provider) startQEMU(ctx context.Context, rec *record, img image.Image, aptPort int, migration string) error {
+	restoring := migration != ""
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		if attempt > 0 || !portFree(rec.SSHPort) || !portFree(rec.APIPort) {
@@ -55,7 +62,19 @@ func (p *Provider) startQEMU(ctx context.Context, rec *record, img image.Image, 
 		// which tears VMs down in order, not qemu directly.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
+		var stream *os.File
+		if restoring {
+			if stream, err = os.Open(migration); err != nil {
+				logf.Close()
+				return fmt.Errorf("opening the snapshot's migration stream: %w", err)
+			}
+			cmd.ExtraFiles = []*os.File{stream} // incomingFD in qemu
+		}
+		err = cmd.Start()
+		if stream != nil {
+			stream.Close() // qemu has its own copy, closed when the load ends
+		}
+		if err != nil {
 			logf.Close()
 			return fmt.Errorf("starting %s: %w", qemuBinary, err)
 		}

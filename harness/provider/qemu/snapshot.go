@@ -307,7 +307,7 @@ func (p *Provider) restore(ctx context.Context, rec *record, snap Snapshot) erro
 	}); err != nil {
 		return fmt.Errorf("waiting for QMP: %w", err)
 	}
-	if _, err := p.qmp(ctx, sock, "migrate-incoming", map[string]any{"uri": "exec:cat " + shellQuote(snap.State)}); err != nil {
+	if _, err := p.qmp(ctx, sock, "migrate-incoming", map[string]any{"uri": "fd:" + strconv.Itoa(incomingFD)}); err != nil {
 		return fmt.Errorf("loading snapshot: %w", err)
 	}
 	if err := p.waitMigration(ctx, sock, "query-status", p.cfg.Intervals.Boot, p.cfg.Intervals.QMP.Poll); err != nil {
