@@ -58,8 +58,22 @@ func Import(ctx context.Context, in ImportInput) (ImportResult, error) {
 		if !api.StatusErrorCheck(err, 404) {
 			return res, fmt.Errorf("looking up image %s in the cluster: %w", fp[:12], err)
 		}
-		if err := upload(ctx, in, fp); err != nil {
-			return res, err
+		f, err := os.Open(in.Image.Path)
+		if err != nil {
+			return res, fmt.Errorf("importing instance image %s: %w", in.Image.Key, err)
+		}
+		defer f.Close()
+		op, err := in.Server.CreateImage(api.ImagesPost{Filename: imageTarballName}, &lxd.ImageCreateArgs{
+			MetaFile: f, MetaName: imageTarballName, Type: "container",
+		})
+		if err != nil {
+			return res, fmt.Errorf("uploading instance image %s (%s): %w", in.Image.Key, fp[:12], err)
+		}
+		if err := op.WaitContext(ctx); err != nil {
+			return res, fmt.Errorf("importing instance image %s (%s): %w", in.Image.Key, fp[:12], err)
+		}
+		if got, _ := op.Get().Metadata["fingerprint"].(string); got != "" && got != fp {
+			return res, fmt.Errorf("importing instance image %s: LXD computed fingerprint %s, the cache has %s", in.Image.Key, got, fp)
 		}
 		res.Uploaded = true
 		if in.Progress != nil {
@@ -84,84 +98,6 @@ func Import(ctx context.Context, in ImportInput) (ImportResult, error) {
 	}
 	res.Took = time.Since(start)
 	return res, nil
-}
-
-// upload sends in.Image to the cluster with replicaKey at -1, restoring
-// the previous value whatever happens.
-func upload(ctx context.Context, in ImportInput, fp string) (err error) {
-	f, err := os.Open(in.Image.Path)
-	if err != nil {
-		return fmt.Errorf("importing instance image %s: %w", in.Image.Key, err)
-	}
-	defer f.Close()
-	restore, err := replicateToEveryMember(in.Server)
-	if err != nil {
-		return fmt.Errorf("importing instance image %s: %w", in.Image.Key, err)
-	}
-	defer func() {
-		if rerr := restore(); rerr != nil && err == nil {
-			err = fmt.Errorf("importing instance image %s: %w", in.Image.Key, rerr)
-		}
-	}()
-	op, err := in.Server.CreateImage(api.ImagesPost{Filename: imageTarballName}, &lxd.ImageCreateArgs{
-		MetaFile: f, MetaName: imageTarballName, Type: "container",
-	})
-	if err != nil {
-		return fmt.Errorf("uploading instance image %s (%s): %w", in.Image.Key, fp[:12], err)
-	}
-	if err := op.WaitContext(ctx); err != nil {
-		return fmt.Errorf("importing instance image %s (%s): %w", in.Image.Key, fp[:12], err)
-	}
-	if got, _ := op.Get().Metadata["fingerprint"].(string); got != "" && got != fp {
-		return fmt.Errorf("importing instance image %s: LXD computed fingerprint %s, the cache has %s", in.Image.Key, got, fp)
-	}
-	return nil
-}
-
-// replicaKey is the cluster setting for how many members LXD copies a new
-// image to while its upload operation runs (default 3).
-const replicaKey = "cluster.images_minimal_replica"
-
-// replicateToEveryMember sets replicaKey to -1, so the upload puts the
-// image on every member before it returns, and gives back the function
-// that restores the previous value. With the default, from four nodes on,
-// a member without the image fetches it while it creates its first
-// instance; one such run had a create that never finished (which member
-// lacked the image, and why it hung, was not found), while the upload's
-// own copies have completed in every run.
-func replicateToEveryMember(srv lxd.InstanceServer) (restore func() error, err error) {
-	noop := func() error { return nil }
-	s, etag, err := srv.GetServer()
-	if err != nil {
-		return noop, fmt.Errorf("reading the cluster's configuration: %w", err)
-	}
-	old, had := s.Config[replicaKey]
-	if fmt.Sprint(old) == "-1" {
-		return noop, nil
-	}
-	set := func(v any, present bool, etag string) error {
-		cur := s.Writable()
-		cfg := map[string]any{}
-		for k, v := range cur.Config {
-			cfg[k] = v
-		}
-		if present {
-			cfg[replicaKey] = v
-		} else {
-			delete(cfg, replicaKey)
-		}
-		cur.Config = cfg
-		return srv.UpdateServer(cur, etag)
-	}
-	if err := set("-1", true, etag); err != nil {
-		return noop, fmt.Errorf("setting %s=-1 so the image reaches every member: %w", replicaKey, err)
-	}
-	return func() error {
-		if err := set(old, had, ""); err != nil {
-			return fmt.Errorf("restoring %s: %w", replicaKey, err)
-		}
-		return nil
-	}, nil
 }
 
 // NetworkType is the instance network's LXD type: a macvlan on each

@@ -24,14 +24,10 @@ type fakeLXD struct {
 	// computed is the fingerprint the fake "LXD" reports for an upload.
 	computed string
 	uploaded *[]byte
-	// config is the cluster's server configuration.
-	config map[string]any
-	// failUpload makes CreateImage fail.
-	failUpload bool
 }
 
 func newFake() *fakeLXD {
-	return &fakeLXD{config: map[string]any{"core.https_address": "10.77.0.10:8443"}, calls: &[]string{}, images: map[string]bool{}, aliases: map[string]string{}, networks: map[string]*api.Network{}, uploaded: new([]byte)}
+	return &fakeLXD{calls: &[]string{}, images: map[string]bool{}, aliases: map[string]string{}, networks: map[string]*api.Network{}, uploaded: new([]byte)}
 }
 
 func notFound() error { return api.StatusErrorf(http.StatusNotFound, "not found") }
@@ -57,33 +53,7 @@ type fakeOp struct {
 func (o fakeOp) WaitContext(context.Context) error { return nil }
 func (o fakeOp) Get() api.Operation                { return api.Operation{Metadata: o.meta} }
 
-func (f *fakeLXD) GetServer() (*api.Server, string, error) {
-	cfg := map[string]any{}
-	for k, v := range f.config {
-		cfg[k] = v
-	}
-	return &api.Server{ServerPut: api.ServerPut{Config: cfg}}, "etag", nil
-}
-
-func (f *fakeLXD) UpdateServer(s api.ServerPut, _ string) error {
-	if s.Config["core.https_address"] != f.config["core.https_address"] {
-		return fmt.Errorf("PUT would drop or change core.https_address: %v", s.Config)
-	}
-	v, ok := s.Config[replicaKey]
-	if ok {
-		f.call("config %s=%v", replicaKey, v)
-	} else {
-		f.call("config %s unset", replicaKey)
-	}
-	f.config = s.Config
-	return nil
-}
-
 func (f *fakeLXD) CreateImage(img api.ImagesPost, args *lxd.ImageCreateArgs) (lxd.Operation, error) {
-	if f.failUpload {
-		f.call("upload refused")
-		return nil, fmt.Errorf("no space left")
-	}
 	b, _ := io.ReadAll(args.MetaFile)
 	*f.uploaded = b
 	f.call("upload %s (%d bytes, rootfs separate: %v)", args.Type, len(b), args.RootfsFile != nil)
@@ -139,9 +109,7 @@ func TestImportUploadsTheUnifiedTarballOnceAndAliasesIt(t *testing.T) {
 		t.Errorf("result %+v, want an upload of %s", res, img.Fingerprint())
 	}
 	want := []string{
-		"config cluster.images_minimal_replica=-1",
 		fmt.Sprintf("upload container (%d bytes, rootfs separate: false)", img.Manifest.SizeBytes),
-		"config cluster.images_minimal_replica unset",
 		"alias bcm-workload -> " + img.Fingerprint()[:12],
 	}
 	if strings.Join(*f.calls, "\n") != strings.Join(want, "\n") {
@@ -152,47 +120,6 @@ func TestImportUploadsTheUnifiedTarballOnceAndAliasesIt(t *testing.T) {
 	res, err = Import(context.Background(), ImportInput{Server: f, Image: img, Alias: "bcm-workload"})
 	if err != nil || res.Uploaded || len(*f.calls) != 0 {
 		t.Errorf("second import: %+v %v, calls %v; want no upload and no alias change", res, err, *f.calls)
-	}
-}
-
-// The upload runs with the image replicated to every member, and the
-// cluster's own setting comes back afterwards, also when the upload fails.
-func TestImportReplicatesToEveryMemberAndRestoresTheSetting(t *testing.T) {
-	img := cachedImage(t)
-	for name, tc := range map[string]struct {
-		before     map[string]any
-		failUpload bool
-		want       []string
-	}{
-		"set before": {before: map[string]any{replicaKey: "2"}, want: []string{
-			"config cluster.images_minimal_replica=-1", "upload", "config cluster.images_minimal_replica=2", "alias"}},
-		"already every member": {before: map[string]any{replicaKey: "-1"}, want: []string{"upload", "alias"}},
-		"upload fails": {failUpload: true, want: []string{
-			"config cluster.images_minimal_replica=-1", "upload refused", "config cluster.images_minimal_replica unset"}},
-	} {
-		f := newFake()
-		f.computed = img.Fingerprint()
-		f.failUpload = tc.failUpload
-		for k, v := range tc.before {
-			f.config[k] = v
-		}
-		_, err := Import(context.Background(), ImportInput{Server: f, Image: img, Alias: "bcm-workload"})
-		if (err != nil) != tc.failUpload {
-			t.Errorf("%s: Import = %v", name, err)
-		}
-		var got []string
-		for _, c := range *f.calls {
-			if strings.HasPrefix(c, "upload container") || strings.HasPrefix(c, "alias ") {
-				c, _, _ = strings.Cut(c, " ")
-			}
-			got = append(got, c)
-		}
-		if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
-			t.Errorf("%s: calls\n%s\nwant\n%s", name, strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
-		}
-		if want, ok := tc.before[replicaKey]; f.config[replicaKey] != want || (!ok && f.config[replicaKey] != nil) {
-			t.Errorf("%s: setting after import %v, want %v", name, f.config[replicaKey], want)
-		}
 	}
 }
 
