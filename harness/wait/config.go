@@ -68,10 +68,10 @@ func (iv *Intervals) table() []entry {
 		pair("journal-entry", &iv.JournalEntry),
 
 		timeoutOnly("image-import", &iv.ImageImport),
-		timeoutOnly("instance-op", &iv.InstanceOp),
+		pair("instance-op", &iv.InstanceOp),
 		pair("instance-state", &iv.InstanceState),
 		pair("instance-network", &iv.InstanceNetwork),
-		timeoutOnly("member-evacuate", &iv.MemberEvacuate),
+		pair("member-evacuate", &iv.MemberEvacuate),
 	}
 }
 

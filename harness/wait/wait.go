@@ -59,10 +59,10 @@ type Intervals struct {
 	JournalEntry   Interval // journal-entry: a logged line reached the journal (spec)
 
 	ImageImport     Interval // image-import: uploading the instance image to the cluster and LXD unpacking it (spec)
-	InstanceOp      Interval // instance-op: one LXD instance operation: create, start, stop, move, copy, snapshot, restore, delete (spec)
+	InstanceOp      Interval // instance-op: one LXD instance operation: create, start, stop, move, copy, snapshot, restore, delete; Poll is how long one ask of LXD's operation wait may block (spec)
 	InstanceState   Interval // instance-state: an instance reaching a status on a member (spec)
 	InstanceNetwork Interval // instance-network: one instance reaching another over the instance network (spec)
-	MemberEvacuate  Interval // member-evacuate: a member evacuated or restored, its instances moved or stopped and back (spec)
+	MemberEvacuate  Interval // member-evacuate: a member evacuated or restored, its instances moved or stopped and back; Poll as for instance-op (spec)
 }
 
 // DefaultIntervals are sized for software emulation (TCG) on two cores.
@@ -112,10 +112,10 @@ func DefaultIntervals() Intervals {
 		// image there (~30 s for 24 MB), and evacuating a member moves
 		// each of its containers in turn (~30 s each).
 		ImageImport:     Interval{Timeout: 10 * time.Minute},
-		InstanceOp:      Interval{Timeout: 10 * time.Minute},
+		InstanceOp:      Interval{Timeout: 10 * time.Minute, Poll: 5 * time.Second},
 		InstanceState:   Interval{Timeout: 3 * time.Minute, Poll: time.Second},
 		InstanceNetwork: Interval{Timeout: time.Minute, Poll: time.Second},
-		MemberEvacuate:  Interval{Timeout: 15 * time.Minute},
+		MemberEvacuate:  Interval{Timeout: 15 * time.Minute, Poll: 5 * time.Second},
 	}
 }
 

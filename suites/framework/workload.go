@@ -31,26 +31,34 @@ func opContext(ctx context.Context, name string) (context.Context, context.Cance
 	return context.WithTimeout(ctx, iv.Timeout)
 }
 
-// waitOp waits for op within the named interval, naming what it was. It
-// uses no Gomega, so goroutines may call it.
-func waitOp(ctx context.Context, interval string, op lxd.Operation, err error, what string) error {
+// waitOp waits for op within the named interval, naming what it was, by
+// asking LXD (workload.WaitOperation) instead of listening for the end on
+// the client's event feed. It uses no Gomega, so goroutines may call it.
+func waitOp(ctx context.Context, srv workload.OperationWaiter, interval string, op lxd.Operation, err error, what string) error {
+	_, err = waitOpEnded(ctx, srv, interval, op, err, what)
+	return err
+}
+
+// waitOpEnded is waitOp returning the operation as it ended.
+func waitOpEnded(ctx context.Context, srv workload.OperationWaiter, interval string, op lxd.Operation, err error, what string) (*api.Operation, error) {
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	iv, err := wait.Load()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	in, err := iv.Get(interval)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, in.Timeout)
 	defer cancel()
-	if err := op.WaitContext(ctx); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+	ended, err := workload.WaitOperation(ctx, srv, op.Get().ID, in.Poll)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	return nil
+	return ended, nil
 }
 
 // ImportInstanceImageInput is the cluster the instance image goes into.
@@ -113,7 +121,7 @@ func ImportInstanceImage(ctx context.Context, in ImportInstanceImageInput) Impor
 			if api.StatusErrorCheck(err, 404) {
 				return
 			}
-			Expect(waitOp(ctx, "instance-op", op, err, "deleting image "+fp[:12]+" from "+in.Cluster.Name())).To(Succeed())
+			Expect(waitOp(ctx, srv, "instance-op", op, err, "deleting image "+fp[:12]+" from "+in.Cluster.Name())).To(Succeed())
 		})
 	}
 	in.Cluster.RecordStep("instance image import", out.Import.Took)
@@ -241,7 +249,7 @@ func LaunchInstances(ctx context.Context, in LaunchInstancesInput) {
 				Source:      api.InstanceSource{Type: "image", Alias: in.Image},
 				InstancePut: api.InstancePut{Config: cfg, Devices: devices},
 			})
-			errs[i] = waitOp(ctx, "instance-op", op, err, fmt.Sprintf("creating instance %s on %s from %s", spec.Name, spec.Target, in.Image))
+			errs[i] = waitOp(ctx, srv, "instance-op", op, err, fmt.Sprintf("creating instance %s on %s from %s", spec.Name, spec.Target, in.Image))
 		}()
 	}
 	wg.Wait()
@@ -286,12 +294,12 @@ func DeleteInstanceE(ctx context.Context, t testing.TestingT, in DeleteInstanceI
 	}
 	if inst.StatusCode != api.Stopped {
 		op, err := srv.UpdateInstanceState(in.Instance, api.InstanceStatePut{Action: "stop", Force: true, Timeout: -1}, "")
-		if err := waitOp(ctx, "instance-op", op, err, "stopping instance "+in.Instance+" to delete it"); err != nil {
+		if err := waitOp(ctx, srv, "instance-op", op, err, "stopping instance "+in.Instance+" to delete it"); err != nil {
 			return err
 		}
 	}
 	op, err := srv.DeleteInstance(in.Instance)
-	return waitOp(ctx, "instance-op", op, err, "deleting instance "+in.Instance+" from "+inst.Location)
+	return waitOp(ctx, srv, "instance-op", op, err, "deleting instance "+in.Instance+" from "+inst.Location)
 }
 
 // InstanceStateInput is a state change of one instance.
@@ -317,7 +325,7 @@ func SetInstanceStateE(ctx context.Context, t testing.TestingT, in InstanceState
 		return err
 	}
 	op, err := srv.UpdateInstanceState(in.Instance, api.InstanceStatePut{Action: in.Action, Force: in.Force, Timeout: -1}, "")
-	return waitOp(ctx, "instance-op", op, err, fmt.Sprintf("%s instance %s", in.Action, in.Instance))
+	return waitOp(ctx, srv, "instance-op", op, err, fmt.Sprintf("%s instance %s", in.Action, in.Instance))
 }
 
 // SetInstanceState is SetInstanceStateE that fails the test on an error.
@@ -406,7 +414,8 @@ func ExecInInstanceE(ctx context.Context, t testing.TestingT, in ExecInInstanceI
 	what := fmt.Sprintf("executing %q in instance %s", strings.Join(in.Argv, " "), in.Instance)
 	op, err := srv.ExecInstance(in.Instance, api.InstanceExecPost{Command: in.Argv, WaitForWS: true},
 		&lxd.InstanceExecArgs{Stdin: strings.NewReader(in.Stdin), Stdout: &stdout, Stderr: &stderr, DataDone: done})
-	if err := waitOp(ctx, "instance-op", op, err, what); err != nil {
+	ended, err := waitOpEnded(ctx, srv, "instance-op", op, err, what)
+	if err != nil {
 		return InstanceExecResult{}, err
 	}
 	select {
@@ -414,9 +423,9 @@ func ExecInInstanceE(ctx context.Context, t testing.TestingT, in ExecInInstanceI
 	case <-ctx.Done():
 		return InstanceExecResult{}, fmt.Errorf("%s: waiting for its output: %w", what, ctx.Err())
 	}
-	code, ok := op.Get().Metadata["return"].(float64)
+	code, ok := ended.Metadata["return"].(float64)
 	if !ok {
-		return InstanceExecResult{}, fmt.Errorf("%s: LXD reported no exit code (metadata %v)", what, op.Get().Metadata)
+		return InstanceExecResult{}, fmt.Errorf("%s: LXD reported no exit code (metadata %v)", what, ended.Metadata)
 	}
 	return InstanceExecResult{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: int(code)}, nil
 }
@@ -551,7 +560,7 @@ func SnapshotInstanceE(ctx context.Context, t testing.TestingT, in SnapshotInsta
 		return err
 	}
 	op, err := srv.CreateInstanceSnapshot(in.Instance, api.InstanceSnapshotsPost{Name: in.Snapshot})
-	return waitOp(ctx, "instance-op", op, err, fmt.Sprintf("snapshotting instance %s as %s", in.Instance, in.Snapshot))
+	return waitOp(ctx, srv, "instance-op", op, err, fmt.Sprintf("snapshotting instance %s as %s", in.Instance, in.Snapshot))
 }
 
 // RestoreInstanceE restores the instance to the snapshot.
@@ -561,7 +570,7 @@ func RestoreInstanceE(ctx context.Context, t testing.TestingT, in SnapshotInstan
 		return err
 	}
 	op, err := srv.UpdateInstance(in.Instance, api.InstancePut{Restore: in.Snapshot}, "")
-	return waitOp(ctx, "instance-op", op, err, fmt.Sprintf("restoring instance %s to snapshot %s", in.Instance, in.Snapshot))
+	return waitOp(ctx, srv, "instance-op", op, err, fmt.Sprintf("restoring instance %s to snapshot %s", in.Instance, in.Snapshot))
 }
 
 // MoveInstanceInput is a stopped instance and the member it moves to.
@@ -579,7 +588,7 @@ func MoveInstanceE(ctx context.Context, t testing.TestingT, in MoveInstanceInput
 		return err
 	}
 	op, err := srv.UseTarget(in.Target).MigrateInstance(in.Instance, api.InstancePost{Name: in.Instance, Migration: true})
-	return waitOp(ctx, "instance-op", op, err, fmt.Sprintf("moving instance %s to %s", in.Instance, in.Target))
+	return waitOp(ctx, srv, "instance-op", op, err, fmt.Sprintf("moving instance %s to %s", in.Instance, in.Target))
 }
 
 // CopyInstanceInput is an instance to copy to another member.
@@ -622,7 +631,7 @@ func CopyInstanceE(ctx context.Context, t testing.TestingT, in CopyInstanceInput
 		Name: in.Name, Type: api.InstanceType(src.Type), InstancePut: put,
 		Source: api.InstanceSource{Type: "copy", Source: in.Source, BaseImage: src.Config["volatile.base_image"], InstanceOnly: true},
 	})
-	return waitOp(ctx, "instance-op", op, err, fmt.Sprintf("copying instance %s to %s on %s", in.Source, in.Name, in.Target))
+	return waitOp(ctx, srv, "instance-op", op, err, fmt.Sprintf("copying instance %s to %s on %s", in.Source, in.Name, in.Target))
 }
 
 // MemberStateInput is an evacuation or a restore of a member.
@@ -648,7 +657,7 @@ func SetMemberStateE(ctx context.Context, t testing.TestingT, in MemberStateInpu
 		return errors.New("this LXD lacks the clustering_evacuation API extension: cannot evacuate members")
 	}
 	op, err := srv.UpdateClusterMemberState(in.Member, api.ClusterMemberStatePost{Action: in.Action})
-	return waitOp(ctx, "member-evacuate", op, err, fmt.Sprintf("%s member %s", in.Action, in.Member))
+	return waitOp(ctx, srv, "member-evacuate", op, err, fmt.Sprintf("%s member %s", in.Action, in.Member))
 }
 
 // ExpectNoLeftoverDatasetsInput names what must be gone from every pool.
