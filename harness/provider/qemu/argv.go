@@ -3,7 +3,6 @@ package qemu
 import (
 	"fmt"
 	"strconv"
-	"strings"
 )
 
 // argvInput is everything the qemu command line depends on.
@@ -20,13 +19,7 @@ type argvInput struct {
 	// (a snapshot's template, or a restore that inserts it over QMP).
 	Seed string
 	// Incoming starts qemu waiting for a migration stream (a restore).
-	Incoming bool
-	// RAM, when set, backs guest memory with this file instead of
-	// anonymous memory: shared for a snapshot's template (its RAM is
-	// written there and kept), private for a restored node (it reads the
-	// template's pages on demand and keeps its own writes to itself).
-	RAM         string
-	RAMShared   bool
+	Incoming    bool
 	SSHPort     int
 	APIPort     int
 	PrivateIP   string
@@ -56,20 +49,9 @@ func buildArgv(in argvInput) []string {
 	if in.AptPort > 0 {
 		user += fmt.Sprintf(",guestfwd=tcp:%s-cmd:%s", AptProxyAddr, aptForwarder(in.AptPort))
 	}
-	machine := "q35"
-	var ram []string
-	if in.RAM != "" {
-		share := "off"
-		if in.RAMShared {
-			share = "on"
-		}
-		ram = []string{"-object", fmt.Sprintf("memory-backend-file,id=%s,size=%dM,mem-path=%s,share=%s",
-			ramID, in.MemoryMiB, strings.ReplaceAll(in.RAM, ",", ",,"), share)}
-		machine += ",memory-backend=" + ramID
-	}
 	argv := []string{
 		"-name", in.Name,
-		"-machine", machine,
+		"-machine", "q35",
 		"-accel", accel,
 		"-smp", strconv.Itoa(in.CPUs),
 		"-m", strconv.Itoa(in.MemoryMiB),
@@ -93,7 +75,6 @@ func buildArgv(in argvInput) []string {
 		"-qmp", "unix:" + in.QMP + ",server=on,wait=off",
 		"-pidfile", in.PIDFile,
 	}
-	argv = append(argv, ram...)
 	if in.Incoming {
 		argv = append(argv, "-incoming", "defer")
 	}
@@ -103,7 +84,6 @@ func buildArgv(in argvInput) []string {
 // Device ids the restore addresses over QMP. Every VM has the same device
 // set, so a snapshot of one shape restores into any VM of that shape.
 const (
-	ramID   = "ram0"
 	diskID  = "disk0"
 	seedID  = "seed0"
 	cdromID = "cdrom0"

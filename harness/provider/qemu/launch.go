@@ -245,7 +245,7 @@ func (p *Provider) boot(ctx context.Context, rec *record, img image.Image, accel
 	if err := rec.save(); err != nil {
 		return "", err
 	}
-	if err := p.startQEMU(ctx, rec, img, aptPort, nil); err != nil {
+	if err := p.startQEMU(ctx, rec, img, aptPort, ""); err != nil {
 		return "", err
 	}
 	return "cold boot", nil
@@ -264,7 +264,7 @@ func (p *Provider) restoreFrom(ctx context.Context, rec *record, img image.Image
 	if err := rec.save(); err != nil {
 		return err
 	}
-	if err := p.startQEMU(ctx, rec, img, aptPort, &snap); err != nil {
+	if err := p.startQEMU(ctx, rec, img, aptPort, snap.State); err != nil {
 		return err
 	}
 	return p.restore(ctx, rec, snap)

@@ -76,7 +76,7 @@ func (p *Provider) Start(ctx context.Context, name string) error {
 		return fmt.Errorf("starting %s: %w", name, err)
 	}
 	p.dropClient(name)
-	if err := p.startQEMU(ctx, rec, img, aptPort, nil); err != nil {
+	if err := p.startQEMU(ctx, rec, img, aptPort, ""); err != nil {
 		return fmt.Errorf("starting %s: %w", name, err)
 	}
 	return p.waitSSH(ctx, rec)

@@ -24,11 +24,10 @@ const qemuBinary = "qemu-system-x86_64"
 const incomingFD = 3
 
 // startQEMU runs qemu for rec, retrying with fresh ports if a forward port
-// was taken in between. With snap, qemu maps the snapshot's RAM file
-// privately and waits for migrate-incoming on incomingFD, the snapshot's
-// migration stream.
-func (p *Provider) startQEMU(ctx context.Context, rec *record, img image.Image, aptPort int, snap *Snapshot) error {
-	restoring := snap != nil
+// was taken in between. A non-empty migration names the snapshot stream a
+// restore loads: qemu then waits for migrate-incoming on incomingFD.
+func (p *Provider) startQEMU(ctx context.Context, rec *record, img image.Image, aptPort int, migration string) error {
+	restoring := migration != ""
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		if attempt > 0 || !portFree(rec.SSHPort) || !portFree(rec.APIPort) {
@@ -50,7 +49,6 @@ func (p *Provider) startQEMU(ctx context.Context, rec *record, img image.Image, 
 		}
 		if restoring {
 			in.Seed = "" // inserted over QMP once the snapshot is loaded
-			in.RAM = snap.RAM
 		}
 		argv := buildArgv(in)
 		os.Remove(rec.path("qemu.pid"))
@@ -66,7 +64,7 @@ func (p *Provider) startQEMU(ctx context.Context, rec *record, img image.Image, 
 		cmd.Stdout, cmd.Stderr = logf, logf
 		var stream *os.File
 		if restoring {
-			if stream, err = os.Open(snap.State); err != nil {
+			if stream, err = os.Open(migration); err != nil {
 				logf.Close()
 				return fmt.Errorf("opening the snapshot's migration stream: %w", err)
 			}

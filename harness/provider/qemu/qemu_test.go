@@ -140,10 +140,8 @@ func TestRestoreArgvHasTheTemplatesDevices(t *testing.T) {
 	tmpl := argvInput{Name: "tmpl", CPUs: 1, MemoryMiB: 1024, Accel: "tcg", Kernel: "/k", Initrd: "/i", KernelArgs: "root=LABEL=root",
 		Overlay: "/t/disk.qcow2", SSHPort: 1, APIPort: 2, PrivateIP: "10.77.0.250", AptPort: 3, SegmentPort: 4,
 		MACs: [2]string{"52:54:00:00:00:01", "52:54:01:00:00:01"}, Serial: "/t/serial", QMP: "/t/qmp", PIDFile: "/t/pid"}
-	tmpl.RAM, tmpl.RAMShared = "/t/ram", true
 	node := tmpl
 	node.Name, node.Overlay, node.SSHPort, node.APIPort, node.SegmentPort, node.Incoming = "CLUS1-01", "/n/overlay.qcow2", 5, 6, 7, true
-	node.RAMShared = false
 	node.MACs = [2]string{"52:54:00:aa:00:01", "52:54:01:aa:00:01"}
 	devices := func(argv []string) []string {
 		var out []string
@@ -163,27 +161,6 @@ func TestRestoreArgvHasTheTemplatesDevices(t *testing.T) {
 	}
 	if !strings.Contains(argvString(node), "if=none,id=seed0,media=cdrom,readonly=on -device") {
 		t.Fatalf("a restore starts with an empty CD-ROM: %s", argvString(node))
-	}
-	// Guest RAM is the template's file: written through by the template,
-	// mapped copy-on-write by the node, never written back by it.
-	ram := func(share string) string {
-		return "-object memory-backend-file,id=ram0,size=1024M,mem-path=/t/ram,share=" + share
-	}
-	if a := argvString(tmpl); !strings.Contains(a, ram("on")) || !strings.Contains(a, "-machine q35,memory-backend=ram0") {
-		t.Errorf("template RAM is not the shared file: %s", a)
-	}
-	if a := argvString(node); !strings.Contains(a, ram("off")) || !strings.Contains(a, "-machine q35,memory-backend=ram0") {
-		t.Errorf("restored RAM is not a private mapping of the template's file: %s", a)
-	}
-	cold := tmpl
-	cold.RAM = ""
-	if a := argvString(cold); strings.Contains(a, "memory-backend") || !strings.Contains(a, "-machine q35 ") {
-		t.Errorf("a cold boot's RAM is not anonymous: %s", a)
-	}
-	odd := node
-	odd.RAM = "/c,d/ram"
-	if a := argvString(odd); !strings.Contains(a, "mem-path=/c,,d/ram,") {
-		t.Errorf("a comma in the RAM path is not escaped: %s", a)
 	}
 }
 

@@ -29,8 +29,7 @@ import (
 
 // deviceSet names buildArgv's device set; a migration stream only loads
 // into the same devices, so changing them must change every snapshot key.
-// d2: guest RAM in a file of the snapshot (ignoreShared), not in the stream.
-const deviceSet = "d2"
+const deviceSet = "d1"
 
 // gateWaiting is what the image's seed gate prints on the serial console
 // while it waits: the moment to take the snapshot.
@@ -73,8 +72,7 @@ type SnapshotManifest struct {
 // Snapshot is a complete cache entry.
 type Snapshot struct {
 	Dir      string
-	State    string // the migration stream: device state, no guest RAM
-	RAM      string // the template's guest RAM, mapped privately by each node
+	State    string // the migration stream
 	Disk     string // the frozen disk layer, backed by the image's root
 	Manifest SnapshotManifest
 }
@@ -86,8 +84,8 @@ func openSnapshot(dir string) (Snapshot, error) {
 	if err := state.LoadJSON(filepath.Join(dir, snapshotManifestName), &m); err != nil {
 		return Snapshot{}, err
 	}
-	s := Snapshot{Dir: dir, State: filepath.Join(dir, "state"), RAM: filepath.Join(dir, "ram"), Disk: filepath.Join(dir, "disk.qcow2"), Manifest: m}
-	for _, f := range []string{s.State, s.RAM, s.Disk} {
+	s := Snapshot{Dir: dir, State: filepath.Join(dir, "state"), Disk: filepath.Join(dir, "disk.qcow2"), Manifest: m}
+	for _, f := range []string{s.State, s.Disk} {
 		if _, err := os.Stat(f); err != nil {
 			return Snapshot{}, fmt.Errorf("snapshot %s is incomplete: %w", m.Key, err)
 		}
@@ -176,14 +174,12 @@ func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, 
 		return err
 	}
 	serial := filepath.Join(tmp, "serial.log")
-	ram := filepath.Join(tmp, "ram")
 	argv := buildArgv(argvInput{
 		Name: "bcmtest-template", CPUs: sh.CPUs, MemoryMiB: sh.MemoryMiB, Accel: sh.Accel,
 		Kernel: img.Kernel, Initrd: img.Initrd, KernelArgs: img.KernelArgs, Overlay: disk,
 		SSHPort: sshPort, APIPort: apiPort, PrivateIP: templateIP, AptPort: aptPort,
 		SegmentPort: segmentPort("bcmtest-template-"+strconv.Itoa(os.Getpid()), nil), MACs: macs("template", key),
 		Serial: serial, QMP: filepath.Join(run, "qmp.sock"), PIDFile: filepath.Join(run, "qemu.pid"),
-		RAM: ram, RAMShared: true,
 	})
 	logf, err := os.OpenFile(filepath.Join(tmp, "qemu.log"), os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -232,9 +228,6 @@ func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, 
 	// The default bandwidth cap is for live migration over a network; a
 	// paused VM to a local file should go as fast as the disk takes it.
 	p.qmp(ctx, qmpSock, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(8) << 30})
-	if err := p.ignoreShared(ctx, qmpSock); err != nil {
-		return fmt.Errorf("making snapshot %s: %w", key, err)
-	}
 	state := filepath.Join(tmp, "state")
 	if _, err := p.qmp(ctx, qmpSock, "migrate", map[string]any{"uri": "exec:cat > " + shellQuote(state)}); err != nil {
 		return fmt.Errorf("making snapshot %s: saving the template: %w", key, err)
@@ -253,15 +246,11 @@ func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, 
 			return err
 		}
 	}
-	// A node's qemu opens the RAM file read-write even for its private
-	// (copy-on-write) mapping, so its owner keeps write permission; no
-	// node ever writes to it.
-	if err := os.Chmod(ram, 0o600); err != nil {
-		return err
-	}
 	var size int64
-	for _, f := range []string{disk, state, ram} {
-		size += allocated(f)
+	for _, f := range []string{disk, state} {
+		if fi, err := os.Stat(f); err == nil {
+			size += fi.Size()
+		}
 	}
 	m := SnapshotManifest{Key: key, Shape: sh, RootGiB: p.cfg.Recipe.RootSizeGiB, Created: time.Now().UTC(), CreateTime: time.Since(start), SizeBytes: size}
 	b, _ := json.MarshalIndent(m, "", "  ")
@@ -270,34 +259,6 @@ func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, 
 	}
 	p.logf("snapshot %s: made in %s (template at the seed gate after %s; %.0f MiB)", key, time.Since(start).Round(100*time.Millisecond),
 		booted.Round(100*time.Millisecond), float64(size)/(1<<20))
-	return nil
-}
-
-// allocated is the disk space a file takes: the RAM file is sparse, its
-// size is the guest's memory but only the pages the template wrote are on
-// disk.
-func allocated(path string) int64 {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return st.Blocks * 512
-	}
-	return fi.Size()
-}
-
-// ignoreShared turns on QEMU's x-ignore-shared migration capability on
-// both ends of a snapshot: guest RAM backed by a file (the template's,
-// shared; a node's, private) is left out of the migration stream. The
-// node then maps the template's RAM file instead of loading its pages:
-// loading 500 MB of pages made the host fault in and zero nearly all of
-// the guest's memory first, about 4.5 s per node on this machine kind.
-func (p *Provider) ignoreShared(ctx context.Context, sock string) error {
-	if _, err := p.qmp(ctx, sock, "migrate-set-capabilities", map[string]any{
-		"capabilities": []map[string]any{{"capability": "x-ignore-shared", "state": true}}}); err != nil {
-		return fmt.Errorf("leaving file-backed RAM out of the migration: %w", err)
-	}
 	return nil
 }
 
@@ -345,9 +306,6 @@ func (p *Provider) restore(ctx context.Context, rec *record, snap Snapshot) erro
 		return err == nil, fmt.Sprint(err), nil
 	}); err != nil {
 		return fmt.Errorf("waiting for QMP: %w", err)
-	}
-	if err := p.ignoreShared(ctx, sock); err != nil {
-		return fmt.Errorf("loading snapshot: %w", err)
 	}
 	if _, err := p.qmp(ctx, sock, "migrate-incoming", map[string]any{"uri": "fd:" + strconv.Itoa(incomingFD)}); err != nil {
 		return fmt.Errorf("loading snapshot: %w", err)
