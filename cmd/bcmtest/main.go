@@ -11,8 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-
-	"github.com/BitcoinCacheMachine/bcmtest/harness/procfd"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -20,11 +18,6 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	// VMs started here outlive this command: a descriptor it inherited (a
-	// wrapper's lock) must not live on in them.
-	if err := procfd.CloseOnExecInherited(); err != nil {
-		fmt.Fprintf(os.Stderr, "bcmtest: %v\n", err)
-	}
 	code := execute(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
