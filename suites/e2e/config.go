@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gruntwork-io/terratest/modules/random"
+
+	"github.com/BitcoinCacheMachine/bcmtest/suites/framework"
 )
 
 // Config is the suite's configuration, read once from the environment.
@@ -25,8 +27,8 @@ type Config struct {
 	CollectAlways bool   // BCMTEST_COLLECT_ALWAYS=1: diagnostics on success too
 	Reuse         string // BCMTEST_REUSE=NAME: run against an existing cluster
 	SkipTeardown  bool   // BCMTEST_SKIP_TEARDOWN=1: leave the cluster for reruns
-	CPUs          int    // BCMTEST_CPUS (default 2)
-	Memory        string // BCMTEST_MEMORY (default 2G)
+	CPUs          int    // BCMTEST_CPUS (default framework.NodeCPUs)
+	Memory        string // BCMTEST_MEMORY (default framework.NodeMemory)
 	Disk          string // BCMTEST_DISK (default 30G)
 	Force         bool   // BCMTEST_FORCE=1: boot a cloud-init file the provider lint warns about
 }
@@ -41,7 +43,7 @@ func LoadConfig() (Config, error) {
 	c := Config{Members: 1, Provider: os.Getenv("BCMTEST_PROVIDER"), CloudInit: os.Getenv("BCMTEST_CLOUD_INIT"),
 		KeepOnFailure: envBool("BCMTEST_KEEP_ON_FAILURE"), CollectAlways: envBool("BCMTEST_COLLECT_ALWAYS"),
 		Reuse: os.Getenv("BCMTEST_REUSE"), SkipTeardown: envBool("BCMTEST_SKIP_TEARDOWN"), Force: envBool("BCMTEST_FORCE"),
-		CPUs: 2, Memory: os.Getenv("BCMTEST_MEMORY"), Disk: os.Getenv("BCMTEST_DISK")}
+		CPUs: framework.NodeCPUs, Memory: os.Getenv("BCMTEST_MEMORY"), Disk: os.Getenv("BCMTEST_DISK")}
 	if v := os.Getenv("BCMTEST_MEMBERS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -55,6 +57,9 @@ func LoadConfig() (Config, error) {
 			return c, fmt.Errorf("BCMTEST_CPUS=%q: must be a whole number", v)
 		}
 		c.CPUs = n
+	}
+	if c.Memory == "" {
+		c.Memory = framework.NodeMemory
 	}
 	if c.Provider == "" {
 		c.Provider = "auto"

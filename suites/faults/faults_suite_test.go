@@ -92,7 +92,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	}
 	faults = f
 	bcm, err = cluster.Up(ctx, cluster.Spec{
-		Name: framework.RunName("bcmflt"), Members: members, CPUs: 1, Memory: "1536M", Disk: "12G", PoolSize: "2G",
+		Name: framework.RunName("bcmflt"), Members: members, CPUs: framework.NodeCPUs, Memory: framework.NodeMemory, Disk: "12G", PoolSize: "2G",
 		CloudInit: fixtures.MustRead(fixtures.For(p.Name())), Provider: p, Log: GinkgoWriter,
 	})
 	Expect(err).NotTo(HaveOccurred())

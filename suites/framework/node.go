@@ -11,6 +11,15 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 )
 
+// NodeCPUs and NodeMemory are the node shape every suite uses unless told
+// otherwise. A booted snapshot restores only into its own shape, so one
+// shape for all suites means one snapshot per CI run, not one per suite.
+const (
+	NodeCPUs      = 1
+	NodeMemory    = "1536M"
+	NodeMemoryMiB = 1536
+)
+
 // Node is one VM and the provider it runs on.
 type Node struct {
 	Provider provider.Provider

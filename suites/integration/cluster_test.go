@@ -33,7 +33,7 @@ var _ = Describe("LXD cluster formation", Label("cluster"), func() {
 		func(ctx SpecContext, members int) {
 			name := runID("clu") + "m" + string(rune('0'+members))
 			c, err := cluster.Up(ctx, cluster.Spec{
-				Name: name, Members: members, CPUs: 1, Memory: "1536M", Disk: "12G", PoolSize: "2G",
+				Name: name, Members: members, CPUs: framework.NodeCPUs, Memory: framework.NodeMemory, Disk: "12G", PoolSize: "2G",
 				CloudInit: fixtures.MustRead(fixtures.BCMDebian), CloudInitName: fixtures.BCMDebian,
 				Provider: p, StateDir: dirs.State, Log: GinkgoWriter,
 			})

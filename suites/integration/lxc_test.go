@@ -31,7 +31,7 @@ var _ = Describe("the lxc client on this host", Label("lxc"), func() {
 
 		name := runID("lxc")
 		c, err := cluster.Up(ctx, cluster.Spec{
-			Name: name, Members: 1, CPUs: 1, Memory: "1536M", Disk: "12G", PoolSize: "2G",
+			Name: name, Members: 1, CPUs: framework.NodeCPUs, Memory: framework.NodeMemory, Disk: "12G", PoolSize: "2G",
 			CloudInit: fixtures.MustRead(fixtures.BCMDebian), CloudInitName: fixtures.BCMDebian,
 			Provider: p, StateDir: dirs.State, Log: GinkgoWriter,
 		})

@@ -201,7 +201,7 @@ var _ = Describe("the multipass provider on the multipass stand-in", Label("mult
 		Expect(err).NotTo(HaveOccurred())
 		name := runID("mpto") + "-00"
 		DeferCleanup(func(ctx SpecContext) { sweepStandin(ctx, bin, dirs, []string{name}) }, NodeTimeout(2*time.Minute))
-		_, err = p.Launch(ctx, provider.LaunchInput{Name: name, CPUs: 1, MemoryMiB: 1024, DiskGiB: 10,
+		_, err = p.Launch(ctx, provider.LaunchInput{Name: name, CPUs: framework.NodeCPUs, MemoryMiB: framework.NodeMemoryMiB, DiskGiB: 10,
 			UserData: fixtures.MustRead(fixtures.VMSmoke), Log: GinkgoWriter})
 		Expect(err).To(MatchError(multipass.ErrTimeout))
 		var ce *provider.CloudInitError
@@ -250,7 +250,7 @@ var _ = Describe("the multipass provider on the multipass stand-in", Label("mult
 		nodes := []string{cluster.NodeName(name, 0), cluster.NodeName(name, 1)}
 		DeferCleanup(func(ctx SpecContext) { sweepStandin(ctx, bin, dirs, nodes) }, NodeTimeout(3*time.Minute))
 		c, err := cluster.Up(ctx, cluster.Spec{
-			Name: name, Members: 1, CPUs: 1, Memory: "1536M", Disk: "12G", PoolSize: "2G",
+			Name: name, Members: 1, CPUs: framework.NodeCPUs, Memory: framework.NodeMemory, Disk: "12G", PoolSize: "2G",
 			CloudInit: fixtures.MustRead(fixtures.BCMDebian), CloudInitName: fixtures.BCMDebian,
 			Provider: p, StateDir: dirs.State, Log: GinkgoWriter,
 		})

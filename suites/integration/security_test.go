@@ -14,6 +14,7 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+	"github.com/BitcoinCacheMachine/bcmtest/suites/framework"
 )
 
 // The apt cache is the one door from a VM to the host's network: it must
@@ -49,7 +50,7 @@ var _ = Describe("the apt cache seen from inside a VM", Label("security"), Order
 		DeferCleanup(p.Close)
 		name = runID("sec") + "-00"
 		DeferCleanup(func(ctx SpecContext) { Expect(p.Delete(ctx, name)).To(Succeed()) }, NodeTimeout(2*time.Minute))
-		_, err = p.Launch(ctx, provider.LaunchInput{Name: name, CPUs: 1, MemoryMiB: 1536, DiskGiB: 10,
+		_, err = p.Launch(ctx, provider.LaunchInput{Name: name, CPUs: framework.NodeCPUs, MemoryMiB: framework.NodeMemoryMiB, DiskGiB: 10,
 			UserData: []byte("#cloud-config\npackage_update: true\n"), Log: GinkgoWriter})
 		Expect(err).NotTo(HaveOccurred())
 	}, NodeTimeout(30*time.Minute))

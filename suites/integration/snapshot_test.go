@@ -40,7 +40,7 @@ var _ = Describe("nodes restored from the booted snapshot", Label("snapshot"), O
 		DeferCleanup(p.Close)
 		name := runID("snap")
 		c, err = cluster.Up(ctx, cluster.Spec{
-			Name: name, Members: 2, CPUs: 1, Memory: "1536M", Disk: "12G", PoolSize: "2G",
+			Name: name, Members: 2, CPUs: framework.NodeCPUs, Memory: framework.NodeMemory, Disk: "12G", PoolSize: "2G",
 			CloudInit: fixtures.MustRead(fixtures.BCMDebian), CloudInitName: fixtures.BCMDebian,
 			Provider: p, StateDir: dirs.State, Log: GinkgoWriter,
 		})

@@ -54,7 +54,7 @@ var _ = Describe("the embedded QEMU provider", Label("vm"), Ordered, func() {
 		for i, n := range names {
 			g.Go(func() error {
 				defer GinkgoRecover()
-				launched[i], errs[i] = p.Launch(ctx, provider.LaunchInput{Name: n, Group: strings.TrimSuffix(n, n[len(n)-3:]), CPUs: 1, MemoryMiB: 1536, DiskGiB: 10, UserData: ud, Log: GinkgoWriter})
+				launched[i], errs[i] = p.Launch(ctx, provider.LaunchInput{Name: n, Group: strings.TrimSuffix(n, n[len(n)-3:]), CPUs: framework.NodeCPUs, MemoryMiB: framework.NodeMemoryMiB, DiskGiB: 10, UserData: ud, Log: GinkgoWriter})
 				return errs[i]
 			})
 		}
