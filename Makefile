@@ -9,8 +9,14 @@ MEMBERS ?= 1
 PROVIDER ?= auto
 CLOUD_INIT ?=
 FORCE ?=
-LABELS ?=
-INTEGRATION_LABELS ?= vm || cluster || multipass || snapshot || security || lxc
+# What each target runs is a Ginkgo label filter; `make targets` lists them
+# and ci/targets_test.go checks that every spec is run by at least one.
+# CI (`make e2e`, `make test`) runs the smoke specs and the integration specs
+# labelled ci; the rest run in `make nightly`, `make integration-rest` and
+# `make faults`.
+LABELS ?= smoke
+INTEGRATION_LABELS ?= ci
+INTEGRATION_REST_LABELS := !ci
 FUZZTIME ?= 60s
 GINKGO_FLAGS ?= -ginkgo.v -ginkgo.timeout=80m
 
@@ -20,7 +26,11 @@ HOST_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap debian-archive-keyring ge
 	apt-cacher-ng socat e2fsprogs ca-certificates openssh-client iproute2 \
 	chromium fonts-liberation gcc libc6-dev lxd-client
 
-.PHONY: deps build unit fuzz integration test e2e dry-run nightly faults bench lint
+# Phase markers for .ci/run's time table; they write only when
+# BCMTEST_PHASE_LOG names a file.
+PHASE := @ci/phase
+
+.PHONY: deps build unit fuzz integration integration-rest test e2e dry-run nightly faults bench lint targets
 
 ## deps: install host packages (sudo when not root) and Go modules
 deps:
@@ -40,25 +50,36 @@ build:
 
 ## unit: fast tests with the race detector, no VMs (-race needs gcc: make deps)
 unit: deps
+	$(PHASE) begin unit
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	$(PHASE) end unit
 
 ## fuzz: the cloud-init lint fuzz target for FUZZTIME (60s)
 fuzz:
+	$(PHASE) begin fuzz
 	$(GO) test -run '^$$' -fuzz '^FuzzLint$$' -fuzztime $(FUZZTIME) ./cloudinit
+	$(PHASE) end fuzz
 
-## integration: specs that boot real VMs (labels vm, cluster)
+## integration: the integration specs CI runs (label ci) on real VMs
 integration: deps
 	mkdir -p $(ARTIFACTS)
+	$(PHASE) begin integration
 	BCMTEST_INTEGRATION=1 $(GO) test -count=1 -v -timeout 90m ./suites/integration \
 	  $(GINKGO_FLAGS) -ginkgo.label-filter='$(INTEGRATION_LABELS)' \
 	  -ginkgo.junit-report=$(ARTIFACTS)/integration-$(RUN_ID)-junit.xml
+	$(PHASE) end integration
 
-## test: unit tests, the lint fuzz target, then the integration specs on real VMs
+## integration-rest: every integration spec CI leaves out (not labelled ci)
+integration-rest:
+	$(MAKE) integration INTEGRATION_LABELS='$(INTEGRATION_REST_LABELS)'
+
+## test: unit tests, the lint fuzz target, then the CI integration specs on real VMs
 test: unit fuzz integration
 
-## e2e: the suites against one cluster of 1+MEMBERS nodes (main job)
+## e2e: the smoke specs (LABELS) against one cluster of 1+MEMBERS nodes (main job)
 e2e: deps
+	$(PHASE) begin e2e
 	@if [ -n "$(CLOUD_INIT)" ] && [ ! -f "$(CLOUD_INIT)" ]; then echo "CLOUD_INIT=$(CLOUD_INIT): no such file" >&2; exit 2; fi
 	mkdir -p $(ARTIFACTS)/$(RUN_ID)
 	BCMTEST_E2E=1 BCMTEST_FORCE=$(FORCE) BCMTEST_MEMBERS=$(MEMBERS) BCMTEST_PROVIDER=$(PROVIDER) BCMTEST_CLOUD_INIT=$(if $(CLOUD_INIT),$(abspath $(CLOUD_INIT))) \
@@ -66,14 +87,15 @@ e2e: deps
 	  $(GO) test -count=1 -v -timeout 90m ./suites/e2e $(GINKGO_FLAGS) \
 	  $(if $(LABELS),-ginkgo.label-filter='$(LABELS)') \
 	  -ginkgo.junit-report=$(ARTIFACTS)/$(RUN_ID)/junit.xml -ginkgo.json-report=$(ARTIFACTS)/$(RUN_ID)/report.json
+	$(PHASE) end e2e
 
 ## dry-run: list the e2e specs with their labels, without VMs
 dry-run:
 	BCMTEST_E2E=1 $(GO) test -count=1 -v ./suites/e2e -ginkgo.dry-run -ginkgo.v $(if $(LABELS),-ginkgo.label-filter='$(LABELS)')
 
-## nightly: the same suites with 3 members (four nodes)
+## nightly: every e2e spec with 3 members (four nodes)
 nightly:
-	$(MAKE) e2e MEMBERS=3
+	$(MAKE) e2e MEMBERS=3 LABELS=
 
 ## faults: the fault-injection suite on a cluster with 2 members (three nodes)
 faults: deps
@@ -90,3 +112,8 @@ bench: deps
 lint:
 	$(GO) vet ./...
 	BCMTEST_SHELLCHECK=$$(command -v shellcheck >/dev/null && echo 1) $(GO) test -count=1 ./ci/...
+
+## targets: each target that runs specs, its suite and its label filter (tab-separated)
+targets:
+	@printf '%s\t%s\t%s\n' e2e e2e '$(LABELS)' nightly e2e '' test integration '$(INTEGRATION_LABELS)' \
+	  integration-rest integration '$(INTEGRATION_REST_LABELS)' faults faults ''

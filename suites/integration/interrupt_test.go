@@ -83,7 +83,7 @@ func leftovers(dirs state.Dirs, name string) []string {
 	return out
 }
 
-var _ = Describe("interrupting the harness", Label("interrupt", "cluster"), func() {
+var _ = Describe("interrupting the harness", Label("interrupt", "cluster", "ci"), func() {
 	It("tears down and exits non-zero on SIGINT during a member's join, leaving nothing", func(ctx SpecContext) {
 		dirs, err := state.Default()
 		Expect(err).NotTo(HaveOccurred())

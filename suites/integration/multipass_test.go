@@ -168,9 +168,9 @@ var _ = Describe("the multipass provider on the multipass stand-in", Label("mult
 		defer p.Close()
 		Expect(p.Name()).To(Equal("multipass"))
 		Expect(readCalls(calls)).To(ContainElement([]string{"version", "--format", "json"}))
-	}, NodeTimeout(time.Minute))
+	}, Label("ci"), NodeTimeout(time.Minute))
 
-	It("answers like multipass for an instance that does not exist", func(ctx SpecContext) {
+	It("answers like multipass for an instance that does not exist", Label("ci"), func(ctx SpecContext) {
 		calls := filepath.Join(GinkgoT().TempDir(), "calls.jsonl")
 		setenv("BCMTEST_STANDIN_LOG", calls)
 		p, err := providers.New(ctx, providers.Options{Name: providers.Multipass, MultipassBinary: bin, Log: GinkgoWriter})

@@ -20,7 +20,7 @@ import (
 // The apt cache is the one door from a VM to the host's network: it must
 // open onto Debian's archive and nothing else. The test server listens on
 // this machine's loopback only; nothing here aims at an outside address.
-var _ = Describe("the apt cache seen from inside a VM", Label("security"), Ordered, func() {
+var _ = Describe("the apt cache seen from inside a VM", Label("security", "ci"), Ordered, func() {
 	var (
 		p     *qemu.Provider
 		name  string

@@ -26,7 +26,7 @@ type identity struct {
 	ClockSkew                                                time.Duration
 }
 
-var _ = Describe("nodes restored from the booted snapshot", Label("snapshot"), Ordered, func() {
+var _ = Describe("nodes restored from the booted snapshot", Label("snapshot", "ci"), Ordered, func() {
 	var (
 		p     *qemu.Provider
 		c     *cluster.Cluster
