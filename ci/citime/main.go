@@ -111,7 +111,7 @@ func SplitE2E(ps []Phase, t Timings) []Phase {
 			out = append(out, p)
 			continue
 		}
-		specs := p.Time - t.Total
+		specs := (p.Time - t.Total).Round(time.Second)
 		if specs < 0 {
 			specs = 0
 		}
@@ -223,7 +223,7 @@ func FreshEstimate(ps []Phase, cached []Cached) (time.Duration, []string) {
 		}
 		total += d
 	}
-	return total, notes
+	return total.Round(time.Second), notes
 }
 
 // Table writes the table, the steal line and the estimate with its verdict.
