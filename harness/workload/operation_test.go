@@ -2,12 +2,17 @@ package workload
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	lxd "github.com/canonical/lxd/client"
 	"github.com/canonical/lxd/shared/api"
 )
 
@@ -77,5 +82,61 @@ func TestWaitOperationEndsWithItsContextNamingTheLastError(t *testing.T) {
 	}
 	if got := err.Error(); !strings.Contains(got, "connection reset by peer") {
 		t.Errorf("error %q does not name the last ask's error", got)
+	}
+}
+
+// heldAsks is an LXD API server whose operation wait endpoint never
+// answers, as a paused member's does: user-mode networking keeps the TCP
+// connection open and nothing comes back. Each held ask is released when
+// the client gives up on it or when the test ends.
+func heldAsks(t *testing.T) (lxd.InstanceServer, *atomic.Int32) {
+	t.Helper()
+	var asks atomic.Int32
+	release := make(chan struct{})
+	s := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/wait") {
+			asks.Add(1)
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(s.Close)
+	t.Cleanup(func() { close(release) }) // runs first: no handler holds Close up
+	cert := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw}))
+	srv, err := lxd.ConnectLXD(s.URL, &lxd.ConnectionArgs{TLSServerCert: cert, SkipGetServer: true,
+		Proxy: func(*http.Request) (*url.URL, error) { return nil, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, &asks
+}
+
+func TestWaitOperationReturnsWhenItsContextEndsWhileLXDHoldsTheAsk(t *testing.T) {
+	srv, asks := heldAsks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := WaitOperation(ctx, srv, "op1", 30*time.Second)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("WaitOperation = %v, want the context's deadline", err)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("WaitOperation returned %s after its 50 ms context ended", took)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("WaitOperation still waiting 5 s after its 50 ms context ended (%d asks held by LXD)", asks.Load())
+	}
+	if asks.Load() == 0 {
+		t.Error("LXD was never asked: the test did not reach the wait endpoint")
 	}
 }
