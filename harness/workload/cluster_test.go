@@ -24,10 +24,15 @@ type fakeLXD struct {
 	// computed is the fingerprint the fake "LXD" reports for an upload.
 	computed string
 	uploaded *[]byte
+	// netFail fails a network create with this target ("" for the
+	// cluster-wide one); onNetCreate runs after each create that succeeds.
+	netFail     map[string]error
+	onNetCreate func(target string)
 }
 
 func newFake() *fakeLXD {
-	return &fakeLXD{calls: &[]string{}, images: map[string]bool{}, aliases: map[string]string{}, networks: map[string]*api.Network{}, uploaded: new([]byte)}
+	return &fakeLXD{calls: &[]string{}, images: map[string]bool{}, aliases: map[string]string{}, networks: map[string]*api.Network{},
+		uploaded: new([]byte), netFail: map[string]error{}}
 }
 
 func notFound() error { return api.StatusErrorf(http.StatusNotFound, "not found") }
@@ -87,8 +92,38 @@ func (f *fakeLXD) GetNetwork(name string) (*api.Network, string, error) {
 	return nil, "", notFound()
 }
 
+// CreateNetwork keeps the network as LXD does: Pending once a member has
+// it, Created by the cluster-wide create (Errored when that fails).
 func (f *fakeLXD) CreateNetwork(n api.NetworksPost) error {
 	f.call("network %s type %s target %q config %v", n.Name, n.Type, f.target, n.Config)
+	cur := f.networks[n.Name]
+	if err := f.netFail[f.target]; err != nil {
+		if f.target == "" && cur != nil {
+			cur.Status = "Errored"
+		}
+		return err
+	}
+	switch {
+	case f.target != "" && cur == nil:
+		f.networks[n.Name] = &api.Network{Name: n.Name, Type: n.Type, Managed: true, Status: "Pending"}
+	case f.target != "":
+	case cur == nil:
+		return api.StatusErrorf(http.StatusBadRequest, "network not pending on any node (use --target first)")
+	default:
+		cur.Status = "Created"
+	}
+	if f.onNetCreate != nil {
+		f.onNetCreate(f.target)
+	}
+	return nil
+}
+
+func (f *fakeLXD) DeleteNetwork(name string) error {
+	f.call("delete network %s target %q", name, f.target)
+	if _, ok := f.networks[name]; !ok {
+		return notFound()
+	}
+	delete(f.networks, name)
 	return nil
 }
 
@@ -173,6 +208,48 @@ func TestCreateNetworkIsPendingOnEachMemberThenClusterWide(t *testing.T) {
 	}
 	if strings.Join(*f.calls, "\n") != strings.Join(want, "\n") {
 		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(*f.calls, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A member that refuses its pending create leaves a Pending network that
+// every later run on a reused cluster trips over ("exists ... Pending"):
+// CreateNetwork removes what it made before it returns the error.
+func TestCreateNetworkLeavesNothingWhenAMemberFails(t *testing.T) {
+	for _, failing := range []string{"C-01", ""} {
+		f := newFake()
+		f.netFail[failing] = api.StatusErrorf(http.StatusInternalServerError, "parent eth9 not found")
+		err := CreateNetwork(context.Background(), NetworkInput{Server: f, Name: "bcmwl0",
+			Parents: map[string]string{"C-00": "eth1", "C-01": "eth1", "C-02": "eth1"}})
+		if err == nil || !strings.Contains(err.Error(), "parent eth9 not found") {
+			t.Errorf("create failing on %q: %v, want LXD's error", failing, err)
+		}
+		if n, ok := f.networks["bcmwl0"]; ok {
+			t.Errorf("create failing on %q left network bcmwl0 %s; calls:\n%s", failing, n.Status, strings.Join(*f.calls, "\n"))
+		}
+	}
+}
+
+// A context that ends while the network is being made: either the
+// network is there and CreateNetwork says so (the caller deletes it at
+// cleanup), or it returns an error and nothing is left.
+func TestCreateNetworkLeavesNothingWhenItReturnsAnError(t *testing.T) {
+	for _, at := range []string{"C-00", ""} {
+		f := newFake()
+		ctx, cancel := context.WithCancel(context.Background())
+		f.onNetCreate = func(target string) {
+			if target == at {
+				cancel()
+			}
+		}
+		err := CreateNetwork(ctx, NetworkInput{Server: f, Name: "bcmwl0", Parents: map[string]string{"C-00": "eth1", "C-01": "eth1"}})
+		n, left := f.networks["bcmwl0"]
+		switch {
+		case err != nil && left:
+			t.Errorf("context ended after the create on %q: error %v, yet network bcmwl0 is left %s", at, err, n.Status)
+		case err == nil && (!left || n.Status != "Created"):
+			t.Errorf("context ended after the create on %q: no error, yet the network is not Created (%v)", at, n)
+		}
+		cancel()
 	}
 }
 
