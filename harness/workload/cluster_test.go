@@ -2,11 +2,13 @@ package workload
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	lxd "github.com/canonical/lxd/client"
 	"github.com/canonical/lxd/shared/api"
@@ -291,5 +293,35 @@ func TestParseIPAddrNIC(t *testing.T) {
 	}
 	if _, err := parseIPAddrNIC(out, "C-00", "10.77.0.1"); err == nil {
 		t.Error("10.77.0.1 matched 10.77.0.10's line")
+	}
+}
+
+// Import and CreateNetwork ask LXD through a copy of the client bound to
+// their context: a member that holds every request (paused) does not
+// hold them past it.
+func TestImportAndCreateNetworkEndWithTheirContext(t *testing.T) {
+	img := cachedImage(t)
+	for name, call := range map[string]func(context.Context, lxd.InstanceServer) error{
+		"import": func(ctx context.Context, srv lxd.InstanceServer) error {
+			_, err := Import(ctx, ImportInput{Server: srv, Image: img, Alias: "bcm-workload"})
+			return err
+		},
+		"network": func(ctx context.Context, srv lxd.InstanceServer) error {
+			return CreateNetwork(ctx, NetworkInput{Server: srv, Name: "bcmwl0", Parents: map[string]string{"C-00": "eth1"}})
+		},
+	} {
+		srv, h := newHeldAsks(t, func(string) bool { return true })
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		done := make(chan error, 1)
+		go func() { done <- call(ctx, srv) }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("%s: %v, want the context's deadline", name, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s: still waiting 5 s after its 50 ms context ended (%d requests held)", name, h.asks.Load())
+		}
+		cancel()
 	}
 }
