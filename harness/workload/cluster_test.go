@@ -198,7 +198,7 @@ func TestImportRejectsBadInput(t *testing.T) {
 
 func TestCreateNetworkIsPendingOnEachMemberThenClusterWide(t *testing.T) {
 	f := newFake()
-	err := CreateNetwork(context.Background(), NetworkInput{Server: f, Name: "bcmwl0",
+	err := CreateNetwork(context.Background(), NetworkInput{Server: f, Name: "bcmwl0", CleanupTimeout: time.Second,
 		Parents: map[string]string{"C-01": "eth1", "C-00": "eth1"}})
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +220,7 @@ func TestCreateNetworkLeavesNothingWhenAMemberFails(t *testing.T) {
 	for _, failing := range []string{"C-01", ""} {
 		f := newFake()
 		f.netFail[failing] = api.StatusErrorf(http.StatusInternalServerError, "parent eth9 not found")
-		err := CreateNetwork(context.Background(), NetworkInput{Server: f, Name: "bcmwl0",
+		err := CreateNetwork(context.Background(), NetworkInput{Server: f, Name: "bcmwl0", CleanupTimeout: time.Second,
 			Parents: map[string]string{"C-00": "eth1", "C-01": "eth1", "C-02": "eth1"}})
 		if err == nil || !strings.Contains(err.Error(), "parent eth9 not found") {
 			t.Errorf("create failing on %q: %v, want LXD's error", failing, err)
@@ -243,7 +243,7 @@ func TestCreateNetworkLeavesNothingWhenItReturnsAnError(t *testing.T) {
 				cancel()
 			}
 		}
-		err := CreateNetwork(ctx, NetworkInput{Server: f, Name: "bcmwl0", Parents: map[string]string{"C-00": "eth1", "C-01": "eth1"}})
+		err := CreateNetwork(ctx, NetworkInput{Server: f, Name: "bcmwl0", CleanupTimeout: time.Second, Parents: map[string]string{"C-00": "eth1", "C-01": "eth1"}})
 		n, left := f.networks["bcmwl0"]
 		switch {
 		case err != nil && left:
@@ -258,7 +258,7 @@ func TestCreateNetworkLeavesNothingWhenItReturnsAnError(t *testing.T) {
 func TestCreateNetworkKeepsACreatedMacvlanAndRefusesAnythingElse(t *testing.T) {
 	f := newFake()
 	f.networks["bcmwl0"] = &api.Network{Name: "bcmwl0", Type: "macvlan", Managed: true, Status: "Created"}
-	in := NetworkInput{Server: f, Name: "bcmwl0", Parents: map[string]string{"C-00": "eth1"}}
+	in := NetworkInput{Server: f, Name: "bcmwl0", CleanupTimeout: time.Second, Parents: map[string]string{"C-00": "eth1"}}
 	if err := CreateNetwork(context.Background(), in); err != nil || len(*f.calls) != 0 {
 		t.Errorf("existing macvlan: %v, calls %v; want it kept", err, *f.calls)
 	}
@@ -270,11 +270,12 @@ func TestCreateNetworkKeepsACreatedMacvlanAndRefusesAnythingElse(t *testing.T) {
 
 func TestCreateNetworkRejectsBadInput(t *testing.T) {
 	for name, in := range map[string]NetworkInput{
-		"no server":     {Name: "n", Parents: map[string]string{"a": "eth1"}},
-		"long name":     {Server: newFake(), Name: "a-name-longer-than-fifteen", Parents: map[string]string{"a": "eth1"}},
-		"no parents":    {Server: newFake(), Name: "n"},
-		"empty parent":  {Server: newFake(), Name: "n", Parents: map[string]string{"a": ""}},
-		"leading digit": {Server: newFake(), Name: "0n", Parents: map[string]string{"a": "eth1"}},
+		"no server":          {Name: "n", Parents: map[string]string{"a": "eth1"}, CleanupTimeout: time.Second},
+		"long name":          {Server: newFake(), Name: "a-name-longer-than-fifteen", Parents: map[string]string{"a": "eth1"}, CleanupTimeout: time.Second},
+		"no parents":         {Server: newFake(), Name: "n", CleanupTimeout: time.Second},
+		"empty parent":       {Server: newFake(), Name: "n", Parents: map[string]string{"a": ""}, CleanupTimeout: time.Second},
+		"leading digit":      {Server: newFake(), Name: "0n", Parents: map[string]string{"a": "eth1"}, CleanupTimeout: time.Second},
+		"no cleanup timeout": {Server: newFake(), Name: "n", Parents: map[string]string{"a": "eth1"}},
 	} {
 		if err := CreateNetwork(context.Background(), in); err == nil {
 			t.Errorf("%s: CreateNetwork accepted it", name)
@@ -297,23 +298,28 @@ func TestParseIPAddrNIC(t *testing.T) {
 }
 
 // Import and CreateNetwork ask LXD through a copy of the client bound to
-// their context: a member that holds every request (paused) does not
-// hold them past it.
+// their context: a member that holds their requests (paused) does not
+// hold them past it, the upload included.
 func TestImportAndCreateNetworkEndWithTheirContext(t *testing.T) {
 	img := cachedImage(t)
-	for name, call := range map[string]func(context.Context, lxd.InstanceServer) error{
-		"import": func(ctx context.Context, srv lxd.InstanceServer) error {
-			_, err := Import(ctx, ImportInput{Server: srv, Image: img, Alias: "bcm-workload"})
-			return err
-		},
-		"network": func(ctx context.Context, srv lxd.InstanceServer) error {
-			return CreateNetwork(ctx, NetworkInput{Server: srv, Name: "bcmwl0", Parents: map[string]string{"C-00": "eth1"}})
-		},
+	importing := func(ctx context.Context, srv lxd.InstanceServer) error {
+		_, err := Import(ctx, ImportInput{Server: srv, Image: img, Alias: "bcm-workload"})
+		return err
+	}
+	for name, c := range map[string]struct {
+		hold func(*http.Request) bool
+		call func(context.Context, lxd.InstanceServer) error
+	}{
+		"import": {hold: func(*http.Request) bool { return true }, call: importing},
+		"upload": {hold: func(r *http.Request) bool { return r.Method == http.MethodPost }, call: importing},
+		"network": {hold: func(*http.Request) bool { return true }, call: func(ctx context.Context, srv lxd.InstanceServer) error {
+			return CreateNetwork(ctx, NetworkInput{Server: srv, Name: "bcmwl0", CleanupTimeout: time.Second, Parents: map[string]string{"C-00": "eth1"}})
+		}},
 	} {
-		srv, h := newHeldAsks(t, func(string) bool { return true })
+		srv, h := newHeldAsks(t, c.hold)
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		done := make(chan error, 1)
-		go func() { done <- call(ctx, srv) }()
+		go func() { done <- c.call(ctx, srv) }()
 		select {
 		case err := <-done:
 			if !errors.Is(err, context.DeadlineExceeded) {

@@ -99,7 +99,7 @@ type heldAsks struct {
 	queries []string
 }
 
-func newHeldAsks(t *testing.T, hold func(path string) bool) (lxd.InstanceServer, *heldAsks) {
+func newHeldAsks(t *testing.T, hold func(*http.Request) bool) (lxd.InstanceServer, *heldAsks) {
 	t.Helper()
 	h := &heldAsks{}
 	release := make(chan struct{})
@@ -108,18 +108,19 @@ func newHeldAsks(t *testing.T, hold func(path string) bool) (lxd.InstanceServer,
 		h.mu.Lock()
 		h.queries = append(h.queries, r.URL.RawQuery)
 		h.mu.Unlock()
-		if hold(r.URL.Path) {
+		if hold(r) {
 			select {
 			case <-r.Context().Done():
 			case <-release:
 			}
 			return
 		}
+		w.Header().Set("Content-Type", "application/json")
 		if !strings.HasSuffix(r.URL.Path, "/wait") {
-			http.NotFound(w, r)
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"type":"error","error":"not found","error_code":404}`)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"type":"sync","status":"Success","status_code":200,"metadata":{"id":"done","status":"Success","status_code":200}}`)
 	}))
 	t.Cleanup(s.Close)
@@ -143,7 +144,7 @@ func (h *heldAsks) lastQuery() string {
 }
 
 func TestWaitOperationReturnsWhenItsContextEndsWhileLXDHoldsTheAsk(t *testing.T) {
-	srv, h := newHeldAsks(t, func(path string) bool { return path == "/1.0/operations/held/wait" })
+	srv, h := newHeldAsks(t, func(r *http.Request) bool { return r.URL.Path == "/1.0/operations/held/wait" })
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	done := make(chan error, 1)
@@ -172,7 +173,7 @@ func TestWaitOperationReturnsWhenItsContextEndsWhileLXDHoldsTheAsk(t *testing.T)
 // no project added), and binding it leaves that client free: LXD's own
 // WithContext would have set the context on the shared client itself.
 func TestWithContextBindsACopyAndLeavesTheClientFree(t *testing.T) {
-	base, h := newHeldAsks(t, func(string) bool { return false })
+	base, h := newHeldAsks(t, func(*http.Request) bool { return false })
 	srv := base.UseTarget("C-01")
 	ctx, cancel := context.WithCancel(context.Background())
 	bound := WithContext(ctx, srv)
