@@ -538,14 +538,26 @@ func ExpectInstanceOnZFS(ctx context.Context, in ExpectInstanceOnZFSInput) {
 	wg.Wait()
 	for i, m := range ms {
 		Expect(errs[i]).NotTo(HaveOccurred())
-		ds, res := datasets[i], results[i]
+		listed, err := datasetListed(datasets[i], results[i])
+		Expect(err).NotTo(HaveOccurred(), "looking for the dataset of instance %s on %s", in.Instance, m.Name)
 		if m.Name == in.Member {
-			Expect(res.ExitCode).To(Equal(0), "zfs list %s on %s: %s", ds, m.Name, string(res.Stderr))
-			Expect(strings.TrimSpace(string(res.Stdout))).To(Equal(ds+"\tfilesystem"), "dataset of instance %s on %s", in.Instance, m.Name)
+			Expect(listed).To(BeTrue(), "instance %s is on %s, yet it has no dataset %s", in.Instance, m.Name, datasets[i])
 		} else {
-			Expect(res.ExitCode).NotTo(Equal(0), "instance %s is on %s, yet %s has dataset %s", in.Instance, in.Member, m.Name, ds)
+			Expect(listed).To(BeFalse(), "instance %s is on %s, yet %s has dataset %s", in.Instance, in.Member, m.Name, datasets[i])
 		}
 	}
+}
+
+// datasetListed reads `zfs list -H -o name,type DS` as run on a member:
+// whether filesystem ds is there.
+func datasetListed(ds string, res provider.ExecResult) (bool, error) {
+	if res.ExitCode != 0 {
+		return false, nil
+	}
+	if got, want := strings.TrimSpace(string(res.Stdout)), ds+"\tfilesystem"; got != want {
+		return false, fmt.Errorf("zfs list %s said %q, want %q", ds, got, want)
+	}
+	return true, nil
 }
 
 // ZFSSnapshotsE lists the ZFS snapshots of the instance's dataset on member.
