@@ -549,10 +549,18 @@ func ExpectInstanceOnZFS(ctx context.Context, in ExpectInstanceOnZFSInput) {
 }
 
 // datasetListed reads `zfs list -H -o name,type DS` as run on a member:
-// whether filesystem ds is there.
+// whether filesystem ds is there. Only zfs's own answer for ds, exit 1
+// and "cannot open 'DS': dataset does not exist", means absent; any other
+// failure (no zfs, its module not loaded, a pool it cannot read) is an
+// error: a member that cannot answer must not pass for one without the
+// dataset.
 func datasetListed(ds string, res provider.ExecResult) (bool, error) {
-	if res.ExitCode != 0 {
+	stderr := strings.TrimSpace(string(res.Stderr))
+	switch {
+	case res.ExitCode == 1 && stderr == "cannot open '"+ds+"': dataset does not exist":
 		return false, nil
+	case res.ExitCode != 0:
+		return false, fmt.Errorf("zfs list %s exited %d: %s", ds, res.ExitCode, stderr)
 	}
 	if got, want := strings.TrimSpace(string(res.Stdout)), ds+"\tfilesystem"; got != want {
 		return false, fmt.Errorf("zfs list %s said %q, want %q", ds, got, want)
