@@ -2,11 +2,13 @@ package workload
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	lxd "github.com/canonical/lxd/client"
 	"github.com/canonical/lxd/shared/api"
@@ -24,10 +26,15 @@ type fakeLXD struct {
 	// computed is the fingerprint the fake "LXD" reports for an upload.
 	computed string
 	uploaded *[]byte
+	// netFail fails a network create with this target ("" for the
+	// cluster-wide one); onNetCreate runs after each create that succeeds.
+	netFail     map[string]error
+	onNetCreate func(target string)
 }
 
 func newFake() *fakeLXD {
-	return &fakeLXD{calls: &[]string{}, images: map[string]bool{}, aliases: map[string]string{}, networks: map[string]*api.Network{}, uploaded: new([]byte)}
+	return &fakeLXD{calls: &[]string{}, images: map[string]bool{}, aliases: map[string]string{}, networks: map[string]*api.Network{},
+		uploaded: new([]byte), netFail: map[string]error{}}
 }
 
 func notFound() error { return api.StatusErrorf(http.StatusNotFound, "not found") }
@@ -87,8 +94,38 @@ func (f *fakeLXD) GetNetwork(name string) (*api.Network, string, error) {
 	return nil, "", notFound()
 }
 
+// CreateNetwork keeps the network as LXD does: Pending once a member has
+// it, Created by the cluster-wide create (Errored when that fails).
 func (f *fakeLXD) CreateNetwork(n api.NetworksPost) error {
 	f.call("network %s type %s target %q config %v", n.Name, n.Type, f.target, n.Config)
+	cur := f.networks[n.Name]
+	if err := f.netFail[f.target]; err != nil {
+		if f.target == "" && cur != nil {
+			cur.Status = "Errored"
+		}
+		return err
+	}
+	switch {
+	case f.target != "" && cur == nil:
+		f.networks[n.Name] = &api.Network{Name: n.Name, Type: n.Type, Managed: true, Status: "Pending"}
+	case f.target != "":
+	case cur == nil:
+		return api.StatusErrorf(http.StatusBadRequest, "network not pending on any node (use --target first)")
+	default:
+		cur.Status = "Created"
+	}
+	if f.onNetCreate != nil {
+		f.onNetCreate(f.target)
+	}
+	return nil
+}
+
+func (f *fakeLXD) DeleteNetwork(name string) error {
+	f.call("delete network %s target %q", name, f.target)
+	if _, ok := f.networks[name]; !ok {
+		return notFound()
+	}
+	delete(f.networks, name)
 	return nil
 }
 
@@ -161,7 +198,7 @@ func TestImportRejectsBadInput(t *testing.T) {
 
 func TestCreateNetworkIsPendingOnEachMemberThenClusterWide(t *testing.T) {
 	f := newFake()
-	err := CreateNetwork(context.Background(), NetworkInput{Server: f, Name: "bcmwl0",
+	err := CreateNetwork(context.Background(), NetworkInput{Server: f, Name: "bcmwl0", CleanupTimeout: time.Second,
 		Parents: map[string]string{"C-01": "eth1", "C-00": "eth1"}})
 	if err != nil {
 		t.Fatal(err)
@@ -176,10 +213,52 @@ func TestCreateNetworkIsPendingOnEachMemberThenClusterWide(t *testing.T) {
 	}
 }
 
+// A member that refuses its pending create leaves a Pending network that
+// every later run on a reused cluster trips over ("exists ... Pending"):
+// CreateNetwork removes what it made before it returns the error.
+func TestCreateNetworkLeavesNothingWhenAMemberFails(t *testing.T) {
+	for _, failing := range []string{"C-01", ""} {
+		f := newFake()
+		f.netFail[failing] = api.StatusErrorf(http.StatusInternalServerError, "parent eth9 not found")
+		err := CreateNetwork(context.Background(), NetworkInput{Server: f, Name: "bcmwl0", CleanupTimeout: time.Second,
+			Parents: map[string]string{"C-00": "eth1", "C-01": "eth1", "C-02": "eth1"}})
+		if err == nil || !strings.Contains(err.Error(), "parent eth9 not found") {
+			t.Errorf("create failing on %q: %v, want LXD's error", failing, err)
+		}
+		if n, ok := f.networks["bcmwl0"]; ok {
+			t.Errorf("create failing on %q left network bcmwl0 %s; calls:\n%s", failing, n.Status, strings.Join(*f.calls, "\n"))
+		}
+	}
+}
+
+// A context that ends while the network is being made: either the
+// network is there and CreateNetwork says so (the caller deletes it at
+// cleanup), or it returns an error and nothing is left.
+func TestCreateNetworkLeavesNothingWhenItReturnsAnError(t *testing.T) {
+	for _, at := range []string{"C-00", ""} {
+		f := newFake()
+		ctx, cancel := context.WithCancel(context.Background())
+		f.onNetCreate = func(target string) {
+			if target == at {
+				cancel()
+			}
+		}
+		err := CreateNetwork(ctx, NetworkInput{Server: f, Name: "bcmwl0", CleanupTimeout: time.Second, Parents: map[string]string{"C-00": "eth1", "C-01": "eth1"}})
+		n, left := f.networks["bcmwl0"]
+		switch {
+		case err != nil && left:
+			t.Errorf("context ended after the create on %q: error %v, yet network bcmwl0 is left %s", at, err, n.Status)
+		case err == nil && (!left || n.Status != "Created"):
+			t.Errorf("context ended after the create on %q: no error, yet the network is not Created (%v)", at, n)
+		}
+		cancel()
+	}
+}
+
 func TestCreateNetworkKeepsACreatedMacvlanAndRefusesAnythingElse(t *testing.T) {
 	f := newFake()
 	f.networks["bcmwl0"] = &api.Network{Name: "bcmwl0", Type: "macvlan", Managed: true, Status: "Created"}
-	in := NetworkInput{Server: f, Name: "bcmwl0", Parents: map[string]string{"C-00": "eth1"}}
+	in := NetworkInput{Server: f, Name: "bcmwl0", CleanupTimeout: time.Second, Parents: map[string]string{"C-00": "eth1"}}
 	if err := CreateNetwork(context.Background(), in); err != nil || len(*f.calls) != 0 {
 		t.Errorf("existing macvlan: %v, calls %v; want it kept", err, *f.calls)
 	}
@@ -191,11 +270,12 @@ func TestCreateNetworkKeepsACreatedMacvlanAndRefusesAnythingElse(t *testing.T) {
 
 func TestCreateNetworkRejectsBadInput(t *testing.T) {
 	for name, in := range map[string]NetworkInput{
-		"no server":     {Name: "n", Parents: map[string]string{"a": "eth1"}},
-		"long name":     {Server: newFake(), Name: "a-name-longer-than-fifteen", Parents: map[string]string{"a": "eth1"}},
-		"no parents":    {Server: newFake(), Name: "n"},
-		"empty parent":  {Server: newFake(), Name: "n", Parents: map[string]string{"a": ""}},
-		"leading digit": {Server: newFake(), Name: "0n", Parents: map[string]string{"a": "eth1"}},
+		"no server":          {Name: "n", Parents: map[string]string{"a": "eth1"}, CleanupTimeout: time.Second},
+		"long name":          {Server: newFake(), Name: "a-name-longer-than-fifteen", Parents: map[string]string{"a": "eth1"}, CleanupTimeout: time.Second},
+		"no parents":         {Server: newFake(), Name: "n", CleanupTimeout: time.Second},
+		"empty parent":       {Server: newFake(), Name: "n", Parents: map[string]string{"a": ""}, CleanupTimeout: time.Second},
+		"leading digit":      {Server: newFake(), Name: "0n", Parents: map[string]string{"a": "eth1"}, CleanupTimeout: time.Second},
+		"no cleanup timeout": {Server: newFake(), Name: "n", Parents: map[string]string{"a": "eth1"}},
 	} {
 		if err := CreateNetwork(context.Background(), in); err == nil {
 			t.Errorf("%s: CreateNetwork accepted it", name)
@@ -214,5 +294,40 @@ func TestParseIPAddrNIC(t *testing.T) {
 	}
 	if _, err := parseIPAddrNIC(out, "C-00", "10.77.0.1"); err == nil {
 		t.Error("10.77.0.1 matched 10.77.0.10's line")
+	}
+}
+
+// Import and CreateNetwork ask LXD through a copy of the client bound to
+// their context: a member that holds their requests (paused) does not
+// hold them past it, the upload included.
+func TestImportAndCreateNetworkEndWithTheirContext(t *testing.T) {
+	img := cachedImage(t)
+	importing := func(ctx context.Context, srv lxd.InstanceServer) error {
+		_, err := Import(ctx, ImportInput{Server: srv, Image: img, Alias: "bcm-workload"})
+		return err
+	}
+	for name, c := range map[string]struct {
+		hold func(*http.Request) bool
+		call func(context.Context, lxd.InstanceServer) error
+	}{
+		"import": {hold: func(*http.Request) bool { return true }, call: importing},
+		"upload": {hold: func(r *http.Request) bool { return r.Method == http.MethodPost }, call: importing},
+		"network": {hold: func(*http.Request) bool { return true }, call: func(ctx context.Context, srv lxd.InstanceServer) error {
+			return CreateNetwork(ctx, NetworkInput{Server: srv, Name: "bcmwl0", CleanupTimeout: time.Second, Parents: map[string]string{"C-00": "eth1"}})
+		}},
+	} {
+		srv, h := newHeldAsks(t, c.hold)
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		done := make(chan error, 1)
+		go func() { done <- c.call(ctx, srv) }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("%s: %v, want the context's deadline", name, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s: still waiting 5 s after its 50 ms context ended (%d requests held)", name, h.asks.Load())
+		}
+		cancel()
 	}
 }

@@ -7,8 +7,39 @@ import (
 	"net/http"
 	"time"
 
+	lxd "github.com/canonical/lxd/client"
 	"github.com/canonical/lxd/shared/api"
 )
+
+// WithContext returns a client on srv's connection (its project and
+// target kept) whose requests end when ctx ends. The clients the harness
+// makes carry context.Background(), so without this a member that stops
+// answering while its TCP connection stays open (a paused VM behind
+// user-mode networking) holds a request forever. LXD's own
+// ProtocolLXD.WithContext sets the context on the client it is called
+// on, which every holder of srv shares and goroutines race on; this sets
+// it on a copy. A client of another kind (a test double) is returned as
+// it is.
+func WithContext(ctx context.Context, srv lxd.InstanceServer) lxd.InstanceServer {
+	p, ok := srv.(*lxd.ProtocolLXD)
+	if !ok {
+		return srv
+	}
+	info, err := p.GetConnectionInfo()
+	if err != nil { // it reads fields only; kept for the signature's sake
+		return srv
+	}
+	project := info.Project
+	if project == api.ProjectDefaultName {
+		project = "" // as ConnectLXD leaves it: no ?project= on every request
+	}
+	// UseProject makes a new client on the same HTTP client, target kept.
+	c, ok := p.UseProject(project).(*lxd.ProtocolLXD)
+	if !ok {
+		return srv
+	}
+	return c.WithContext(ctx)
+}
 
 // OperationWaiter is the part of the LXD client WaitOperation uses.
 type OperationWaiter interface {
@@ -43,8 +74,13 @@ func (e *OperationGoneError) Error() string {
 // The wait endpoint is forwarded to the member that runs the operation.
 // Errors from LXD's side (5xx, a broken connection) are asked again until
 // ctx ends; a 4xx other than 404 is returned at once. It returns the
-// operation as it ended (an exec's exit code is in its metadata).
+// operation as it ended (an exec's exit code is in its metadata). An ask
+// LXD holds (a paused member) ends with ctx: an LXD client is asked
+// through a copy bound to ctx (WithContext).
 func WaitOperation(ctx context.Context, srv OperationWaiter, id string, ask time.Duration) (*api.Operation, error) {
+	if s, ok := srv.(lxd.InstanceServer); ok {
+		srv = WithContext(ctx, s)
+	}
 	secs := int(ask / time.Second)
 	if secs < 1 {
 		secs = 1

@@ -23,6 +23,16 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/workload"
 )
 
+// lxdFor is a client of cluster c whose requests end with ctx: a member
+// that stops answering (paused) does not hold a spec past its context.
+func lxdFor(ctx context.Context, c *cluster.Cluster) (lxd.InstanceServer, error) {
+	srv, err := c.LXD()
+	if err != nil {
+		return nil, err
+	}
+	return workload.WithContext(ctx, srv), nil
+}
+
 // opContext bounds one LXD operation by the named plain interval.
 func opContext(ctx context.Context, name string) (context.Context, context.CancelFunc) {
 	GinkgoHelper()
@@ -117,7 +127,7 @@ func ImportInstanceImage(ctx context.Context, in ImportInstanceImageInput) Impor
 	if out.Import.Uploaded {
 		fp := out.Import.Fingerprint
 		DeferCleanup(func(ctx SpecContext) {
-			op, err := srv.DeleteImage(fp)
+			op, err := workload.WithContext(ctx, srv).DeleteImage(fp)
 			if api.StatusErrorCheck(err, 404) {
 				return
 			}
@@ -165,12 +175,13 @@ func CreateInstanceNetwork(ctx context.Context, in CreateInstanceNetworkInput) {
 	}
 	srv, err := in.Cluster.LXD()
 	Expect(err).NotTo(HaveOccurred())
-	_, _, getErr := srv.GetNetwork(in.Name)
-	Expect(workload.CreateNetwork(ctx, workload.NetworkInput{Server: srv, Name: in.Name, Parents: parents})).To(Succeed())
+	_, _, getErr := workload.WithContext(ctx, srv).GetNetwork(in.Name)
 	if getErr != nil {
+		// Registered before LXD is asked: CreateNetwork deletes what it
+		// began when it fails, this deletes what it made.
 		DeferCleanup(func(ctx SpecContext) {
 			_, err := RetryTransientE(ctx, GinkgoT(), "deleting network "+in.Name, func() (string, error) {
-				err := srv.DeleteNetwork(in.Name)
+				err := workload.WithContext(ctx, srv).DeleteNetwork(in.Name)
 				if api.StatusErrorCheck(err, 404) {
 					return "", nil
 				}
@@ -179,6 +190,9 @@ func CreateInstanceNetwork(ctx context.Context, in CreateInstanceNetworkInput) {
 			Expect(err).NotTo(HaveOccurred(), "deleting instance network %s from %s", in.Name, in.Cluster.Name())
 		})
 	}
+	iv, err := Intervals().Get("instance-op")
+	Expect(err).NotTo(HaveOccurred())
+	Expect(workload.CreateNetwork(ctx, workload.NetworkInput{Server: srv, Name: in.Name, Parents: parents, CleanupTimeout: iv.Timeout})).To(Succeed())
 	took := time.Since(start)
 	in.Cluster.RecordStep("instance network", took)
 	GinkgoWriter.Printf("%s: instance network %s (%s on %v) in %s\n", in.Cluster.Name(), in.Name, workload.NetworkType, parents, took.Round(time.Millisecond))
@@ -214,7 +228,7 @@ func LaunchInstances(ctx context.Context, in LaunchInstancesInput) {
 	Expect(in.Cluster).NotTo(BeNil(), "LaunchInstances needs a cluster")
 	Expect(in.Image).NotTo(BeEmpty(), "LaunchInstances needs an image alias")
 	Expect(in.Instances).NotTo(BeEmpty(), "LaunchInstances needs instances")
-	srv, err := in.Cluster.LXD()
+	srv, err := lxdFor(ctx, in.Cluster)
 	Expect(err).NotTo(HaveOccurred())
 	pool := in.Cluster.Spec().PoolName
 	for i, spec := range in.Instances {
@@ -281,7 +295,7 @@ type DeleteInstanceInput struct {
 // DeleteInstanceE stops instance (forced) and deletes it with its
 // snapshots; an instance that does not exist is not an error.
 func DeleteInstanceE(ctx context.Context, t testing.TestingT, in DeleteInstanceInput) error {
-	srv, err := in.Cluster.LXD()
+	srv, err := lxdFor(ctx, in.Cluster)
 	if err != nil {
 		return err
 	}
@@ -320,7 +334,7 @@ func SetInstanceStateE(ctx context.Context, t testing.TestingT, in InstanceState
 	default:
 		return fmt.Errorf("instance %s: action %q must be start, stop or restart", in.Instance, in.Action)
 	}
-	srv, err := in.Cluster.LXD()
+	srv, err := lxdFor(ctx, in.Cluster)
 	if err != nil {
 		return err
 	}
@@ -353,7 +367,7 @@ func WaitForInstance(ctx context.Context, in WaitForInstanceInput, intervals ...
 	GinkgoHelper()
 	var inst *api.Instance
 	Eventually(func(g Gomega) {
-		srv, err := in.Cluster.LXD()
+		srv, err := lxdFor(ctx, in.Cluster)
 		g.Expect(err).NotTo(HaveOccurred())
 		inst, _, err = srv.GetInstance(in.Instance)
 		g.Expect(err).NotTo(HaveOccurred(), "looking up instance %s", in.Instance)
@@ -405,7 +419,7 @@ func ExecInInstanceE(ctx context.Context, t testing.TestingT, in ExecInInstanceI
 	if len(in.Argv) == 0 {
 		return InstanceExecResult{}, fmt.Errorf("executing in instance %s: no command given", in.Instance)
 	}
-	srv, err := in.Cluster.LXD()
+	srv, err := lxdFor(ctx, in.Cluster)
 	if err != nil {
 		return InstanceExecResult{}, err
 	}
@@ -464,11 +478,12 @@ func RunInInstance(ctx context.Context, t testing.TestingT, in ExecInInstanceInp
 }
 
 // zpoolOf is the ZFS pool behind the cluster's storage pool on member.
-func zpoolOf(c *cluster.Cluster, member string) (string, error) {
+func zpoolOf(ctx context.Context, c *cluster.Cluster, member string) (string, error) {
 	srv, err := c.LXDTarget(member)
 	if err != nil {
 		return "", err
 	}
+	srv = workload.WithContext(ctx, srv)
 	pool, _, err := srv.GetStoragePool(c.Spec().PoolName)
 	if err != nil {
 		return "", fmt.Errorf("reading storage pool %s on %s: %w", c.Spec().PoolName, member, err)
@@ -498,7 +513,7 @@ type ExpectInstanceOnZFSInput struct {
 // on no other member.
 func ExpectInstanceOnZFS(ctx context.Context, in ExpectInstanceOnZFSInput) {
 	GinkgoHelper()
-	srv, err := in.Cluster.LXD()
+	srv, err := lxdFor(ctx, in.Cluster)
 	Expect(err).NotTo(HaveOccurred())
 	inst, _, err := srv.GetInstance(in.Instance)
 	Expect(err).NotTo(HaveOccurred(), "looking up instance %s", in.Instance)
@@ -511,7 +526,7 @@ func ExpectInstanceOnZFS(ctx context.Context, in ExpectInstanceOnZFSInput) {
 	errs := make([]error, len(ms))
 	var wg sync.WaitGroup
 	for i, m := range ms {
-		zpool, err := zpoolOf(in.Cluster, m.Name)
+		zpool, err := zpoolOf(ctx, in.Cluster, m.Name)
 		Expect(err).NotTo(HaveOccurred())
 		datasets[i] = InstanceDataset(zpool, in.Instance)
 		wg.Add(1)
@@ -523,19 +538,39 @@ func ExpectInstanceOnZFS(ctx context.Context, in ExpectInstanceOnZFSInput) {
 	wg.Wait()
 	for i, m := range ms {
 		Expect(errs[i]).NotTo(HaveOccurred())
-		ds, res := datasets[i], results[i]
+		listed, err := datasetListed(datasets[i], results[i])
+		Expect(err).NotTo(HaveOccurred(), "looking for the dataset of instance %s on %s", in.Instance, m.Name)
 		if m.Name == in.Member {
-			Expect(res.ExitCode).To(Equal(0), "zfs list %s on %s: %s", ds, m.Name, string(res.Stderr))
-			Expect(strings.TrimSpace(string(res.Stdout))).To(Equal(ds+"\tfilesystem"), "dataset of instance %s on %s", in.Instance, m.Name)
+			Expect(listed).To(BeTrue(), "instance %s is on %s, yet it has no dataset %s", in.Instance, m.Name, datasets[i])
 		} else {
-			Expect(res.ExitCode).NotTo(Equal(0), "instance %s is on %s, yet %s has dataset %s", in.Instance, in.Member, m.Name, ds)
+			Expect(listed).To(BeFalse(), "instance %s is on %s, yet %s has dataset %s", in.Instance, in.Member, m.Name, datasets[i])
 		}
 	}
 }
 
+// datasetListed reads `zfs list -H -o name,type DS` as run on a member:
+// whether filesystem ds is there. Only zfs's own answer for ds, exit 1
+// and "cannot open 'DS': dataset does not exist", means absent; any other
+// failure (no zfs, its module not loaded, a pool it cannot read) is an
+// error: a member that cannot answer must not pass for one without the
+// dataset.
+func datasetListed(ds string, res provider.ExecResult) (bool, error) {
+	stderr := strings.TrimSpace(string(res.Stderr))
+	switch {
+	case res.ExitCode == 1 && stderr == "cannot open '"+ds+"': dataset does not exist":
+		return false, nil
+	case res.ExitCode != 0:
+		return false, fmt.Errorf("zfs list %s exited %d: %s", ds, res.ExitCode, stderr)
+	}
+	if got, want := strings.TrimSpace(string(res.Stdout)), ds+"\tfilesystem"; got != want {
+		return false, fmt.Errorf("zfs list %s said %q, want %q", ds, got, want)
+	}
+	return true, nil
+}
+
 // ZFSSnapshotsE lists the ZFS snapshots of the instance's dataset on member.
 func ZFSSnapshotsE(ctx context.Context, t testing.TestingT, c *cluster.Cluster, member, instance string) ([]string, error) {
-	zpool, err := zpoolOf(c, member)
+	zpool, err := zpoolOf(ctx, c, member)
 	if err != nil {
 		return nil, err
 	}
@@ -555,7 +590,7 @@ type SnapshotInstanceInput struct {
 
 // SnapshotInstanceE takes a (stateless) snapshot of the instance.
 func SnapshotInstanceE(ctx context.Context, t testing.TestingT, in SnapshotInstanceInput) error {
-	srv, err := in.Cluster.LXD()
+	srv, err := lxdFor(ctx, in.Cluster)
 	if err != nil {
 		return err
 	}
@@ -565,7 +600,7 @@ func SnapshotInstanceE(ctx context.Context, t testing.TestingT, in SnapshotInsta
 
 // RestoreInstanceE restores the instance to the snapshot.
 func RestoreInstanceE(ctx context.Context, t testing.TestingT, in SnapshotInstanceInput) error {
-	srv, err := in.Cluster.LXD()
+	srv, err := lxdFor(ctx, in.Cluster)
 	if err != nil {
 		return err
 	}
@@ -583,7 +618,7 @@ type MoveInstanceInput struct {
 // MoveInstanceE moves the (stopped) instance to input.Target, snapshots
 // and all, as `lxc move --target` does.
 func MoveInstanceE(ctx context.Context, t testing.TestingT, in MoveInstanceInput) error {
-	srv, err := in.Cluster.LXD()
+	srv, err := lxdFor(ctx, in.Cluster)
 	if err != nil {
 		return err
 	}
@@ -606,7 +641,7 @@ type CopyInstanceInput struct {
 // architecture, config and devices, none of its volatile keys), and
 // registers the copy's deletion at cleanup.
 func CopyInstanceE(ctx context.Context, t testing.TestingT, in CopyInstanceInput) error {
-	srv, err := in.Cluster.LXD()
+	srv, err := lxdFor(ctx, in.Cluster)
 	if err != nil {
 		return err
 	}
@@ -649,7 +684,7 @@ func SetMemberStateE(ctx context.Context, t testing.TestingT, in MemberStateInpu
 	if in.Action != "evacuate" && in.Action != "restore" {
 		return fmt.Errorf("member %s: action %q must be evacuate or restore", in.Member, in.Action)
 	}
-	srv, err := in.Cluster.LXD()
+	srv, err := lxdFor(ctx, in.Cluster)
 	if err != nil {
 		return err
 	}
@@ -675,7 +710,7 @@ func ExpectNoLeftoverDatasets(ctx context.Context, in ExpectNoLeftoverDatasetsIn
 	GinkgoHelper()
 	Expect(in.Containing).NotTo(BeEmpty(), "ExpectNoLeftoverDatasets needs what to look for")
 	for _, m := range in.Cluster.Members() {
-		zpool, err := zpoolOf(in.Cluster, m.Name)
+		zpool, err := zpoolOf(ctx, in.Cluster, m.Name)
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(func(g Gomega) []string {
 			out, err := RunE(ctx, GinkgoT(), NodeOf(in.Cluster, m.Name), "zfs", "list", "-H", "-t", "all", "-o", "name", "-r", zpool)
