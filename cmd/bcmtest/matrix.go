@@ -199,7 +199,7 @@ func (m matrixRun) id() string {
 // command is one run of the suites' binary, in the suites' directory as
 // `go test` would run it, with the run's settings in the environment.
 func (m matrixRun) command(runDir string) *exec.Cmd {
-	args := []string{"-test.count=1", "-test.timeout=90m", "-ginkgo.v",
+	args := []string{"-test.count=1", "-test.timeout=90m", "-ginkgo.v", "-ginkgo.fail-on-empty",
 		"-ginkgo.json-report=" + filepath.Join(runDir, "report.json"), "-ginkgo.junit-report=" + filepath.Join(runDir, "junit.xml")}
 	if m.labels != "" {
 		args = append(args, "-ginkgo.label-filter="+m.labels)
@@ -274,12 +274,25 @@ func runSize(ctx context.Context, m matrixRun, log io.Writer) report.Run {
 			r.Timings = report.PhaseTimings(t)
 		}
 	}
-	_, failed, _ := r.Counts()
+	passed, failed, _ := r.Counts()
+	if passed+failed == 0 && r.Error == "" {
+		// Ginkgo exits 0 when its filter leaves nothing to run; a size
+		// that tested nothing must not read as a pass.
+		r.Error = noSpecRan(m.labels)
+	}
 	r.Passed = runErr == nil && failed == 0 && r.Error == ""
 	if runErr != nil && r.Error == "" && failed == 0 {
 		r.Error = fmt.Sprintf("the suite run failed (%v); see %s", runErr, filepath.Join(runDir, "output.log"))
 	}
 	return r
+}
+
+// noSpecRan says why a run in which no spec ran failed.
+func noSpecRan(labels string) string {
+	if labels == "" {
+		return "no spec ran: the suite has no spec for this size"
+	}
+	return fmt.Sprintf("no spec ran: the label filter %q matched no spec", labels)
 }
 
 // accelOf reads which acceleration the runs' VMs used, as the suite
