@@ -151,6 +151,10 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 			collect(ctx, nodes)
 		}
 	}, NodeTimeout(5*time.Minute))
+	// LXD's heartbeat lateness during the run, from the members' logs.
+	DeferCleanup(func(ctx SpecContext) {
+		framework.RecordHeartbeats(ctx, framework.RecordHeartbeatsInput{Cluster: bcm, Dir: cfg.Artifacts})
+	}, NodeTimeout(5*time.Minute))
 	// Registered last, so it runs first: every node's kernel is checked
 	// while the nodes are there, and a finding counts as a failed run.
 	DeferCleanup(func(ctx SpecContext) {

@@ -112,6 +112,10 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		}
 		diag.Collect(ctx, diag.CollectInput{Provider: p, Nodes: nodes, Dir: artifacts, Log: GinkgoWriter})
 	}, NodeTimeout(5*time.Minute))
+	// LXD's heartbeat lateness during the run, from the members' logs.
+	DeferCleanup(func(ctx SpecContext) {
+		framework.RecordHeartbeats(ctx, framework.RecordHeartbeatsInput{Cluster: bcm, Dir: artifacts})
+	}, NodeTimeout(5*time.Minute))
 	// Registered last, so it runs first: every node's kernel is checked
 	// while the nodes are there, and a finding counts as a failed run.
 	DeferCleanup(func(ctx SpecContext) {

@@ -12,6 +12,8 @@ import (
 	"github.com/gruntwork-io/terratest/modules/testing"
 	. "github.com/onsi/ginkgo/v2"
 
+	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/heartbeat"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/kernelcheck"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
@@ -121,4 +123,40 @@ func writeKernelFindings(dir string, res kernelcheck.Result) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, KernelFindingsFile), b, 0o600)
+}
+
+// HeartbeatsFile is where a teardown leaves the LXD heartbeat record;
+// `bcmtest matrix` reads it.
+const HeartbeatsFile = "heartbeats.json"
+
+// RecordHeartbeatsInput is a cluster whose members' LXD logs are read.
+type RecordHeartbeatsInput struct {
+	Cluster *cluster.Cluster
+	// Dir receives heartbeats.json; "" writes no file.
+	Dir string
+}
+
+// RecordHeartbeats reads how late LXD's heartbeats were during the run
+// from every member's LXD log (see package heartbeat for what the logs can
+// tell) and puts it into the report (entry "heartbeats") and
+// Dir/heartbeats.json. It is data for the next stall, never a failure.
+func RecordHeartbeats(ctx context.Context, input RecordHeartbeatsInput) heartbeat.Record {
+	GinkgoHelper()
+	var nodes []heartbeat.Node
+	for _, m := range input.Cluster.Members() {
+		nodes = append(nodes, heartbeat.Node{Name: m.Name, Address: m.Info.PrivateIP})
+	}
+	rec := heartbeat.Collect(ctx, input.Cluster.Provider(), nodes, wait.LoadOrDefault().DiagExec.Timeout)
+	AddReportEntry("heartbeats", rec.Summary())
+	GinkgoWriter.Println(rec.Summary())
+	if input.Dir != "" {
+		b, err := json.MarshalIndent(rec, "", "  ")
+		if err == nil {
+			err = os.WriteFile(filepath.Join(input.Dir, HeartbeatsFile), b, 0o600)
+		}
+		if err != nil {
+			GinkgoWriter.Printf("heartbeats: writing %s: %v\n", HeartbeatsFile, err)
+		}
+	}
+	return rec
 }
