@@ -16,12 +16,13 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/heartbeat"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/kernelcheck"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/report"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
 )
 
 // KernelFindingsFile is the file a teardown check writes its result to,
 // beside the run's other reports; `bcmtest matrix` reads it.
-const KernelFindingsFile = "kernel-findings.json"
+const KernelFindingsFile = report.KernelFindingsFile
 
 // KernelHealthInput names the nodes whose kernels are checked.
 type KernelHealthInput struct {
@@ -127,7 +128,7 @@ func writeKernelFindings(dir string, res kernelcheck.Result) error {
 
 // HeartbeatsFile is where a teardown leaves the LXD heartbeat record;
 // `bcmtest matrix` reads it.
-const HeartbeatsFile = "heartbeats.json"
+const HeartbeatsFile = report.HeartbeatsFile
 
 // RecordHeartbeatsInput is a cluster whose members' LXD logs are read.
 type RecordHeartbeatsInput struct {
