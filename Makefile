@@ -20,7 +20,7 @@ HOST_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap debian-archive-keyring ge
 	apt-cacher-ng socat e2fsprogs ca-certificates openssh-client iproute2 \
 	chromium fonts-liberation gcc libc6-dev lxd-client
 
-.PHONY: deps build unit fuzz integration test e2e dry-run nightly faults bench lint
+.PHONY: deps build unit fuzz integration test e2e dry-run nightly faults bench lint soak
 
 ## deps: install host packages (sudo when not root) and Go modules
 deps:
@@ -66,6 +66,20 @@ e2e: deps
 	  $(GO) test -count=1 -v -timeout 90m ./suites/e2e $(GINKGO_FLAGS) \
 	  $(if $(LABELS),-ginkgo.label-filter='$(LABELS)') \
 	  -ginkgo.junit-report=$(ARTIFACTS)/$(RUN_ID)/junit.xml -ginkgo.json-report=$(ARTIFACTS)/$(RUN_ID)/report.json
+
+## soak: RUNS fresh `make e2e` cycles back to back (each its own cluster), then one
+## table of each spec's passes, failures and flakes, with the flake rate
+RUNS ?= 5
+soak:
+	@case "$(RUNS)" in ''|*[!0-9]*|0) echo "RUNS=$(RUNS): must be a whole number of cycles, 1 or more" >&2; exit 2;; esac; \
+	dir=$(abspath $(ARTIFACTS))/soak-$(RUN_ID); mkdir -p "$$dir"; rc=0; \
+	for i in $$(seq 1 $(RUNS)); do \
+	  echo "soak: cycle $$i of $(RUNS), artifacts $$dir/run-$$i"; \
+	  $(MAKE) --no-print-directory e2e ARTIFACTS="$$dir" RUN_ID=run-$$i || rc=1; \
+	done; \
+	$(GO) run ./cmd/bcmtest matrix --from-runs "$$dir" --sizes $(MEMBERS) --provider $(PROVIDER) \
+	  $(if $(LABELS),--label-filter '$(LABELS)') || rc=1; \
+	exit $$rc
 
 ## dry-run: list the e2e specs with their labels, without VMs
 dry-run:
