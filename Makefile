@@ -30,7 +30,7 @@ HOST_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap debian-archive-keyring ge
 # BCMTEST_PHASE_LOG names a file.
 PHASE := @ci/phase
 
-.PHONY: deps build unit fuzz integration integration-rest test e2e dry-run nightly faults bench lint targets
+.PHONY: deps build unit fuzz integration integration-rest test e2e dry-run nightly faults bench lint targets soak
 
 ## deps: install host packages (sudo when not root) and Go modules
 deps:
@@ -88,6 +88,20 @@ e2e: deps
 	  $(if $(LABELS),-ginkgo.label-filter='$(LABELS)') \
 	  -ginkgo.junit-report=$(ARTIFACTS)/$(RUN_ID)/junit.xml -ginkgo.json-report=$(ARTIFACTS)/$(RUN_ID)/report.json
 	$(PHASE) end e2e
+
+## soak: RUNS fresh `make e2e` cycles back to back (each its own cluster), then one
+## table of each spec's passes, failures and flakes, with the flake rate
+RUNS ?= 5
+soak:
+	@case "$(RUNS)" in ''|*[!0-9]*|0) echo "RUNS=$(RUNS): must be a whole number of cycles, 1 or more" >&2; exit 2;; esac; \
+	dir=$(abspath $(ARTIFACTS))/soak-$(RUN_ID); mkdir -p "$$dir"; rc=0; \
+	for i in $$(seq 1 $(RUNS)); do \
+	  echo "soak: cycle $$i of $(RUNS), artifacts $$dir/run-$$i"; \
+	  $(MAKE) --no-print-directory e2e ARTIFACTS="$$dir" RUN_ID=run-$$i || rc=1; \
+	done; \
+	$(GO) run ./cmd/bcmtest matrix --from-runs "$$dir" --sizes $(MEMBERS) --provider $(PROVIDER) \
+	  $(if $(LABELS),--label-filter '$(LABELS)') || rc=1; \
+	exit $$rc
 
 ## dry-run: list the e2e specs with their labels, without VMs
 dry-run:

@@ -308,12 +308,16 @@ func lxcHint(name, dir string) string {
 
 func (a *app) downCmd() *cobra.Command {
 	var prov string
-	var stale bool
+	var stale, keepGoing bool
 	c := &cobra.Command{
 		Use:   "down NAME | --stale",
 		Short: "Remove exactly one cluster, or what crashed runs left",
 		Long: `Removes exactly the cluster NAME (NAME-NN VMs and state; never NAME10-NN), or with
---stale every cluster and VM whose harness process died without tearing down.`,
+--stale every cluster and VM whose harness process died without tearing down.
+Before removing NAME it checks every node's kernel (serial console and kernel log)
+for lockups, RCU stalls, hung tasks, OOM kills, oopses, BUGs, panics and segfaults
+of LXD, dqlite or cloud-init; a finding fails the command after the removal,
+naming node, line and time since boot (--keep-going: printed, exit 0).`,
 		Example: `  bcmtest down CLUS1
   bcmtest down --stale`,
 		Args:              cobra.ArbitraryArgs,
@@ -331,11 +335,12 @@ func (a *app) downCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("down: %w", err)
 			}
-			return a.down(c.Context(), name, args, stale)
+			return keepGoingOnKernel(a.stderr, a.down(c.Context(), name, args, stale), keepGoing)
 		},
 	}
 	addProviderFlag(c, &prov)
 	c.Flags().BoolVar(&stale, "stale", false, "sweep what crashed or killed runs left")
+	c.Flags().BoolVar(&keepGoing, "keep-going", false, "report kernel findings without failing")
 	return c
 }
 

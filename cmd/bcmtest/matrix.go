@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,15 +27,29 @@ Writes to --out: summary.json, summary.md (for CI job summaries), report.html (p
 timings charted against cluster size) and report.png (the page rendered by headless
 Chromium, when installed), plus each run's reports and diagnostics under size-N[-aK]/.
 
+Every run's teardown checks each node's kernel (lockups, RCU stalls, hung tasks, OOM
+kills, oopses, BUGs, panics, segfaults of LXD, dqlite or cloud-init): a finding fails
+the run, or with --keep-going is only reported. The report has, per spec, passes,
+failures and flaky failures across the runs (a spec that failed and passed at the same
+size) with the flake rate, each run's kernel findings, and LXD's heartbeat lateness
+per member from the members' LXD logs.
+
+--from-runs DIR builds the same report from runs already made (each a subdirectory
+of DIR with a Ginkgo report.json, as "make soak" leaves them) without running
+anything: they count as repeats of the one size in --sizes.
+
 Ctrl-C (SIGINT or SIGTERM) reaches the running suite, which tears its cluster down;
 the matrix waits for that and exits 130.`
 
 const matrixExample = `  bcmtest matrix --sizes 0,1
-  bcmtest matrix --sizes 0,1,3 --label-filter smoke --repeat 2`
+  bcmtest matrix --sizes 0,1,3 --label-filter smoke --repeat 2
+  bcmtest matrix --sizes 1 --from-runs artifacts/soak-20261203-100000`
 
 type matrixOptions struct {
 	sizes, labels, out, provider, suites, cloudInit string
 	repeat                                          int
+	keepGoing                                       bool
+	fromRuns                                        string
 }
 
 func (a *app) matrixCmd() *cobra.Command {
@@ -58,8 +73,11 @@ func (a *app) matrixCmd() *cobra.Command {
 	addProviderFlag(c, &o.provider)
 	f.StringVar(&o.suites, "suites", "./suites/e2e", "the e2e suites package (a directory)")
 	f.StringVar(&o.cloudInit, "cloud-init", "", "cloud-init file for every node")
+	f.BoolVar(&o.keepGoing, "keep-going", false, "report kernel findings at teardown without failing the run")
+	f.StringVar(&o.fromRuns, "from-runs", "", "build the report from the runs under this directory instead of running")
 	c.MarkFlagDirname("out")
 	c.MarkFlagDirname("suites")
+	c.MarkFlagDirname("from-runs")
 	addCloudInitFlagCompletion(c, "cloud-init")
 	return c
 }
@@ -78,6 +96,9 @@ func (a *app) matrix(ctx context.Context, o matrixOptions) error {
 	}
 	if o.repeat < 1 {
 		return usagef("matrix: --repeat %d: must be 1 or more", o.repeat)
+	}
+	if o.fromRuns != "" {
+		return a.matrixFromRuns(ctx, o, sizes)
 	}
 	prov, err := chooseProvider(o.provider)
 	if err != nil {
@@ -129,7 +150,7 @@ func (a *app) matrix(ctx context.Context, o matrixOptions) error {
 				break
 			}
 			r := runSize(ctx, matrixRun{size: n, attempt: at, repeat: o.repeat, dir: dir, labels: o.labels, provider: sum.Provider,
-				suiteBin: bin, suiteDir: suites, cloudInit: ci}, log)
+				suiteBin: bin, suiteDir: suites, cloudInit: ci, keepGoing: o.keepGoing}, log)
 			sum.Runs = append(sum.Runs, r)
 			p, f, s := r.Counts()
 			fmt.Fprintf(log, "matrix: size %d attempt %d: passed=%v (%d passed, %d failed, %d skipped) in %s\n", n, at, r.Passed, p, f, s, r.Timings.Total.Round(time.Second))
@@ -137,6 +158,12 @@ func (a *app) matrix(ctx context.Context, o matrixOptions) error {
 	}
 	sum.Finished = time.Now().UTC()
 	sum.Accel = accelOf(dir)
+	return a.writeMatrix(ctx, dir, sum)
+}
+
+// writeMatrix writes the report, lists its files and says whether the
+// matrix passed, with the flake rate when there were repeats.
+func (a *app) writeMatrix(ctx context.Context, dir string, sum report.Summary) error {
 	files, werr := report.WriteAll(context.WithoutCancel(ctx), dir, sum)
 	for _, f := range files {
 		fmt.Fprintln(a.stdout, f)
@@ -144,6 +171,8 @@ func (a *app) matrix(ctx context.Context, o matrixOptions) error {
 	if werr != nil {
 		return werr
 	}
+	runs, failed, flaky := sum.SpecTotals()
+	fmt.Fprintf(a.stderr, "matrix: %d run(s), %d spec runs, %d failed, %d flaky\n", len(sum.Runs), runs, failed, flaky)
 	if ctx.Err() != nil {
 		return errInterrupted
 	}
@@ -187,6 +216,7 @@ type matrixRun struct {
 	size, attempt, repeat         int
 	dir, labels, provider         string
 	suiteBin, suiteDir, cloudInit string
+	keepGoing                     bool
 }
 
 func (m matrixRun) id() string {
@@ -199,7 +229,7 @@ func (m matrixRun) id() string {
 // command is one run of the suites' binary, in the suites' directory as
 // `go test` would run it, with the run's settings in the environment.
 func (m matrixRun) command(runDir string) *exec.Cmd {
-	args := []string{"-test.count=1", "-test.timeout=90m", "-ginkgo.v",
+	args := []string{"-test.count=1", "-test.timeout=90m", "-ginkgo.v", "-ginkgo.fail-on-empty",
 		"-ginkgo.json-report=" + filepath.Join(runDir, "report.json"), "-ginkgo.junit-report=" + filepath.Join(runDir, "junit.xml")}
 	if m.labels != "" {
 		args = append(args, "-ginkgo.label-filter="+m.labels)
@@ -208,6 +238,9 @@ func (m matrixRun) command(runDir string) *exec.Cmd {
 	cmd.Dir = m.suiteDir
 	cmd.Env = append(os.Environ(), "BCMTEST_E2E=1", "BCMTEST_MEMBERS="+strconv.Itoa(m.size), "BCMTEST_PROVIDER="+m.provider,
 		"BCMTEST_ARTIFACTS="+m.dir, "BCMTEST_RUN_ID="+m.id(), "BCMTEST_CLOUD_INIT="+m.cloudInit)
+	if m.keepGoing {
+		cmd.Env = append(cmd.Env, "BCMTEST_KEEP_GOING=1")
+	}
 	return cmd
 }
 
@@ -263,6 +296,15 @@ func runSize(ctx context.Context, m matrixRun, log io.Writer) report.Run {
 	defer logf.Close()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	runErr := runInGroup(ctx, cmd, teardownGrace)
+	collectRun(&r, runDir, m.labels, runErr)
+	return r
+}
+
+// collectRun fills r from what a run of the suites left in runDir: Ginkgo's
+// JSON report, the suite's timings.json and its teardown's kernel findings
+// and heartbeats; runErr is how the suite's process ended (nil when not
+// known, for runs read back with --from-runs).
+func collectRun(r *report.Run, runDir, labels string, runErr error) {
 	specs, suiteErr, err := report.ReadGinkgoReport(filepath.Join(runDir, "report.json"))
 	r.Specs, r.Error = specs, suiteErr
 	if err != nil {
@@ -274,20 +316,121 @@ func runSize(ctx context.Context, m matrixRun, log io.Writer) report.Run {
 			r.Timings = report.PhaseTimings(t)
 		}
 	}
-	_, failed, _ := r.Counts()
+	if err := report.ReadTeardownFiles(r, runDir); err != nil && r.Error == "" {
+		r.Error = err.Error()
+	}
+	passed, failed, _ := r.Counts()
+	if passed+failed == 0 && r.Error == "" {
+		// Ginkgo exits 0 when its filter leaves nothing to run; a size
+		// that tested nothing must not read as a pass.
+		r.Error = noSpecRan(labels)
+	}
 	r.Passed = runErr == nil && failed == 0 && r.Error == ""
 	if runErr != nil && r.Error == "" && failed == 0 {
 		r.Error = fmt.Sprintf("the suite run failed (%v); see %s", runErr, filepath.Join(runDir, "output.log"))
 	}
-	return r
+}
+
+// matrixFromRuns builds the report from runs made elsewhere (make soak):
+// every subdirectory of --from-runs with a report.json is one repeat of
+// the single size given, in the order of the number its name ends in.
+func (a *app) matrixFromRuns(ctx context.Context, o matrixOptions, sizes []int) error {
+	if len(sizes) != 1 {
+		return usagef("matrix: --from-runs needs exactly one size in --sizes (the runs' member count), not %s", o.sizes)
+	}
+	dir, err := filepath.Abs(o.fromRuns)
+	if err != nil {
+		return usagef("matrix: --from-runs %s: %v", o.fromRuns, err)
+	}
+	runDirs, err := runDirsIn(dir)
+	if err != nil {
+		return usagef("matrix: --from-runs %s: %v", o.fromRuns, err)
+	}
+	if len(runDirs) == 0 {
+		return usagef("matrix: --from-runs %s: no subdirectory with a report.json", o.fromRuns)
+	}
+	out := o.out
+	if out == "" {
+		out = dir
+	}
+	host, _ := os.Hostname()
+	sum := report.Summary{RunID: filepath.Base(dir), Host: host, Provider: o.provider, Sizes: sizes, Repeat: len(runDirs)}
+	if sum.Provider == "" {
+		sum.Provider = "auto"
+	}
+	for i, rd := range runDirs {
+		r := report.Run{Size: sizes[0], Attempt: i + 1}
+		if fi, err := os.Stat(filepath.Join(rd, "report.json")); err == nil {
+			r.Started = fi.ModTime().UTC()
+		}
+		collectRun(&r, rd, o.labels, nil)
+		sum.Runs = append(sum.Runs, r)
+	}
+	if n := len(sum.Runs); n > 0 {
+		sum.Started, sum.Finished = sum.Runs[0].Started, sum.Runs[n-1].Started
+	}
+	sum.Accel = accelOfRuns(runDirs)
+	return a.writeMatrix(ctx, out, sum)
+}
+
+// runDirsIn lists dir's subdirectories that hold a report.json, ordered by
+// the number their names end in (run-2 before run-10), then by name.
+func runDirsIn(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, e.Name(), "report.json")); err == nil {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		ni, nj := trailingNumber(filepath.Base(out[i])), trailingNumber(filepath.Base(out[j]))
+		if ni != nj {
+			return ni < nj
+		}
+		return out[i] < out[j]
+	})
+	return out, nil
+}
+
+// trailingNumber is the number name ends in, -1 if none.
+func trailingNumber(name string) int {
+	i := len(name)
+	for i > 0 && name[i-1] >= '0' && name[i-1] <= '9' {
+		i--
+	}
+	n, err := strconv.Atoi(name[i:])
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// noSpecRan says why a run in which no spec ran failed.
+func noSpecRan(labels string) string {
+	if labels == "" {
+		return "no spec ran: the suite has no spec for this size"
+	}
+	return fmt.Sprintf("no spec ran: the label filter %q matched no spec", labels)
 }
 
 // accelOf reads which acceleration the runs' VMs used, as the suite
 // recorded it (provider.txt: "qemu tcg").
 func accelOf(dir string) string {
-	files, _ := filepath.Glob(filepath.Join(dir, "size-*", "provider.txt"))
-	for _, f := range files {
-		if b, err := os.ReadFile(f); err == nil {
+	files, _ := filepath.Glob(filepath.Join(dir, "size-*"))
+	return accelOfRuns(files)
+}
+
+// accelOfRuns is accelOf over the given run directories.
+func accelOfRuns(dirs []string) string {
+	for _, d := range dirs {
+		if b, err := os.ReadFile(filepath.Join(d, "provider.txt")); err == nil {
 			if fs := strings.Fields(string(b)); len(fs) == 2 {
 				return fs[1]
 			}

@@ -2,14 +2,19 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/onsi/ginkgo/v2/types"
 )
 
 // TestMain lets the test binary stand in for a suite: with
@@ -33,6 +38,10 @@ func helperMain(role, dir string) int {
 		mark("deaf.ready")
 		time.Sleep(time.Minute)
 		return 0
+	case "empty":
+		// A suite whose label filter matched nothing: Ginkgo writes a
+		// report in which every spec was skipped, and exits 0.
+		return writeEmptyReport(os.Args[1:])
 	case "member":
 		mark("member.ready")
 		<-sig
@@ -168,4 +177,36 @@ func cutFlagValue(arg string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// writeEmptyReport writes, to the -ginkgo.json-report path among args, a
+// report whose only spec was skipped by the label filter.
+func writeEmptyReport(args []string) int {
+	for _, a := range args {
+		if path, ok := strings.CutPrefix(a, "-ginkgo.json-report="); ok {
+			rep := []types.Report{{SuiteDescription: "fake", SuiteSucceeded: true, SpecReports: types.SpecReports{
+				{LeafNodeType: types.NodeTypeIt, LeafNodeText: "runs tor", State: types.SpecStateSkipped},
+			}}}
+			b, _ := json.Marshal(rep)
+			if os.WriteFile(path, b, 0o644) != nil {
+				return 5
+			}
+			return 0
+		}
+	}
+	return 6
+}
+
+func TestMatrixSizeWhereNoSpecRanFails(t *testing.T) {
+	t.Setenv("BCMTEST_TEST_HELPER", "empty")
+	dir := t.TempDir()
+	m := matrixRun{size: 1, attempt: 1, repeat: 1, dir: dir, labels: "smok", provider: "qemu",
+		suiteBin: os.Args[0], suiteDir: dir}
+	r := runSize(context.Background(), m, io.Discard)
+	if r.Passed {
+		t.Fatalf("a run in which no spec ran passed: %+v", r)
+	}
+	if !strings.Contains(r.Error, "matched no spec") || !strings.Contains(r.Error, `"smok"`) {
+		t.Errorf("the run's error does not say the filter matched nothing: %q", r.Error)
+	}
 }

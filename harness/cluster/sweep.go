@@ -19,6 +19,8 @@ import (
 // is one of its nodes (CLUS1-NN, never CLUS10-NN) and its state. It takes
 // the cluster's lock first, so it returns a *BusyError instead of pulling a
 // cluster from under the process bringing it up or tearing it down.
+// Before deleting, it checks every running node's kernel; findings come
+// back as a *KernelFindingsError after the cluster is removed.
 // Removing a cluster that does not exist is not an error; it reports what
 // it removed.
 func Down(ctx context.Context, p provider.Provider, stateDir, name string, log io.Writer) ([]string, error) {
@@ -32,14 +34,15 @@ func Down(ctx context.Context, p provider.Provider, stateDir, name string, log i
 	}
 	defer lock.Unlock()
 	_, serr := os.Stat(dir)
+	kerr := checkKernelsBeforeDown(ctx, p, name, log)
 	removed, err := destroy(ctx, p, name, dir, log)
 	if err != nil {
-		return removed, err
+		return removed, errors.Join(err, kerr)
 	}
 	if serr == nil {
 		removed = append(removed, "state "+dir)
 	}
-	return removed, nil
+	return removed, kerr
 }
 
 // ClusterStatus is what the harness knows about a cluster on this host.

@@ -2,11 +2,17 @@ package report
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/heartbeat"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/kernelcheck"
 )
 
 // SpecsFromGinkgo converts Ginkgo suite reports (what -ginkgo.json-report
@@ -71,4 +77,35 @@ func ReadGinkgoReport(path string) (specs []SpecResult, suiteFailure string, err
 	}
 	specs, suiteFailure = SpecsFromGinkgo(reports...)
 	return specs, suiteFailure, nil
+}
+
+// ReadTeardownFiles adds to r what the suite's teardown left in dir: the
+// kernel check's findings and the heartbeat record. A missing file is no
+// error (a run that never reached teardown, or an older suite).
+func ReadTeardownFiles(r *Run, dir string) error {
+	var kr kernelcheck.Result
+	if err := readIfThere(filepath.Join(dir, KernelFindingsFile), &kr); err != nil {
+		return err
+	}
+	r.Kernel = kr.Findings
+	var hb heartbeat.Record
+	if err := readIfThere(filepath.Join(dir, HeartbeatsFile), &hb); err != nil {
+		return err
+	}
+	r.Heartbeats = hb.Members
+	return nil
+}
+
+func readIfThere(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	return nil
 }

@@ -143,8 +143,14 @@ type page struct {
 	Failures []failure
 	Flakes   []flake
 	Runs     []runView
-	Chart    chartData
-	ChartJS  template.JS
+	// Specs, FlakeLine: the per-spec table, shown for more than one run.
+	Specs      []specRow
+	FlakeLine  string
+	Kernel     []kernelItem
+	Heartbeats []heartbeatRow
+	HBNote     string
+	Chart      chartData
+	ChartJS    template.JS
 }
 
 // HTML renders s as one self-contained page: Chart.js inlined, a line chart
@@ -169,18 +175,24 @@ func HTML(s Summary) ([]byte, error) {
 	}
 	rows := s.rows()
 	p := page{
-		S:        s,
-		Class:    "failed",
-		Verdict:  "failed",
-		Meta:     metaLine(s, func(v string) string { return v }),
-		Rows:     rows,
-		Failures: s.failures(),
-		Flakes:   s.flakeList(),
-		Chart:    newChartData(rows),
-		ChartJS:  template.JS(lib),
+		S:          s,
+		Class:      "failed",
+		Verdict:    "failed",
+		Meta:       metaLine(s, func(v string) string { return v }),
+		Rows:       rows,
+		Failures:   s.failures(),
+		Flakes:     s.flakeList(),
+		Kernel:     s.kernelItems(),
+		Heartbeats: s.heartbeatRows(),
+		HBNote:     heartbeatNote,
+		Chart:      newChartData(rows),
+		ChartJS:    template.JS(lib),
 	}
 	if s.Passed() {
 		p.Class, p.Verdict = "passed", "passed"
+	}
+	if len(s.Runs) > 1 {
+		p.Specs, p.FlakeLine = s.specRows(), s.flakeLine()
 	}
 	for _, r := range s.sortedRuns() {
 		p.Runs = append(p.Runs, newRunView(r))

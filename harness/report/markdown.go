@@ -50,8 +50,41 @@ func Markdown(s Summary) string {
 			fmt.Fprintf(&b, "- %s at size %s\n", code(f.Name), f.SizesText())
 		}
 	}
+	if len(s.Runs) > 1 {
+		b.WriteString("\n### Specs across runs\n\n" + s.flakeLine() + "\n\n")
+		b.WriteString(SpecTableHeader + "\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
+		for _, st := range s.specRows() {
+			fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %s |\n", code(st.Name), st.Runs(), st.Passed, st.Failed, st.Flaky, st.Rate)
+		}
+	}
+	if ks := s.kernelItems(); len(ks) > 0 {
+		b.WriteString("\n### Kernel findings\n\nFrom each node's serial console and kernel log at teardown.\n\n")
+		for _, k := range ks {
+			fmt.Fprintf(&b, "- size %d (%d nodes), attempt %d: %s\n", k.Size, k.Nodes, k.Attempt, code(k.Text))
+		}
+	}
+	if hs := s.heartbeatRows(); len(hs) > 0 {
+		b.WriteString("\n### LXD heartbeats\n\n" + heartbeatNote + "\n\n")
+		b.WriteString("| size | attempt | member | late rounds led | max over interval | failed heartbeats to it |\n| ---: | ---: | --- | ---: | ---: | ---: |\n")
+		for _, h := range hs {
+			if h.Unread != "" {
+				fmt.Fprintf(&b, "| %d | %d | %s | log not read: %s | | |\n", h.Size, h.Attempt, code(h.Member), code(h.Unread))
+				continue
+			}
+			fmt.Fprintf(&b, "| %d | %d | %s | %d | %s | %d |\n", h.Size, h.Attempt, code(h.Member), h.LateRounds, h.MaxLate, h.Failed)
+		}
+	}
 	return b.String()
 }
+
+// SpecTableHeader is the header row of the per-spec table.
+const SpecTableHeader = "| spec | runs | passed | failed | flaky | flake rate |"
+
+// heartbeatNote says where the heartbeat numbers come from and what they
+// can and cannot say.
+const heartbeatNote = "From the members' LXD logs at teardown. LXD warns when a heartbeat round of the database leader " +
+	"takes longer than the interval (counted for the member that led it) and when a heartbeat to a member fails " +
+	"(counted for that member); rounds on time leave no line."
 
 // metaLine is the line under the heading, shared by Markdown and HTML;
 // quote wraps each free-text value the way the output format needs.

@@ -248,3 +248,78 @@ func (s Summary) flakeList() []flake {
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
+
+// kernelItem is one kernel finding of one run, for the lists.
+type kernelItem struct {
+	Size, Nodes, Attempt int
+	Text                 string
+}
+
+// kernelItems lists every run's kernel findings, by size and attempt.
+func (s Summary) kernelItems() []kernelItem {
+	var out []kernelItem
+	for _, r := range s.sortedRuns() {
+		for _, f := range r.Kernel {
+			out = append(out, kernelItem{r.Size, r.Nodes(), r.Attempt, f.String()})
+		}
+	}
+	return out
+}
+
+// heartbeatRow is one member of one run in the heartbeat table.
+type heartbeatRow struct {
+	Size, Attempt int
+	Member        string
+	LateRounds    int
+	MaxLate       string
+	Failed        int
+	Class         string // "late" when a round overran or a heartbeat failed
+	Unread        string
+}
+
+// heartbeatRows lists every run's members, by size and attempt.
+func (s Summary) heartbeatRows() []heartbeatRow {
+	var out []heartbeatRow
+	for _, r := range s.sortedRuns() {
+		for _, m := range r.Heartbeats {
+			h := heartbeatRow{Size: r.Size, Attempt: r.Attempt, Member: m.Name, LateRounds: m.LateRounds, Failed: m.Failed, MaxLate: "–", Unread: m.Unread}
+			if m.LateRounds > 0 {
+				h.MaxLate = fmtSeconds(m.MaxLate)
+			}
+			if m.LateRounds > 0 || m.Failed > 0 {
+				h.Class = "late"
+			}
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// pct formats a rate as a percentage with one decimal.
+func pct(r float64) string { return strconv.FormatFloat(r*100, 'f', 1, 64) + "%" }
+
+// specRow is a SpecStat formatted for the tables.
+type specRow struct {
+	SpecStat
+	Rate, Sizes string
+}
+
+// specRows are SpecStats for the tables, with the rate formatted.
+func (s Summary) specRows() []specRow {
+	var out []specRow
+	for _, st := range s.SpecStats() {
+		out = append(out, specRow{st, pct(st.FlakeRate()), flake{Sizes: st.FlakySizes}.SizesText()})
+	}
+	return out
+}
+
+// flakeLine is the one-line total under the spec table.
+func (s Summary) flakeLine() string {
+	runs, failed, flaky := s.SpecTotals()
+	rate := 0.0
+	if runs > 0 {
+		rate = float64(flaky) / float64(runs)
+	}
+	return fmt.Sprintf("%d spec runs over %d run(s): %d failed, %d of them flaky (failed, then passed on another run of the same size, or the other way round): flake rate %s.",
+		runs, len(s.Runs), failed, flaky, pct(rate))
+}

@@ -3,6 +3,9 @@ package report
 import (
 	"sort"
 	"time"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/heartbeat"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/kernelcheck"
 )
 
 // Spec states as recorded in SpecResult.State. Ginkgo has more (pending,
@@ -74,6 +77,13 @@ type Run struct {
 	Error   string       `json:"error,omitempty"`
 	Timings PhaseTimings `json:"timings"`
 	Specs   []SpecResult `json:"specs"`
+	// Kernel is what the teardown's kernel check found on the run's nodes
+	// (kernel-findings.json). Without BCMTEST_KEEP_GOING a finding has
+	// failed the run already; with it, this is where it shows.
+	Kernel []kernelcheck.Finding `json:"kernel_findings,omitempty"`
+	// Heartbeats is LXD's heartbeat lateness per member during the run,
+	// read from the members' LXD logs at teardown (heartbeats.json).
+	Heartbeats []heartbeat.Member `json:"heartbeats,omitempty"`
 }
 
 // Nodes is the cluster's node count: the bootstrap node plus the members.
@@ -124,7 +134,10 @@ func (s Summary) Passed() bool {
 
 // Flakes maps a spec name to the sizes (ascending) at which it both passed
 // and failed across repeats: failures that a re-run would hide, and so the
-// ones worth a look before they are blamed on the cluster.
+// ones worth a look before they are blamed on the cluster. The order of
+// the runs does not matter: a pass after a failure and a failure after a
+// pass are the same evidence that the spec does not decide the same way
+// twice.
 func (s Summary) Flakes() map[string][]int {
 	type key struct {
 		name string
@@ -173,4 +186,80 @@ func (s Summary) sizes() []int {
 	}
 	sort.Ints(out)
 	return out
+}
+
+// SpecStat is one spec's record over every run of the summary.
+type SpecStat struct {
+	Name string
+	// Passed and Failed count the runs in which the spec ran; skipped
+	// runs are not counted.
+	Passed, Failed int
+	// Flaky counts the failures that did not hold: the spec failed in a
+	// run and passed in another run of the same size (a repeat), so a
+	// re-run would have hidden the failure. FlakySizes are those sizes.
+	Flaky      int
+	FlakySizes []int
+}
+
+// Runs is how many times the spec ran (passed or failed).
+func (st SpecStat) Runs() int { return st.Passed + st.Failed }
+
+// FlakeRate is Flaky over Runs, 0 when the spec never ran.
+func (st SpecStat) FlakeRate() float64 {
+	if st.Runs() == 0 {
+		return 0
+	}
+	return float64(st.Flaky) / float64(st.Runs())
+}
+
+// SpecStats tallies every spec over the runs: passes, failures and flaky
+// failures, most flaky first, then most failed, then by name.
+func (s Summary) SpecStats() []SpecStat {
+	flakySizes := s.Flakes()
+	at := map[string]*SpecStat{}
+	var order []string
+	for _, r := range s.Runs {
+		for _, sp := range r.Specs {
+			st := at[sp.Name]
+			if st == nil {
+				st = &SpecStat{Name: sp.Name, FlakySizes: flakySizes[sp.Name]}
+				at[sp.Name] = st
+				order = append(order, sp.Name)
+			}
+			switch sp.State {
+			case StatePassed:
+				st.Passed++
+			case StateFailed:
+				st.Failed++
+				for _, n := range st.FlakySizes {
+					if n == r.Size {
+						st.Flaky++
+					}
+				}
+			}
+		}
+	}
+	out := make([]SpecStat, 0, len(order))
+	for _, n := range order {
+		out = append(out, *at[n])
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Flaky != out[j].Flaky {
+			return out[i].Flaky > out[j].Flaky
+		}
+		if out[i].Failed != out[j].Failed {
+			return out[i].Failed > out[j].Failed
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// SpecTotals sums SpecStats: spec runs, failures and flaky failures over
+// the whole summary, the numbers of its flake rate.
+func (s Summary) SpecTotals() (runs, failed, flaky int) {
+	for _, st := range s.SpecStats() {
+		runs, failed, flaky = runs+st.Runs(), failed+st.Failed, flaky+st.Flaky
+	}
+	return runs, failed, flaky
 }

@@ -62,3 +62,12 @@ func writeAll(ctx context.Context, chromium, dir string, s Summary) (files []str
 	}
 	return append(files, pngPath), nil
 }
+
+// Files a suite's teardown leaves beside its Ginkgo report, which a matrix
+// reads into its Run.
+const (
+	// KernelFindingsFile holds a kernelcheck.Result.
+	KernelFindingsFile = "kernel-findings.json"
+	// HeartbeatsFile holds a heartbeat.Record.
+	HeartbeatsFile = "heartbeats.json"
+)

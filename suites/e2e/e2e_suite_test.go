@@ -151,7 +151,27 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 			collect(ctx, nodes)
 		}
 	}, NodeTimeout(5*time.Minute))
+	// LXD's heartbeat lateness during the run, from the members' logs.
+	DeferCleanup(func(ctx SpecContext) {
+		framework.RecordHeartbeats(ctx, framework.RecordHeartbeatsInput{Cluster: bcm, Dir: cfg.Artifacts})
+	}, NodeTimeout(5*time.Minute))
+	// Registered last, so it runs first: every node's kernel is checked
+	// while the nodes are there, and a finding counts as a failed run.
+	DeferCleanup(func(ctx SpecContext) {
+		framework.CheckKernelsAtTeardown(ctx, framework.TeardownKernelCheckInput{
+			KernelHealthInput: framework.KernelHealthInput{Provider: p, Nodes: memberNames(bcm)},
+			Dir:               cfg.Artifacts, OnFindings: func() { suiteFailed = true }})
+	}, NodeTimeout(5*time.Minute))
 }, NodeTimeout(60*time.Minute))
+
+// memberNames are the names of the cluster's nodes.
+func memberNames(c *cluster.Cluster) []string {
+	var nodes []string
+	for _, m := range c.Members() {
+		nodes = append(nodes, m.Name)
+	}
+	return nodes
+}
 
 func joinProblems(ps []cloudinit.Problem) string {
 	var lines []string

@@ -112,6 +112,17 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		}
 		diag.Collect(ctx, diag.CollectInput{Provider: p, Nodes: nodes, Dir: artifacts, Log: GinkgoWriter})
 	}, NodeTimeout(5*time.Minute))
+	// LXD's heartbeat lateness during the run, from the members' logs.
+	DeferCleanup(func(ctx SpecContext) {
+		framework.RecordHeartbeats(ctx, framework.RecordHeartbeatsInput{Cluster: bcm, Dir: artifacts})
+	}, NodeTimeout(5*time.Minute))
+	// Registered last, so it runs first: every node's kernel is checked
+	// while the nodes are there, and a finding counts as a failed run.
+	DeferCleanup(func(ctx SpecContext) {
+		framework.CheckKernelsAtTeardown(ctx, framework.TeardownKernelCheckInput{
+			KernelHealthInput: framework.KernelHealthInput{Provider: p, Nodes: framework.MemberNames(bcm.Name(), size)},
+			Dir:               artifacts, OnFindings: func() { failed = true }})
+	}, NodeTimeout(5*time.Minute))
 }, NodeTimeout(60*time.Minute))
 
 // specInput is what a fault spec needs, handed to it before each spec

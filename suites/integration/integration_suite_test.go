@@ -6,7 +6,9 @@ package integration
 
 import (
 	"os"
+	"strconv"
 	"testing"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -21,6 +23,19 @@ func TestIntegration(t *testing.T) {
 	RegisterFailHandler(Fail)
 	RunSpecs(t, "Integration (real VMs)")
 }
+
+// ownPID is the owner the qemu provider records on the VMs this process
+// launches: BCMTEST_OWNER_PID when set, else this process.
+var ownPID = func() int {
+	if v, err := strconv.Atoi(os.Getenv("BCMTEST_OWNER_PID")); err == nil && v > 0 {
+		return v
+	}
+	return os.Getpid()
+}()
+
+// Every spec's VMs have their kernels checked before the spec's cleanup
+// deletes them (AfterEach runs before DeferCleanup).
+var _ = AfterEach(func(ctx SpecContext) { checkOwnedVMs(ctx) }, NodeTimeout(5*time.Minute))
 
 // runID makes a unique name (terratest's random suffix), so parallel and
 // repeated runs never collide.
