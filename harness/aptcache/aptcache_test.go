@@ -7,12 +7,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
 )
 
@@ -123,4 +126,47 @@ func readStatus(t *testing.T, conn net.Conn) int {
 		t.Fatalf("unreadable status line %q", line)
 	}
 	return code
+}
+
+// needACNG skips where apt-cacher-ng is not installed (make deps installs it).
+func needACNG(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("apt-cacher-ng"); err != nil {
+		if _, err := exec.LookPath("/usr/sbin/apt-cacher-ng"); err != nil {
+			t.Skip("apt-cacher-ng not installed")
+		}
+	}
+}
+
+// TestSlotErrorsSayWhatFailed: only slots that other processes hold are
+// "in use"; a cache root that cannot hold a lock is reported as that, with
+// the cause, and busy slots are told apart from it.
+func TestSlotErrorsSayWhatFailed(t *testing.T) {
+	needACNG(t)
+	ctx := t.Context()
+	// The root is a regular file: no slot can be locked, none is busy.
+	root := filepath.Join(t.TempDir(), "apt")
+	if err := os.WriteFile(root, []byte("not a directory\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Start(ctx, root, nil, wait.Intervals{})
+	if err == nil {
+		t.Fatal("Start with a file as its root succeeded")
+	}
+	if strings.Contains(err.Error(), "in use") || !strings.Contains(err.Error(), "not a directory") || !strings.Contains(err.Error(), root) {
+		t.Errorf("error %q: want the cause (not a directory) and the root, not \"in use\"", err)
+	}
+	// Every slot held by this process: that is busy.
+	root = t.TempDir()
+	for i := 0; i < slots; i++ {
+		l, err := state.TryLock(filepath.Join(root, fmt.Sprintf("slot-%d.lock", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(l.Unlock)
+	}
+	_, err = Start(ctx, root, nil, wait.Intervals{})
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("all %d cache slots under %s are in use", slots, root)) {
+		t.Errorf("all slots held: want an error saying all %d are in use, got %v", slots, err)
+	}
 }
