@@ -54,17 +54,9 @@ func Start(ctx context.Context, root string, log io.Writer, waits wait.Intervals
 			return nil, errors.New("starting the apt cache: apt-cacher-ng not found (install package apt-cacher-ng; run `make deps`)")
 		}
 	}
-	var lock *state.Lock
-	var dir string
-	for i := 0; i < slots; i++ {
-		dir = filepath.Join(root, "slot-"+strconv.Itoa(i))
-		lock, err = state.TryLock(dir + ".lock")
-		if err == nil {
-			break
-		}
-	}
-	if lock == nil {
-		return nil, fmt.Errorf("starting the apt cache: all %d cache slots under %s are in use", slots, root)
+	lock, dir, err := takeSlot(root)
+	if err != nil {
+		return nil, fmt.Errorf("starting the apt cache: %w", err)
 	}
 	c := &Cache{Dir: dir, lock: lock, done: make(chan struct{}), waits: waits.WithDefaults()}
 	if err := c.start(ctx, bin, log); err != nil {
@@ -72,6 +64,33 @@ func Start(ctx context.Context, root string, log io.Writer, waits wait.Intervals
 		return nil, err
 	}
 	return c, nil
+}
+
+// SlotsBusyError says other processes hold every cache slot under Root.
+type SlotsBusyError struct {
+	Root  string
+	Slots int
+}
+
+func (e *SlotsBusyError) Error() string {
+	return fmt.Sprintf("all %d cache slots under %s are in use; try again when another run has finished", e.Slots, e.Root)
+}
+
+// takeSlot locks the first free slot under root. Only a slot another
+// process holds is skipped: any other failure (the root is not a
+// directory, no permission) is the error, since every slot would meet it.
+func takeSlot(root string) (*state.Lock, string, error) {
+	for i := 0; i < slots; i++ {
+		dir := filepath.Join(root, "slot-"+strconv.Itoa(i))
+		lock, err := state.TryLock(dir + ".lock")
+		if err == nil {
+			return lock, dir, nil
+		}
+		if !errors.Is(err, state.ErrLocked) {
+			return nil, "", fmt.Errorf("locking cache slot %s: %w", dir, err)
+		}
+	}
+	return nil, "", &SlotsBusyError{Root: root, Slots: slots}
 }
 
 // freePort picks a free port below 32768: apt-cacher-ng cannot bind ports

@@ -3,6 +3,7 @@ package aptcache
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -153,8 +154,12 @@ func TestSlotErrorsSayWhatFailed(t *testing.T) {
 	if err == nil {
 		t.Fatal("Start with a file as its root succeeded")
 	}
-	if strings.Contains(err.Error(), "in use") || !strings.Contains(err.Error(), "not a directory") || !strings.Contains(err.Error(), root) {
-		t.Errorf("error %q: want the cause (not a directory) and the root, not \"in use\"", err)
+	if strings.Contains(err.Error(), "in use") || !strings.Contains(err.Error(), "locking cache slot "+root) {
+		t.Errorf("error %q: want the slot it could not lock and why, not \"in use\"", err)
+	}
+	var busy *SlotsBusyError
+	if errors.As(err, &busy) {
+		t.Errorf("a root that is a file reads as busy slots: %v", err)
 	}
 	// Every slot held by this process: that is busy.
 	root = t.TempDir()
@@ -166,7 +171,7 @@ func TestSlotErrorsSayWhatFailed(t *testing.T) {
 		t.Cleanup(l.Unlock)
 	}
 	_, err = Start(ctx, root, nil, wait.Intervals{})
-	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("all %d cache slots under %s are in use", slots, root)) {
-		t.Errorf("all slots held: want an error saying all %d are in use, got %v", slots, err)
+	if !errors.As(err, &busy) || busy.Slots != slots || !strings.Contains(err.Error(), fmt.Sprintf("all %d cache slots under %s are in use", slots, root)) {
+		t.Errorf("all slots held: want a SlotsBusyError saying all %d are in use, got %v", slots, err)
 	}
 }
