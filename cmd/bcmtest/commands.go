@@ -484,7 +484,13 @@ func (a *app) execCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "exec NODE -- CMD [ARGS...]",
 		Short: "Run a command as root on a node",
-		Long:  "Runs a command as root on a node; exits with the command's exit code.",
+		Long: `Runs a command as root on a node.
+
+Exit code: when the command ran, bcmtest exec exits with the command's own exit code,
+whatever it is (2, 3 and 130 included), and prints nothing of its own. bcmtest's own
+codes (1 failure, 2 usage, 3 environment, 130 interrupted) are used only when the command did not run
+(a bad command line, an unknown node, no provider, the connection failed or was
+interrupted), always with a line starting "bcmtest:" on stderr.`,
 		Example: `  bcmtest exec CLUS1-01 -- zpool list
   echo hello | bcmtest exec CLUS1-00 -- tee /root/hello`,
 		Args: func(c *cobra.Command, args []string) error {
