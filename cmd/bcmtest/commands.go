@@ -313,7 +313,11 @@ func (a *app) downCmd() *cobra.Command {
 		Use:   "down NAME | --stale",
 		Short: "Remove exactly one cluster, or what crashed runs left",
 		Long: `Removes exactly the cluster NAME (NAME-NN VMs and state; never NAME10-NN), or with
---stale every cluster and VM whose harness process died without tearing down.`,
+--stale every cluster and VM whose harness process died without tearing down.
+
+A cluster is removed through the provider it was made with: without --provider (or
+BCMTEST_PROVIDER) down NAME opens that one; naming another is refused. A sweep leaves
+clusters of other providers alone and says so.`,
 		Example: `  bcmtest down CLUS1
   bcmtest down --stale`,
 		Args:              cobra.ArbitraryArgs,
@@ -342,6 +346,21 @@ func (a *app) downCmd() *cobra.Command {
 func (a *app) down(ctx context.Context, prov string, args []string, stale bool) error {
 	// Teardown must finish even when the user presses Ctrl-C again.
 	ctx = context.WithoutCancel(ctx)
+	if !stale && (prov == "" || prov == providers.Auto) {
+		// The cluster's VMs are the provider's that made it, whatever
+		// auto would pick today.
+		d, err := state.Default()
+		if err != nil {
+			return envError{err}
+		}
+		rec, err := cluster.RecordedProvider(d.State, args[0])
+		if err != nil {
+			return fmt.Errorf("down: reading the record of %s: %w", args[0], err)
+		}
+		if rec != "" {
+			prov = rec
+		}
+	}
 	e, err := openEnv(ctx, prov, stamp{a.stderr})
 	if err != nil {
 		return err
@@ -352,6 +371,10 @@ func (a *app) down(ctx context.Context, prov string, args []string, stale bool) 
 		removed, err = cluster.SweepStale(ctx, e.p, e.dirs.State, stamp{a.stderr})
 	} else {
 		removed, err = cluster.Down(ctx, e.p, e.dirs.State, args[0], stamp{a.stderr})
+	}
+	var pm *cluster.ProviderMismatchError
+	if errors.As(err, &pm) {
+		return usagef("down: %v", err) // --provider or BCMTEST_PROVIDER names another provider
 	}
 	for _, r := range removed {
 		fmt.Fprintf(a.stdout, "removed %s\n", r)

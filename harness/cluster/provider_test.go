@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -34,8 +35,11 @@ func TestDownAndSweepUseOnlyTheRecordedProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 	removed, err := Down(t.Context(), mp, dir, "CLUS1", nil)
-	if err == nil || !strings.Contains(err.Error(), "qemu") || !strings.Contains(err.Error(), "multipass") {
-		t.Errorf("Down through multipass of a qemu cluster: removed %v, err %v; want a refusal naming both", removed, err)
+	var pm *ProviderMismatchError
+	if !errors.As(err, &pm) || pm.Cluster != "CLUS1" || pm.Recorded != "qemu" || pm.Current != "multipass" {
+		t.Errorf("Down through multipass of a qemu cluster: removed %v, err %v; want a ProviderMismatchError", removed, err)
+	} else if msg := err.Error(); !strings.HasPrefix(msg, "removing CLUS1: ") || !strings.Contains(msg, "qemu") || !strings.Contains(msg, "multipass") {
+		t.Errorf("message %q does not say what it refused, naming both providers", msg)
 	}
 	if len(removed) != 0 || len(fp.Calls) != 0 || !exists(t, key) || !exists(t, filepath.Join(rec.dir, "cluster.json")) {
 		t.Fatalf("Down through the wrong provider removed %v (calls %v); key kept %v", removed, fp.Calls, exists(t, key))
@@ -59,6 +63,12 @@ func TestDownAndSweepUseOnlyTheRecordedProvider(t *testing.T) {
 	}
 	saveRecord(t, dir, record{Name: "CLUS2", Provider: "qemu", Owner: deadPID, Persistent: true, Ready: true})
 	fp.Add(provider.Info{Name: "CLUS2-00", Group: "CLUS2"})
+	if got, err := RecordedProvider(dir, "CLUS2"); err != nil || got != "qemu" {
+		t.Errorf("RecordedProvider(CLUS2) = %q, %v", got, err)
+	}
+	if got, err := RecordedProvider(dir, "NONE"); err != nil || got != "" {
+		t.Errorf("RecordedProvider(NONE) = %q, %v; want \"\" and no error", got, err)
+	}
 	if removed, err := Down(t.Context(), qm, dir, "CLUS2", nil); err != nil || len(removed) != 2 {
 		t.Errorf("Down through qemu: %v, %v", removed, err)
 	}
