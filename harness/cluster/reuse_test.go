@@ -45,7 +45,8 @@ func TestReusedClusterIsLockedWhileInUse(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reuse after the first let go: %v", err)
 	}
-	if err := second.Destroy(context.Background()); err != nil {
+	// Keep, as a suite that reused it calls, lets it go as well.
+	if err := second.Keep("reused, not created by this run"); err != nil {
 		t.Fatal(err)
 	}
 	if err := made.Destroy(context.Background()); err != nil {
