@@ -143,6 +143,14 @@ func (c *Cluster) Steps() []Step {
 	return append([]Step(nil), c.steps...)
 }
 
+// RecordedCloudInit returns the cloud-init file the cluster was made with,
+// as recorded with it: for a reused cluster, the file its specs must judge
+// it by, whatever this run was given. It matches ErrNoRecordedCloudInit
+// for a cluster made before files were recorded.
+func (c *Cluster) RecordedCloudInit() (CloudInitFile, error) {
+	return c.rec.userData()
+}
+
 // Credentials returns the harness's client certificate and the pinned
 // cluster certificate (for `lxc remote add`).
 func (c *Cluster) Credentials() Credentials { return c.creds }

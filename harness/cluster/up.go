@@ -82,6 +82,9 @@ func Up(ctx context.Context, spec Spec) (*Cluster, error) {
 
 	rec := &record{Name: spec.Name, Provider: spec.Provider.Name(), Members: spec.Members, Nodes: r.NodeNames,
 		Owner: os.Getpid(), Created: time.Now().UTC(), PoolName: spec.PoolName, Persistent: spec.Persistent, dir: dir}
+	if err := rec.saveUserData(r.CloudInitName, r.CloudInit); err != nil {
+		return nil, err
+	}
 	// Registered before the first VM starts: from here a failure, a
 	// cancellation or a crash leaves a record that teardown or a sweep finds.
 	if err := rec.save(); err != nil {
