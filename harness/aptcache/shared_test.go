@@ -4,14 +4,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/leaks"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
@@ -68,16 +66,6 @@ func inChild(t *testing.T, root, dir string, hold bool) (port int, release func(
 	return port, release
 }
 
-func answers(port int) bool {
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/acng-report.html", port))
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode < 500
-}
-
 // TestSharedCacheOutlivesItsProcessUntilUnused: the state directory's one
 // cache, opened by a process that then exits (a `bcmtest up` whose cluster
 // is kept), keeps answering on the same port, and every later user gets
@@ -89,12 +77,22 @@ func TestSharedCacheOutlivesItsProcessUntilUnused(t *testing.T) {
 	t.Cleanup(func() { StopUnused(context.Background(), dir, false, wait.Intervals{}) })
 
 	port, _ := inChild(t, root, dir, false)
-	if !answers(port) {
+	if !answers(t.Context(), port) {
 		t.Fatalf("the cache a process opened and left stopped when it exited (port %d)", port)
 	}
 	if got := leaks.ProcessesWithAll("apt-cacher-ng", root); len(got) != 1 {
 		t.Fatalf("apt-cacher-ng processes of this cache: %v, want one", got)
 	}
+	// The daemon holds its slot while it runs, after the process that
+	// started it is gone: a private cache takes the next slot.
+	priv, err := Start(t.Context(), root, nil, wait.Intervals{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if priv.Dir != filepath.Join(root, "slot-1") {
+		t.Errorf("a private cache beside the shared one got %s, want slot-1", priv.Dir)
+	}
+	priv.Stop()
 	c, err := Shared(t.Context(), SharedConfig{Root: root, StateDir: dir})
 	if err != nil {
 		t.Fatal(err)
@@ -106,14 +104,14 @@ func TestSharedCacheOutlivesItsProcessUntilUnused(t *testing.T) {
 	if err := c.Release(t.Context(), true); err != nil {
 		t.Fatal(err)
 	}
-	if !answers(port) {
+	if !answers(t.Context(), port) {
 		t.Fatal("released while VMs used it, the cache stopped")
 	}
 	// Another process holds it: no VM left, but it stays.
 	if p, _ := inChild(t, root, dir, true); p != port {
 		t.Errorf("the holding child got port %d, want %d", p, port)
 	}
-	if stopped, err := StopUnused(t.Context(), dir, false, wait.Intervals{}); err != nil || stopped || !answers(port) {
+	if stopped, err := StopUnused(t.Context(), dir, false, wait.Intervals{}); err != nil || stopped || !answers(t.Context(), port) {
 		t.Fatalf("StopUnused while another process holds the cache: stopped %v, %v", stopped, err)
 	}
 }
@@ -137,7 +135,7 @@ func TestSharedCacheStopsWhenUnused(t *testing.T) {
 	if got := leaks.ProcessesWithAll("apt-cacher-ng", root); len(got) != 0 {
 		t.Errorf("apt-cacher-ng left after the last release: %v", got)
 	}
-	if answers(port) {
+	if answers(t.Context(), port) {
 		t.Errorf("port %d still answers", port)
 	}
 	// Its slot is free again: a private cache takes slot 0.
