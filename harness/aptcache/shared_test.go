@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/leaks"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
@@ -150,5 +152,41 @@ func TestSharedCacheStopsWhenUnused(t *testing.T) {
 	// Nothing running: StopUnused has nothing to do.
 	if stopped, err := StopUnused(t.Context(), dir, false, wait.Intervals{}); err != nil || stopped {
 		t.Errorf("StopUnused with no cache: %v, %v", stopped, err)
+	}
+}
+
+// TestADeafSharedCacheIsReplaced: a recorded cache whose process runs but
+// does not answer (stopped, hung) is ended and replaced on the same port,
+// so VMs started earlier reach the new one and no daemon keeps a slot.
+func TestADeafSharedCacheIsReplaced(t *testing.T) {
+	needACNG(t)
+	root, dir := t.TempDir(), filepath.Join(t.TempDir(), "aptcache")
+	waits := wait.Intervals{ProcessExit: wait.Interval{Timeout: time.Second, Poll: 20 * time.Millisecond}}
+	first, err := Shared(t.Context(), SharedConfig{Root: root, StateDir: dir, Waits: waits})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { StopUnused(context.Background(), dir, false, waits) })
+	deaf, err := loadShared(dir)
+	if err != nil || deaf.PID == 0 {
+		t.Fatalf("record: %+v, %v", deaf, err)
+	}
+	if err := syscall.Kill(deaf.PID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	first.Stop()
+	second, err := Shared(t.Context(), SharedConfig{Root: root, StateDir: dir, Waits: waits})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Stop()
+	if running(deaf) {
+		t.Errorf("the deaf cache %d still runs", deaf.PID)
+	}
+	if second.Port != first.Port || !answers(t.Context(), second.Port) {
+		t.Errorf("the replacement answers %v on port %d, want port %d", answers(t.Context(), second.Port), second.Port, first.Port)
+	}
+	if got := leaks.ProcessesWithAll("apt-cacher-ng", root); len(got) != 1 {
+		t.Errorf("apt-cacher-ng processes: %v, want the one replacement", got)
 	}
 }
