@@ -81,8 +81,16 @@ func Shared(ctx context.Context, cfg SharedConfig) (*Cache, error) {
 		user.Close()
 		return nil, err
 	}
-	if rec.PID != 0 && running(rec) && answers(ctx, rec.Port) {
-		return &Cache{Port: rec.Port, Dir: rec.Dir, user: user, stateDir: cfg.StateDir, waits: waits}, nil
+	if running(rec) {
+		if answers(ctx, rec.Port) {
+			return &Cache{Port: rec.Port, Dir: rec.Dir, user: user, stateDir: cfg.StateDir, waits: waits}, nil
+		}
+		// Running but deaf: end it, so a new one can take its port and
+		// it does not keep its slot.
+		if err := terminate(ctx, rec, waits); err != nil {
+			user.Close()
+			return nil, err
+		}
 	}
 	c, err := startShared(ctx, bin, cfg, waits, rec.Port)
 	if err != nil {
