@@ -36,7 +36,8 @@ type envError struct{ err error }
 func (e envError) Error() string { return e.err.Error() }
 func (e envError) Unwrap() error { return e.err }
 
-// exitStatus passes a remote command's exit code through.
+// exitStatus passes a remote command's exit code through: the command
+// ran, so bcmtest exits with its code and prints nothing of its own.
 type exitStatus int
 
 func (e exitStatus) Error() string { return fmt.Sprintf("command exited with code %d", int(e)) }

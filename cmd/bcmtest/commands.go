@@ -317,7 +317,11 @@ func (a *app) downCmd() *cobra.Command {
 Before removing NAME it checks every node's kernel (serial console and kernel log)
 for lockups, RCU stalls, hung tasks, OOM kills, oopses, BUGs, panics and segfaults
 of LXD, dqlite or cloud-init; a finding fails the command after the removal,
-naming node, line and time since boot (--keep-going: printed, exit 0).`,
+naming node, line and time since boot (--keep-going: printed, exit 0).
+
+A cluster is removed through the provider it was made with: without --provider (or
+BCMTEST_PROVIDER) down NAME opens that one; naming another is refused. A sweep leaves
+clusters of other providers alone and says so.`,
 		Example: `  bcmtest down CLUS1
   bcmtest down --stale`,
 		Args:              cobra.ArbitraryArgs,
@@ -347,6 +351,21 @@ naming node, line and time since boot (--keep-going: printed, exit 0).`,
 func (a *app) down(ctx context.Context, prov string, args []string, stale bool) error {
 	// Teardown must finish even when the user presses Ctrl-C again.
 	ctx = context.WithoutCancel(ctx)
+	if !stale && (prov == "" || prov == providers.Auto) {
+		// The cluster's VMs are the provider's that made it, whatever
+		// auto would pick today.
+		d, err := state.Default()
+		if err != nil {
+			return envError{err}
+		}
+		rec, err := cluster.RecordedProvider(d.State, args[0])
+		if err != nil {
+			return fmt.Errorf("down: reading the record of %s: %w", args[0], err)
+		}
+		if rec != "" {
+			prov = rec
+		}
+	}
 	e, err := openEnv(ctx, prov, stamp{a.stderr})
 	if err != nil {
 		return err
@@ -357,6 +376,10 @@ func (a *app) down(ctx context.Context, prov string, args []string, stale bool) 
 		removed, err = cluster.SweepStale(ctx, e.p, e.dirs.State, stamp{a.stderr})
 	} else {
 		removed, err = cluster.Down(ctx, e.p, e.dirs.State, args[0], stamp{a.stderr})
+	}
+	var pm *cluster.ProviderMismatchError
+	if errors.As(err, &pm) {
+		return usagef("down: %v", err) // --provider or BCMTEST_PROVIDER names another provider
 	}
 	for _, r := range removed {
 		fmt.Fprintf(a.stdout, "removed %s\n", r)
@@ -489,7 +512,13 @@ func (a *app) execCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "exec NODE -- CMD [ARGS...]",
 		Short: "Run a command as root on a node",
-		Long:  "Runs a command as root on a node; exits with the command's exit code.",
+		Long: `Runs a command as root on a node.
+
+Exit code: when the command ran, bcmtest exec exits with the command's own exit code,
+whatever it is (2, 3 and 130 included), and prints nothing of its own. bcmtest's own
+codes (1 failure, 2 usage, 3 environment, 130 interrupted) are used only when the command did not run
+(a bad command line, an unknown node, no provider, the connection failed or was
+interrupted), always with a line starting "bcmtest:" on stderr.`,
 		Example: `  bcmtest exec CLUS1-01 -- zpool list
   echo hello | bcmtest exec CLUS1-00 -- tee /root/hello`,
 		Args: func(c *cobra.Command, args []string) error {

@@ -30,6 +30,11 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	// A remote command's own exit code: it ran, and said what it had to.
+	var st exitStatus
+	if errors.As(err, &st) {
+		return int(st)
+	}
 	if ctx.Err() != nil && !errors.Is(err, errInterrupted) {
 		err = fmt.Errorf("%w: %w", errInterrupted, err)
 	}

@@ -24,7 +24,9 @@ Environment: BCMTEST_PROVIDER (auto|qemu|multipass), BCMTEST_ACCEL (auto|kvm|tcg
 BCMTEST_STATE_DIR, BCMTEST_CACHE_DIR, BCMTEST_MULTIPASS (path to multipass).
 
 Exit codes: 0 ok, 1 failure (an operation or tests failed), 2 usage error,
-3 environment problem (missing qemu, multipass, disk), 130 interrupted.`
+3 environment problem (missing qemu, multipass, disk), 130 interrupted, each with
+a line starting "bcmtest:" on stderr. bcmtest exec exits with the command's own exit code
+when the command ran, and prints nothing of its own then.`
 
 const rootExample = `  bcmtest up CLUS1 3                  CLUS1-00..CLUS1-03 as one cluster (as up_lxd_cluster.sh CLUS1 3)
   bcmtest exec CLUS1-01 -- zpool list

@@ -23,7 +23,8 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
 )
 
-// Cache is a running apt-cacher-ng.
+// Cache is a running apt-cacher-ng: this process's own (Start), or a
+// handle on its state directory's shared one (Shared).
 type Cache struct {
 	Port int
 	Dir  string
@@ -33,6 +34,10 @@ type Cache struct {
 	// waits are the named intervals: apt-cache-start bounds the wait for
 	// the daemon to answer, process-exit its SIGTERM before SIGKILL.
 	waits wait.Intervals
+	// user is this handle's hold on the shared cache (nil for a private
+	// one); stateDir is where the shared cache's record lives.
+	user     *os.File
+	stateDir string
 }
 
 // Mirror is the upstream the cache fetches from.
@@ -46,32 +51,80 @@ const slots = 8
 // directory) on an ephemeral 127.0.0.1 port, and waits until it answers
 // (waits' apt-cache-start; zero waits take the defaults).
 func Start(ctx context.Context, root string, log io.Writer, waits wait.Intervals) (*Cache, error) {
-	bin, err := exec.LookPath("apt-cacher-ng")
+	bin, err := binary()
 	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/apt-cacher-ng"); serr == nil {
-			bin = "/usr/sbin/apt-cacher-ng"
-		} else {
-			return nil, errors.New("starting the apt cache: apt-cacher-ng not found (install package apt-cacher-ng; run `make deps`)")
-		}
+		return nil, err
 	}
-	var lock *state.Lock
-	var dir string
-	for i := 0; i < slots; i++ {
-		dir = filepath.Join(root, "slot-"+strconv.Itoa(i))
-		lock, err = state.TryLock(dir + ".lock")
-		if err == nil {
-			break
-		}
-	}
-	if lock == nil {
-		return nil, fmt.Errorf("starting the apt cache: all %d cache slots under %s are in use", slots, root)
+	lock, dir, err := takeSlot(root)
+	if err != nil {
+		return nil, fmt.Errorf("starting the apt cache: %w", err)
 	}
 	c := &Cache{Dir: dir, lock: lock, done: make(chan struct{}), waits: waits.WithDefaults()}
-	if err := c.start(ctx, bin, log); err != nil {
+	if err := c.start(ctx, bin, log, daemon{}); err != nil {
 		lock.Unlock()
 		return nil, err
 	}
 	return c, nil
+}
+
+// binary finds apt-cacher-ng.
+func binary() (string, error) {
+	bin, err := exec.LookPath("apt-cacher-ng")
+	if err == nil {
+		return bin, nil
+	}
+	if _, serr := os.Stat("/usr/sbin/apt-cacher-ng"); serr == nil {
+		return "/usr/sbin/apt-cacher-ng", nil
+	}
+	return "", errors.New("starting the apt cache: apt-cacher-ng not found (install package apt-cacher-ng; run `make deps`)")
+}
+
+// daemon says how start runs apt-cacher-ng: by default as this process's
+// child, ended with it; detached, in a session of its own that outlives
+// this process, holding slot (its slot's lock) for as long as it runs.
+type daemon struct {
+	detached bool
+	slot     *os.File
+	// port is tried first when free (the port a shared cache had, which
+	// running VMs forward to); 0 picks any.
+	port int
+}
+
+// SlotsBusyError says other processes hold every cache slot under Root.
+type SlotsBusyError struct {
+	Root  string
+	Slots int
+}
+
+func (e *SlotsBusyError) Error() string {
+	return fmt.Sprintf("all %d cache slots under %s are in use; try again when another run has finished", e.Slots, e.Root)
+}
+
+// takeSlot locks the first free slot under root. Only a slot another
+// process holds is skipped: any other failure (the root is not a
+// directory, no permission) is the error, since every slot would meet it.
+func takeSlot(root string) (*state.Lock, string, error) {
+	for i := 0; i < slots; i++ {
+		dir := filepath.Join(root, "slot-"+strconv.Itoa(i))
+		lock, err := state.TryLock(dir + ".lock")
+		if err == nil {
+			return lock, dir, nil
+		}
+		if !errors.Is(err, state.ErrLocked) {
+			return nil, "", fmt.Errorf("locking cache slot %s: %w", dir, err)
+		}
+	}
+	return nil, "", &SlotsBusyError{Root: root, Slots: slots}
+}
+
+// portFree says whether port can be bound on 127.0.0.1 now.
+func portFree(port int) bool {
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
 }
 
 // freePort picks a free port below 32768: apt-cacher-ng cannot bind ports
@@ -90,16 +143,19 @@ func freePort() (int, error) {
 	return 0, errors.New("no free port in 20000-31999")
 }
 
-func (c *Cache) start(ctx context.Context, bin string, log io.Writer) error {
+func (c *Cache) start(ctx context.Context, bin string, log io.Writer, how daemon) error {
 	conf, cacheDir, logDir := filepath.Join(c.Dir, "conf"), filepath.Join(c.Dir, "cache"), filepath.Join(c.Dir, "log")
 	for _, d := range []string{conf, cacheDir, logDir} {
 		if err := state.MkdirPrivate(d); err != nil {
 			return err
 		}
 	}
-	port, err := freePort()
-	if err != nil {
-		return fmt.Errorf("starting the apt cache: finding a free port: %w", err)
+	port := how.port
+	if port == 0 || !portFree(port) {
+		var err error
+		if port, err = freePort(); err != nil {
+			return fmt.Errorf("starting the apt cache: finding a free port: %w", err)
+		}
 	}
 	c.Port = port
 	acng := config(cacheDir, logDir, filepath.Join(c.Dir, "socket"), filepath.Join(c.Dir, "pid"), port)
@@ -111,6 +167,12 @@ func (c *Cache) start(ctx context.Context, bin string, log io.Writer) error {
 	}
 	cmd := exec.Command(bin, "-c", conf, "ForeGround=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if how.detached {
+		// Its own session (so its process group is its pid), no death
+		// signal: it outlives this process, and holds its slot's lock.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		cmd.ExtraFiles = []*os.File{how.slot}
+	}
 	lf, err := os.OpenFile(filepath.Join(c.Dir, "daemon.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
@@ -139,7 +201,7 @@ func (c *Cache) start(ctx context.Context, bin string, log io.Writer) error {
 		return resp.StatusCode < 500, resp.Status, nil
 	})
 	if err != nil {
-		c.Stop()
+		c.kill()
 		return fmt.Errorf("starting the apt cache on 127.0.0.1:%d: %w", port, err)
 	}
 	if log != nil {
@@ -171,10 +233,23 @@ ExThreshold: 4
 }
 
 // Stop terminates the daemon and releases the slot. Safe to call twice.
+// A handle on the shared cache only lets go of it (see Release).
 func (c *Cache) Stop() error {
 	if c == nil {
 		return nil
 	}
+	if c.stateDir != "" {
+		c.letGo()
+		return nil
+	}
+	c.kill()
+	c.lock.Unlock()
+	return nil
+}
+
+// kill ends the daemon this process started, SIGTERM to its process group
+// and SIGKILL after process-exit, and reaps it.
+func (c *Cache) kill() {
 	if c.cmd != nil && c.cmd.Process != nil {
 		syscall.Kill(-c.cmd.Process.Pid, syscall.SIGTERM)
 		select {
@@ -185,6 +260,4 @@ func (c *Cache) Stop() error {
 		}
 		c.cmd = nil
 	}
-	c.lock.Unlock()
-	return nil
 }

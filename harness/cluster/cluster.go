@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
 )
 
 // Member is one node of a running cluster.
@@ -94,6 +95,9 @@ type Cluster struct {
 	// attached: the handle is to a cluster this run reused, not created;
 	// it never tears it down or changes its record.
 	attached bool
+	// useLock is the cluster's lock an attached handle holds while the
+	// run uses the cluster; Destroy and Keep release it.
+	useLock *state.Lock
 
 	mu        sync.Mutex
 	destroyed bool
@@ -137,6 +141,14 @@ func (c *Cluster) Steps() []Step {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]Step(nil), c.steps...)
+}
+
+// RecordedCloudInit returns the cloud-init file the cluster was made with,
+// as recorded with it: for a reused cluster, the file its specs must judge
+// it by, whatever this run was given. It matches ErrNoRecordedCloudInit
+// for a cluster made before files were recorded.
+func (c *Cluster) RecordedCloudInit() (CloudInitFile, error) {
+	return c.rec.userData()
 }
 
 // Credentials returns the harness's client certificate and the pinned
@@ -209,7 +221,7 @@ func connect(endpoint string, cr Credentials) (lxd.InstanceServer, error) {
 
 // Destroy deletes every VM of the cluster and its state. It is idempotent
 // and also removes VMs of this exact name that the handle did not know. A
-// cluster this run attached to is left up. It takes the cluster's lock
+// cluster this run attached to is left up, and its lock released. It takes the cluster's lock
 // (a *BusyError if another process holds it), except in Up's own teardown
 // after a failure, where Up already holds it.
 func (c *Cluster) Destroy(ctx context.Context) error {
@@ -219,6 +231,7 @@ func (c *Cluster) Destroy(ctx context.Context) error {
 		return nil
 	}
 	if c.attached {
+		c.useLock.Unlock()
 		logf(c.spec.Log, "%s: attached, not created by this run; leaving it up", c.Name())
 		return nil
 	}

@@ -16,11 +16,13 @@ import (
 
 // Keep marks the cluster as left up on purpose, for why (shown by List):
 // sweeps then never remove it, and only an explicit Down does. A cluster
-// this run attached to is not this run's to mark, and is left as it is.
+// this run attached to is not this run's to mark: it is left as it is,
+// and its lock released.
 func (c *Cluster) Keep(why string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.attached {
+		c.useLock.Unlock()
 		return nil
 	}
 	if c.destroyed {

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -27,7 +29,57 @@ type record struct {
 	Persistent bool `json:"persistent"`
 	// Kept clusters were left up on purpose; sweeps skip them too.
 	Kept *KeptMark `json:"kept,omitempty"`
-	dir  string
+	// CloudInitName names the user-data every node booted with (usually
+	// its path); the file itself is user-data beside the record, and
+	// CloudInitSHA256 its checksum. A run that reuses the cluster judges
+	// it by that file. Empty in records made before files were recorded.
+	CloudInitName   string `json:"cloud_init_name,omitempty"`
+	CloudInitSHA256 string `json:"cloud_init_sha256,omitempty"`
+	dir             string
+}
+
+// userDataFile is the recorded user-data beside cluster.json.
+const userDataFile = "user-data"
+
+// CloudInitFile is a cloud-init file and the name it was given.
+type CloudInitFile struct {
+	Name string
+	Data []byte
+}
+
+// ErrNoRecordedCloudInit: the cluster's record names no cloud-init file
+// (it was made before files were recorded).
+var ErrNoRecordedCloudInit = errors.New("no cloud-init file recorded with the cluster")
+
+// saveUserData writes the user-data the cluster is made with (0600: it
+// may hold secrets) and notes its name and checksum in the record, which
+// the caller saves.
+func (r *record) saveUserData(name string, data []byte) error {
+	if err := state.MkdirPrivate(r.dir); err != nil {
+		return fmt.Errorf("recording the cloud-init file of cluster %s: %w", r.Name, err)
+	}
+	if err := os.WriteFile(filepath.Join(r.dir, userDataFile), data, 0o600); err != nil {
+		return fmt.Errorf("recording the cloud-init file of cluster %s: %w", r.Name, err)
+	}
+	sum := sha256.Sum256(data)
+	r.CloudInitName, r.CloudInitSHA256 = name, hex.EncodeToString(sum[:])
+	return nil
+}
+
+// userData reads the recorded user-data back, checking its checksum.
+func (r *record) userData() (CloudInitFile, error) {
+	if r.CloudInitSHA256 == "" {
+		return CloudInitFile{}, fmt.Errorf("reading the cloud-init file of cluster %s: %w", r.Name, ErrNoRecordedCloudInit)
+	}
+	p := filepath.Join(r.dir, userDataFile)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return CloudInitFile{}, fmt.Errorf("reading the cloud-init file of cluster %s: %w", r.Name, err)
+	}
+	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != r.CloudInitSHA256 {
+		return CloudInitFile{}, fmt.Errorf("reading the cloud-init file of cluster %s: %s does not match the checksum in its record (sha256 %s): it was changed", r.Name, p, r.CloudInitSHA256)
+	}
+	return CloudInitFile{Name: r.CloudInitName, Data: data}, nil
 }
 
 // KeptMark says a cluster was left up on purpose (BCMTEST_SKIP_TEARDOWN,

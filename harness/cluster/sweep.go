@@ -22,7 +22,8 @@ import (
 // Before deleting, it checks every running node's kernel; findings come
 // back as a *KernelFindingsError after the cluster is removed.
 // Removing a cluster that does not exist is not an error; it reports what
-// it removed.
+// it removed. A cluster recorded as made by another provider than p is
+// refused with a *ProviderMismatchError, before anything is removed.
 func Down(ctx context.Context, p provider.Provider, stateDir, name string, log io.Writer) ([]string, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
@@ -33,6 +34,10 @@ func Down(ctx context.Context, p provider.Provider, stateDir, name string, log i
 		return nil, err
 	}
 	defer lock.Unlock()
+	rec, err := loadClusterRecord(dir)
+	if err == nil && rec.Provider != "" && rec.Provider != p.Name() {
+		return nil, &ProviderMismatchError{Cluster: name, Recorded: rec.Provider, Current: p.Name()}
+	}
 	_, serr := os.Stat(dir)
 	kerr := checkKernelsBeforeDown(ctx, p, name, log)
 	removed, err := destroy(ctx, p, name, dir, log)
@@ -43,6 +48,37 @@ func Down(ctx context.Context, p provider.Provider, stateDir, name string, log i
 		removed = append(removed, "state "+dir)
 	}
 	return removed, kerr
+}
+
+// ProviderMismatchError says a cluster was made with another provider than
+// the one at hand: its VMs are that provider's, so removing it through
+// this one would delete nothing of it and then its state, client key
+// included, leaving its VMs running.
+type ProviderMismatchError struct {
+	Cluster, Recorded, Current string
+}
+
+func (e *ProviderMismatchError) Error() string { return "removing " + e.Cluster + ": " + e.reason() }
+
+func (e *ProviderMismatchError) reason() string {
+	return fmt.Sprintf("it was made with provider %s, not %s; remove it with `bcmtest down %s --provider %s`",
+		e.Recorded, e.Current, e.Cluster, e.Recorded)
+}
+
+// RecordedProvider returns the provider cluster name was made with, from
+// its record in stateDir; "" when it has no record or names none.
+func RecordedProvider(stateDir, name string) (string, error) {
+	if err := ValidateName(name); err != nil {
+		return "", err
+	}
+	rec, err := loadClusterRecord(filepath.Join(ClustersDir(stateDir), name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return rec.Provider, nil
 }
 
 // ClusterStatus is what the harness knows about a cluster on this host.
@@ -185,6 +221,11 @@ func sweepOne(ctx context.Context, p provider.Provider, stateDir string, cs Clus
 	switch {
 	case err == nil:
 		if now := recordStatus(rec); !now.Stale {
+			return "", nil
+		}
+		if rec.Provider != "" && rec.Provider != p.Name() {
+			pm := &ProviderMismatchError{Cluster: cs.Name, Recorded: rec.Provider, Current: p.Name()}
+			logf(log, "sweep: leaving %s alone: %s", cs.Name, pm.reason())
 			return "", nil
 		}
 	case errors.Is(err, fs.ErrNotExist):

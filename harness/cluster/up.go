@@ -51,15 +51,24 @@ func Up(ctx context.Context, spec Spec) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer lock.Unlock()
 	if spec.Reuse {
 		// A reused cluster must be one a person kept (or `bcmtest up` made)
-		// whose owner is gone; never a quiet new one.
+		// whose owner is gone; never a quiet new one. The run keeps its
+		// lock while it uses the cluster, so no other reuse or `down`
+		// takes it from under the run; Destroy or Keep lets it go.
 		if err := checkReusable(ctx, spec.Provider, spec.StateDir, spec.Name); err != nil {
+			lock.Unlock()
 			return nil, err
 		}
-		return attach(ctx, r, dir)
+		c, err := attach(ctx, r, dir)
+		if err != nil {
+			lock.Unlock()
+			return nil, err
+		}
+		c.useLock = lock
+		return c, nil
 	}
+	defer lock.Unlock()
 
 	existing, err := nodesOf(ctx, spec.Provider, spec.Name)
 	if err != nil {
@@ -73,6 +82,9 @@ func Up(ctx context.Context, spec Spec) (*Cluster, error) {
 
 	rec := &record{Name: spec.Name, Provider: spec.Provider.Name(), Members: spec.Members, Nodes: r.NodeNames,
 		Owner: os.Getpid(), Created: time.Now().UTC(), PoolName: spec.PoolName, Persistent: spec.Persistent, dir: dir}
+	if err := rec.saveUserData(r.CloudInitName, r.CloudInit); err != nil {
+		return nil, err
+	}
 	// Registered before the first VM starts: from here a failure, a
 	// cancellation or a crash leaves a record that teardown or a sweep finds.
 	if err := rec.save(); err != nil {

@@ -38,24 +38,56 @@ func ProcessesWithAll(needles ...string) []string {
 	})
 }
 
+// processes scans /proc. A process forked from a matching parent that has
+// not exec'd yet (or never will: a subshell) carries the parent's command
+// line; it is the same command, counted once by its parent, so a scan
+// during a fork does not report one VM's qemu twice.
 func processes(match func(cmdline string) bool) []string {
-	var out []string
+	type proc struct {
+		pid, ppid int
+		cmd       string
+	}
+	var found []proc
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || len(b) == 0 {
+		cmd := cmdline(pid)
+		if cmd == "" || !match(cmd) {
 			continue
 		}
-		cmd := strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " ")
-		if match(cmd) {
-			out = append(out, fmt.Sprintf("%d: %s", pid, cmd))
+		found = append(found, proc{pid: pid, ppid: parent(pid), cmd: cmd})
+	}
+	byPID := map[int]string{}
+	for _, p := range found {
+		byPID[p.pid] = p.cmd
+	}
+	var out []string
+	for _, p := range found {
+		if cmd, ok := byPID[p.ppid]; ok && cmd == p.cmd {
+			continue // a forked copy of its parent
 		}
+		out = append(out, fmt.Sprintf("%d: %s", p.pid, p.cmd))
 	}
 	return out
+}
+
+// parent returns pid's parent pid from /proc/PID/stat (0 if unknown).
+func parent(pid int) int {
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0
+	}
+	// The fields after the parenthesised command: state, ppid, ...
+	s := string(stat)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
 }
 
 // Files returns the paths under root whose base name matches any of the
@@ -93,14 +125,7 @@ func Children(pid int, needle string) map[int]string {
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// The fields after the parenthesised command: state, ppid, ...
-		s := string(stat)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) < 2 || f[1] != strconv.Itoa(pid) {
+		if parent(child) != pid {
 			continue
 		}
 		cmd := cmdline(child)

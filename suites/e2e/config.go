@@ -4,6 +4,8 @@
 package e2e
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/gruntwork-io/terratest/modules/random"
 
+	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
 	"github.com/BitcoinCacheMachine/bcmtest/suites/framework"
 )
 
@@ -92,4 +95,42 @@ func CheckArtifactsDir(dir string) error {
 	}
 	f.Close()
 	return os.Remove(f.Name())
+}
+
+// cloudInitChoice is what decides which cloud-init file the specs judge
+// the cluster by.
+type cloudInitChoice struct {
+	// Reuse is the reused cluster's name; "" for a run that makes its own.
+	Reuse string
+	// Named: BCMTEST_CLOUD_INIT named the file; otherwise it is the
+	// provider's fixture.
+	Named     bool
+	GivenName string
+	Given     []byte
+	// Recorded is the file the reused cluster was made with, as recorded
+	// with it, or RecordErr why it could not be read.
+	Recorded  cluster.CloudInitFile
+	RecordErr error
+}
+
+// decide returns the file to judge by. A fresh run is judged by the file
+// it boots. A reused cluster is judged by the file it was made with, as a
+// fresh run with CLOUD_INIT=that file would be; naming another file for
+// the run is a mistake, refused. A cluster made before files were recorded
+// is judged by the run's file, with a note saying so.
+func (c cloudInitChoice) decide() (name string, data []byte, note string, err error) {
+	if c.Reuse == "" {
+		return c.GivenName, c.Given, "", nil
+	}
+	if errors.Is(c.RecordErr, cluster.ErrNoRecordedCloudInit) {
+		return c.GivenName, c.Given, fmt.Sprintf("cluster %s has no cloud-init file recorded (made before files were); judging it by %s", c.Reuse, c.GivenName), nil
+	}
+	if c.RecordErr != nil {
+		return "", nil, "", fmt.Errorf("reading the cloud-init file cluster %s was made with: %w", c.Reuse, c.RecordErr)
+	}
+	if c.Named && !bytes.Equal(c.Given, c.Recorded.Data) {
+		return "", nil, "", fmt.Errorf("BCMTEST_CLOUD_INIT=%s is not the cloud-init file cluster %s was made with (%s): leave CLOUD_INIT unset to judge it by that file, or reuse a cluster made from this one",
+			c.GivenName, c.Reuse, c.Recorded.Name)
+	}
+	return c.Recorded.Name, c.Recorded.Data, "", nil
 }

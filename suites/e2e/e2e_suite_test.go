@@ -119,6 +119,19 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		},
 	})
 	Expect(err).NotTo(HaveOccurred())
+	// A reused cluster is judged by the file it was made with, not by
+	// the fixture or the file this run was given.
+	recorded, recErr := bcm.RecordedCloudInit()
+	judged, data, note, err := cloudInitChoice{Reuse: cfg.Reuse, Named: cfg.CloudInit != "", GivenName: name, Given: cloudInit,
+		Recorded: recorded, RecordErr: recErr}.decide()
+	Expect(err).NotTo(HaveOccurred())
+	if note != "" {
+		GinkgoWriter.Printf("%s\n", note)
+	}
+	if cfg.Reuse != "" {
+		GinkgoWriter.Printf("judging the reused cluster %s by the cloud-init file it was made with: %s\n", cfg.Reuse, judged)
+	}
+	cloudInit = data
 	AddReportEntry("phase timings", bcm.Timings().String())
 	writeTimings(bcm)
 	DeferCleanup(func(ctx SpecContext) {

@@ -133,7 +133,10 @@ func (p *Provider) ensureAptCache(ctx context.Context) (int, error) {
 	if p.apt != nil {
 		return p.apt.Port, nil
 	}
-	c, err := aptcache.Start(ctx, filepath.Join(p.cfg.Dirs.Cache, "apt"), p.cfg.Log, p.cfg.Intervals)
+	// The state directory's one cache: VMs forward to its port for as long
+	// as they run, which may be long after this process (a kept cluster).
+	c, err := aptcache.Shared(ctx, aptcache.SharedConfig{Root: filepath.Join(p.cfg.Dirs.Cache, "apt"),
+		StateDir: p.aptStateDir(), Log: p.cfg.Log, Waits: p.cfg.Intervals})
 	if err != nil {
 		return 0, err
 	}
@@ -141,7 +144,28 @@ func (p *Provider) ensureAptCache(ctx context.Context) (int, error) {
 	return c.Port, nil
 }
 
-// Close stops the apt cache and drops SSH connections.
+// aptStateDir is where the state directory's shared apt cache is recorded.
+func (p *Provider) aptStateDir() string { return filepath.Join(p.cfg.Dirs.State, "aptcache") }
+
+// vmsRunning says whether any VM of the state directory runs (or may: a
+// VM directory without a record, records that cannot be read).
+func (p *Provider) vmsRunning() bool {
+	recs, orphans, err := loadRecords(p.vmsDir)
+	if err != nil || len(orphans) > 0 {
+		return true
+	}
+	for _, r := range recs {
+		if r.qemuAlive() {
+			return true
+		}
+	}
+	return false
+}
+
+// Close drops SSH connections and lets go of the apt cache, which stops
+// once no VM of the state directory runs and no process uses it: after
+// `bcmtest down` or a sweep removed the last VM, not while a kept
+// cluster runs.
 func (p *Provider) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -152,6 +176,14 @@ func (p *Provider) Close() error {
 	if p.apt != nil {
 		p.apt.Stop()
 		p.apt = nil
+	}
+	if p.cfg.NoAptCache {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Intervals.AptCacheStart.Timeout+p.cfg.Intervals.ProcessExit.Timeout*2)
+	defer cancel()
+	if _, err := aptcache.StopUnused(ctx, p.aptStateDir(), p.vmsRunning(), p.cfg.Intervals); err != nil {
+		return fmt.Errorf("closing the qemu provider: %w", err)
 	}
 	return nil
 }
