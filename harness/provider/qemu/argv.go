@@ -3,6 +3,7 @@ package qemu
 import (
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // argvInput is everything the qemu command line depends on.
@@ -59,7 +60,7 @@ func buildArgv(in argvInput) []string {
 		"-kernel", in.Kernel,
 		"-initrd", in.Initrd,
 		"-append", in.KernelArgs,
-		"-drive", "file=" + in.Overlay + ",if=none,id=" + diskID + ",format=qcow2,discard=unmap",
+		"-drive", "file=" + qemuOpt(in.Overlay) + ",if=none,id=" + diskID + ",format=qcow2,discard=unmap",
 		"-device", "virtio-blk-pci,drive=" + diskID + ",id=" + diskID + "-dev",
 		"-drive", seedDrive(in.Seed),
 		"-device", "ide-cd,drive=" + seedID + ",id=" + cdromID + ",bus=ide.1",
@@ -72,7 +73,7 @@ func buildArgv(in argvInput) []string {
 		// reseeds its RNG when it changes.
 		"-device", "vmgenid,guid=auto",
 		"-serial", "file:" + in.Serial,
-		"-qmp", "unix:" + in.QMP + ",server=on,wait=off",
+		"-qmp", "unix:" + qemuOpt(in.QMP) + ",server=on,wait=off",
 		"-pidfile", in.PIDFile,
 	}
 	if in.Incoming {
@@ -89,10 +90,15 @@ const (
 	cdromID = "cdrom0"
 )
 
+// qemuOpt escapes a value inside a comma-separated qemu option: qemu reads
+// ",," as one comma. (-serial file:PATH, -pidfile, -kernel and -initrd take
+// the rest of their argument as it is and need nothing.)
+func qemuOpt(v string) string { return strings.ReplaceAll(v, ",", ",,") }
+
 func seedDrive(seed string) string {
 	d := "if=none,id=" + seedID + ",media=cdrom,readonly=on"
 	if seed != "" {
-		d += ",format=raw,file=" + seed
+		d += ",format=raw,file=" + qemuOpt(seed)
 	}
 	return d
 }

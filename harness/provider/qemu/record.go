@@ -93,7 +93,8 @@ func (r *record) qemuAlive() bool {
 	if err != nil {
 		return false
 	}
-	return strings.Contains(string(b), r.path("overlay.qcow2"))
+	// The overlay is in its -drive option, commas doubled (qemuOpt).
+	return strings.Contains(string(b), "file="+qemuOpt(r.path("overlay.qcow2"))+",")
 }
 
 func (r *record) info(p *Provider) provider.Info {
