@@ -80,24 +80,45 @@ func (p *Provider) startQEMU(ctx context.Context, rec *record, img image.Image, 
 		}
 		rec.PID = cmd.Process.Pid
 		rec.Started = time.Now().UTC()
+		// The log closes before the exit is reported: whoever has read
+		// exited knows qemu is reaped and its log closed.
+		exited := make(chan error, 1)
+		go func() { e := cmd.Wait(); logf.Close(); exited <- e }()
+		reaped := false
+		// abandon kills a qemu that will not be used and waits until it is
+		// reaped, so no zombie and no open log are left behind.
+		abandon := func() {
+			if !reaped {
+				cmd.Process.Kill()
+				<-exited
+				reaped = true
+			}
+		}
 		if err := rec.save(); err != nil {
-			cmd.Process.Kill()
+			abandon()
 			return err
 		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait(); logf.Close() }()
-		// qemu writes its pidfile once its devices (and forwards) are set up.
-		err = wait.Until(ctx, p.cfg.Intervals.ProcessStart.Poll, 10*p.cfg.Intervals.ProcessStart.Poll, func(context.Context) (bool, string, error) {
+		// qemu writes its pidfile once its devices (and forwards) are set
+		// up; bounded on its own, so a qemu that hangs as it starts is seen.
+		wctx, cancel := context.WithTimeout(ctx, p.cfg.Intervals.ProcessStart.Timeout)
+		err = wait.Until(wctx, p.cfg.Intervals.ProcessStart.Poll, 10*p.cfg.Intervals.ProcessStart.Poll, func(context.Context) (bool, string, error) {
 			select {
 			case e := <-exited:
+				reaped = true
 				return false, "", classifyStart(e, provider.Tail(readFile(rec.path("qemu.log")), 5))
 			default:
 			}
 			_, err := os.Stat(rec.path("qemu.pid"))
 			return err == nil, "waiting for qemu pidfile", nil
 		})
+		cancel()
 		if err == nil {
 			return nil
+		}
+		abandon()
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("qemu of %s wrote no pidfile within %s (process-start): %w; log: %s", rec.Name,
+				p.cfg.Intervals.ProcessStart.Timeout, err, provider.Tail(readFile(rec.path("qemu.log")), 5))
 		}
 		lastErr = err
 		var se *StartError
