@@ -2,6 +2,8 @@ package qemu
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -343,7 +345,8 @@ type SnapshotInfo struct {
 	Key      string           `json:"key"`
 	Dir      string           `json:"dir"`
 	Manifest SnapshotManifest `json:"manifest"`
-	// InUse lists the VMs whose disks are layered on it.
+	// InUse lists the VMs whose disks are layered on it (a VM of another
+	// state dir sharing the cache is named with its directory).
 	InUse []string `json:"in_use,omitempty"`
 }
 
@@ -357,7 +360,7 @@ func Snapshots(d state.Dirs) ([]SnapshotInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	users, err := snapshotUsers(vmsDir(d))
+	local, err := snapshotUsers(vmsDir(d))
 	if err != nil {
 		return nil, err
 	}
@@ -367,7 +370,8 @@ func Snapshots(d state.Dirs) ([]SnapshotInfo, error) {
 		if err != nil {
 			continue
 		}
-		out = append(out, SnapshotInfo{Key: e.Key, Dir: e.Dir, Manifest: s.Manifest, InUse: users[e.Key]})
+		users, _ := liveUsers(d, e.Key, local[e.Key])
+		out = append(out, SnapshotInfo{Key: e.Key, Dir: e.Dir, Manifest: s.Manifest, InUse: users})
 	}
 	return out, nil
 }
@@ -386,6 +390,108 @@ func snapshotUsers(vms string) (map[string][]string, error) {
 	return users, nil
 }
 
+// Snapshots live in the cache, which several state dirs (users, CI jobs)
+// may share, while VM records live in a state dir. So each VM layered on
+// a snapshot also leaves a user marker in the cache: a file under
+// snapshot-users/<key>/ naming its VM directory. A marker counts while the
+// record there still names the snapshot; one whose VM is gone, or moved to
+// another snapshot or a cold boot, is stale and removed by the next prune.
+
+// snapshotUser is a user marker's content.
+type snapshotUser struct {
+	VMDir string `json:"vm_dir"`
+	Name  string `json:"name"`
+}
+
+func snapshotUsersDir(d state.Dirs, key string) string {
+	return filepath.Join(d.Cache, "snapshot-users", key)
+}
+
+func snapshotLockPath(d state.Dirs, key string) string {
+	return filepath.Join(snapshotsDir(d), key+".lock")
+}
+
+func userMarkerName(vmDir string) string {
+	sum := sha256.Sum256([]byte(vmDir))
+	return hex.EncodeToString(sum[:12]) + ".json"
+}
+
+// claimSnapshot records that rec is about to be layered on snap, before
+// its overlay exists: under the snapshot's lock (which prune takes too) it
+// checks the snapshot is still there, makes rec's record name it and leaves
+// a user marker in the cache. A prune from any state dir then keeps it.
+func (p *Provider) claimSnapshot(ctx context.Context, rec *record, snap Snapshot) error {
+	key := snap.Manifest.Key
+	lock, err := artifact.LockContext(ctx, snapshotLockPath(p.cfg.Dirs, key))
+	if err != nil {
+		return fmt.Errorf("locking snapshot %s: %w", key, err)
+	}
+	defer lock.Unlock()
+	if err := snapshotComplete(snap.Dir); err != nil {
+		return fmt.Errorf("snapshot %s is gone (pruned?): %w", key, err)
+	}
+	rec.Snapshot = key
+	if err := rec.save(); err != nil {
+		return err
+	}
+	dir := snapshotUsersDir(p.cfg.Dirs, key)
+	if err := state.MkdirPrivate(dir); err != nil {
+		return fmt.Errorf("recording %s as a user of snapshot %s: %w", rec.Name, key, err)
+	}
+	if err := state.SaveJSON(filepath.Join(dir, userMarkerName(rec.Dir)), snapshotUser{VMDir: rec.Dir, Name: rec.Name}); err != nil {
+		return fmt.Errorf("recording %s as a user of snapshot %s: %w", rec.Name, key, err)
+	}
+	return nil
+}
+
+// liveUsers returns the VMs layered on snapshot key: local (this state
+// dir's records naming it) and every live user marker, and the markers
+// found stale. A marker whose record cannot be read (another user's state
+// dir) counts as live: only a VM shown gone frees a snapshot.
+func liveUsers(d state.Dirs, key string, local []string) (users, stale []string) {
+	users = append(users, local...)
+	own := vmsDir(d)
+	seen := map[string]bool{}
+	for _, n := range local {
+		seen[filepath.Join(own, n)] = true
+	}
+	dir := snapshotUsersDir(d, key)
+	des, _ := os.ReadDir(dir)
+	for _, de := range des {
+		if de.IsDir() || !strings.HasSuffix(de.Name(), ".json") {
+			continue
+		}
+		marker := filepath.Join(dir, de.Name())
+		var u snapshotUser
+		if err := state.LoadJSON(marker, &u); err != nil || u.VMDir == "" {
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			// Half-written or foreign: cannot tell, so it holds.
+			users = append(users, "unreadable marker "+marker)
+			continue
+		}
+		if seen[u.VMDir] {
+			continue
+		}
+		r, err := loadRecord(u.VMDir)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			stale = append(stale, marker)
+		case err != nil:
+			users = append(users, u.Name+" ("+u.VMDir+")")
+		case r.Snapshot != key:
+			stale = append(stale, marker)
+		case filepath.Dir(u.VMDir) == own:
+			users = append(users, r.Name)
+		default:
+			users = append(users, r.Name+" ("+u.VMDir+")")
+		}
+		seen[u.VMDir] = true
+	}
+	return users, stale
+}
+
 // PruneSnapshots removes snapshots no VM is layered on: every one of an
 // image other than currentImage, and beyond the newest keep of the rest.
 // It returns the keys removed.
@@ -394,13 +500,18 @@ func (p *Provider) PruneSnapshots(keep int, currentImage string) ([]string, erro
 }
 
 // PruneSnapshots is Provider.PruneSnapshots for the cache under d, without
-// a provider (`bcmtest image prune`).
+// a provider (`bcmtest image prune`). Each snapshot's users are counted
+// under its lock, the one a restore holds while it claims the snapshot, so
+// a VM is either seen as a user or finds the snapshot gone and boots cold.
 func PruneSnapshots(d state.Dirs, keep int, currentImage string) ([]string, error) {
 	snaps, err := Snapshots(d)
 	if err != nil {
 		return nil, err
 	}
-	store := artifact.Store{Dir: snapshotsDir(d), Kind: "snapshot"}
+	local, err := snapshotUsers(vmsDir(d))
+	if err != nil {
+		return nil, err
+	}
 	var removed []string
 	var errs []error
 	kept := 0
@@ -412,13 +523,40 @@ func PruneSnapshots(d state.Dirs, keep int, currentImage string) ([]string, erro
 			kept++
 			continue
 		}
-		if err := store.Remove(s.Key); err != nil {
+		gone, err := pruneOne(d, s.Key, local[s.Key])
+		if err != nil {
 			errs = append(errs, err)
-			continue
 		}
-		removed = append(removed, s.Key)
+		if gone {
+			removed = append(removed, s.Key)
+		}
 	}
 	return removed, errors.Join(errs...)
+}
+
+// pruneOne removes snapshot key under its lock unless a VM is layered on
+// it; a snapshot being made or claimed right now (locked) is left alone.
+func pruneOne(d state.Dirs, key string, local []string) (bool, error) {
+	lock, err := state.TryLock(snapshotLockPath(d, key))
+	if errors.Is(err, state.ErrLocked) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("removing snapshot %s: %w", key, err)
+	}
+	defer lock.Unlock()
+	users, stale := liveUsers(d, key, local)
+	if len(users) > 0 {
+		return false, nil
+	}
+	for _, m := range stale {
+		os.Remove(m)
+	}
+	if err := os.RemoveAll(artifact.Store{Dir: snapshotsDir(d)}.Path(key)); err != nil {
+		return false, fmt.Errorf("removing snapshot %s: %w", key, err)
+	}
+	os.Remove(snapshotUsersDir(d, key)) // empty now, unless a marker could not be removed
+	return true, nil
 }
 
 func (p *Provider) pruneSnapshots(keep int, currentImage string) error {
