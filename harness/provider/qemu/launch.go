@@ -265,10 +265,17 @@ func (p *Provider) restoreFrom(ctx context.Context, rec *record, img image.Image
 	if err := createOverlay(ctx, rec.path("overlay.qcow2"), snap.Disk, "qcow2", snap.Manifest.RootGiB); err != nil {
 		return err
 	}
+	rec.Machine = snap.Manifest.Shape.Machine
 	if err := p.startQEMU(ctx, rec, img, aptPort, snap.State); err != nil {
 		return err
 	}
-	return p.restore(ctx, rec, snap)
+	if err := p.restore(ctx, rec, snap); err != nil {
+		if ctx.Err() == nil {
+			p.markRestoreFailed(rec, snap, err)
+		}
+		return err
+	}
+	return nil
 }
 
 // createOverlay makes a copy-on-write disk over backing.

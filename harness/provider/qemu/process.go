@@ -28,6 +28,13 @@ const incomingFD = 3
 // restore loads: qemu then waits for migrate-incoming on incomingFD.
 func (p *Provider) startQEMU(ctx context.Context, rec *record, img image.Image, aptPort int, migration string) error {
 	restoring := migration != ""
+	if rec.Machine == "" {
+		b, err := probeQEMU(ctx)
+		if err != nil {
+			return fmt.Errorf("starting qemu of %s: %w", rec.Name, err)
+		}
+		rec.Machine = b.Machine
+	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		if attempt > 0 || !portFree(rec.SSHPort) || !portFree(rec.APIPort) {
@@ -40,7 +47,7 @@ func (p *Provider) startQEMU(ctx context.Context, rec *record, img image.Image, 
 			}
 		}
 		in := argvInput{
-			Name: rec.Name, CPUs: rec.CPUs, MemoryMiB: rec.MemoryMiB, Accel: rec.Accel,
+			Name: rec.Name, Machine: rec.Machine, CPUs: rec.CPUs, MemoryMiB: rec.MemoryMiB, Accel: rec.Accel,
 			Kernel: img.Kernel, Initrd: img.Initrd, KernelArgs: img.KernelArgs,
 			Overlay: rec.path("overlay.qcow2"), Seed: rec.path("seed.iso"), Incoming: restoring,
 			SSHPort: rec.SSHPort, APIPort: rec.APIPort, PrivateIP: rec.PrivateIP, AptPort: aptPort,

@@ -20,7 +20,13 @@ func fakeQEMUScript(t *testing.T, body string) (pids string) {
 	t.Helper()
 	bin := t.TempDir()
 	pids = filepath.Join(bin, "pids")
-	script := "#!/bin/sh\necho $$ >> '" + pids + "'\n" + body + "\n"
+	// It answers the version and machine-type probes as qemu 7.2 does.
+	probes := `case "$*" in
+--version) echo "QEMU emulator version 7.2.22"; exit 0 ;;
+"-machine help") echo "q35                  Standard PC (Q35 + ICH9, 2009) (alias of pc-q35-7.2)"; exit 0 ;;
+esac
+`
+	script := "#!/bin/sh\n" + probes + "echo $$ >> '" + pids + "'\n" + body + "\n"
 	if err := os.WriteFile(filepath.Join(bin, qemuBinary), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -41,24 +41,46 @@ const gateWaiting = "bcmtest-seed: waiting for the seed"
 // guest's used RAM plus its early-boot disk writes).
 const SnapshotsKept = 4
 
-// Shape is what a snapshot must match to restore: the image and the
-// machine. Memory is part of it, so a host that sizes nodes down gets its
-// own snapshot.
+// Shape is what a snapshot must match to restore: the image, the machine,
+// and the QEMU that saved it (a stream loads only into the same QEMU
+// build's same machine type). Memory is part of it, so a host that sizes
+// nodes down gets its own snapshot.
 type Shape struct {
 	Image     string `json:"image"`
 	CPUs      int    `json:"cpus"`
 	MemoryMiB int    `json:"memory_mib"`
 	Accel     string `json:"accel"`
 	Devices   string `json:"devices"`
+	// Machine is the concrete machine type (pc-q35-X.Y) and QEMU the
+	// version qemu-system-x86_64 reports; snapshot() fills both in.
+	Machine string `json:"machine"`
+	QEMU    string `json:"qemu"`
 }
 
-// Key names the shape's snapshot in the cache.
+// Key names the shape's snapshot in the cache. The QEMU version goes in as
+// a short hash (it has spaces and parentheses).
 func (s Shape) Key() string {
-	return fmt.Sprintf("%s-c%d-m%d-%s-%s", s.Image, s.CPUs, s.MemoryMiB, s.Accel, s.Devices)
+	sum := sha256.Sum256([]byte(s.QEMU))
+	return fmt.Sprintf("%s-c%d-m%d-%s-%s-%s-q%s", s.Image, s.CPUs, s.MemoryMiB, s.Accel, s.Devices,
+		keySafe(s.Machine), hex.EncodeToString(sum[:4]))
+}
+
+// keySafe keeps a name one plain path element.
+func keySafe(v string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, v)
 }
 
 func (s Shape) String() string {
-	return fmt.Sprintf("%d vCPU, %d MiB, %s, image %s", s.CPUs, s.MemoryMiB, s.Accel, s.Image)
+	out := fmt.Sprintf("%d vCPU, %d MiB, %s, image %s", s.CPUs, s.MemoryMiB, s.Accel, s.Image)
+	if s.Machine != "" {
+		out += fmt.Sprintf(", %s of QEMU %s", s.Machine, s.QEMU)
+	}
+	return out
 }
 
 // SnapshotManifest is written last into a snapshot entry.
@@ -69,6 +91,9 @@ type SnapshotManifest struct {
 	Created    time.Time     `json:"created"`
 	CreateTime time.Duration `json:"create_time_ns"`
 	SizeBytes  int64         `json:"size_bytes"`
+	// RemakeOf names the snapshot this one replaces after it failed to
+	// restore; a remake that fails too is not remade again.
+	RemakeOf string `json:"remake_of,omitempty"`
 }
 
 // Snapshot is a complete cache entry.
@@ -113,10 +138,16 @@ func (l logLines) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// snapshot returns the booted snapshot for a shape, making it on first use.
-// A failure is remembered for the provider's lifetime, so the nodes of one
-// run boot cold after one try instead of each trying again.
+// snapshot returns the booted snapshot for a shape, making it on first use;
+// it fills in the shape's QEMU version and machine type from the installed
+// qemu. A failure is remembered for the provider's lifetime, so the nodes
+// of one run boot cold after one try instead of each trying again.
 func (p *Provider) snapshot(ctx context.Context, img image.Image, sh Shape, aptPort int) (Snapshot, error) {
+	b, err := probeQEMU(ctx)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	sh.QEMU, sh.Machine = b.Version, b.Machine
 	p.mu.Lock()
 	failed := p.snapshotFailed[sh.Key()]
 	p.mu.Unlock()
@@ -132,14 +163,39 @@ func (p *Provider) snapshot(ctx context.Context, img image.Image, sh Shape, aptP
 	return snap, err
 }
 
+// remakeSuffix names the one remake of a snapshot that failed to restore.
+const remakeSuffix = "-r1"
+
+// getSnapshot looks the shape's snapshot up or makes it. One that failed
+// to restore (restoreFailed) is passed over for its remake, made once; if
+// the remake failed too, the shape boots cold. The marks outlive the
+// snapshots they name, so pruning a failed one does not restart this.
 func (p *Provider) getSnapshot(ctx context.Context, img image.Image, sh Shape, aptPort int) (Snapshot, error) {
 	store := p.snapshotStore()
-	if e, err := store.Lookup(sh.Key(), snapshotComplete); err == nil {
+	d := p.cfg.Dirs
+	key, remakeOf := sh.Key(), ""
+	if why := restoreFailed(d, key); why != "" {
+		remake := key + remakeSuffix
+		if why2 := restoreFailed(d, remake); why2 != "" {
+			return Snapshot{}, fmt.Errorf("snapshot %s failed to restore (%s), and so did its remake %s (%s)", key, why, remake, why2)
+		}
+		if _, err := store.Lookup(remake, snapshotComplete); err != nil {
+			p.logf("snapshot %s failed to restore (%s); making it again once, as %s", key, why, remake)
+		}
+		key, remakeOf = remake, key
+	}
+	if e, err := store.Lookup(key, snapshotComplete); err == nil {
 		return openSnapshot(e.Dir)
 	}
-	p.logf("snapshot %s: none yet for this shape (%s); booting a template to make it", sh.Key(), sh)
-	e, err := store.Get(ctx, sh.Key(), snapshotComplete, func(ctx context.Context, tmp string) error {
-		return p.makeSnapshot(ctx, img, sh, aptPort, tmp)
+	if remakeOf == "" {
+		p.logf("snapshot %s: none yet for this shape (%s); booting a template to make it", key, sh)
+	}
+	return p.makeAndPrune(ctx, img, sh, key, remakeOf, aptPort)
+}
+
+func (p *Provider) makeAndPrune(ctx context.Context, img image.Image, sh Shape, key, remakeOf string, aptPort int) (Snapshot, error) {
+	e, err := p.snapshotStore().Get(ctx, key, snapshotComplete, func(ctx context.Context, tmp string) error {
+		return p.makeSnapshot(ctx, img, sh, key, remakeOf, aptPort, tmp)
 	})
 	if err != nil {
 		return Snapshot{}, err
@@ -150,11 +206,71 @@ func (p *Provider) getSnapshot(ctx context.Context, img image.Image, sh Shape, a
 	return openSnapshot(e.Dir)
 }
 
+// restoreFailedPath marks the snapshot key as failed to restore: a file
+// beside its entry (not in it), so the mark outlives the entry's removal
+// and the shape is not remade again and again.
+func restoreFailedPath(d state.Dirs, key string) string {
+	return filepath.Join(snapshotsDir(d), key+restoreFailedSuffix)
+}
+
+const restoreFailedSuffix = ".restore-failed.json"
+
+type restoreFailure struct {
+	Image string    `json:"image"`
+	VM    string    `json:"vm"`
+	Error string    `json:"error"`
+	At    time.Time `json:"at"`
+}
+
+// restoreFailed says why snapshot key failed to restore ("" if it never did).
+func restoreFailed(d state.Dirs, key string) string {
+	var f restoreFailure
+	if err := state.LoadJSON(restoreFailedPath(d, key), &f); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return ""
+		}
+		return "unreadable mark: " + err.Error()
+	}
+	return fmt.Sprintf("%s at %s: %s", f.VM, f.At.Format(time.RFC3339), f.Error)
+}
+
+// markRestoreFailed records against snap that restoring it into rec
+// failed, so the next lookup passes it over for a remake. The first mark
+// stays.
+func (p *Provider) markRestoreFailed(rec *record, snap Snapshot, cause error) {
+	key := snap.Manifest.Key
+	err := state.CreateJSON(restoreFailedPath(p.cfg.Dirs, key),
+		restoreFailure{Image: snap.Manifest.Shape.Image, VM: rec.Name, Error: cause.Error(), At: time.Now().UTC()})
+	switch {
+	case errors.Is(err, os.ErrExist):
+	case err != nil:
+		p.logf("snapshot %s: recording that it failed to restore: %v", key, err)
+	case strings.HasSuffix(key, remakeSuffix):
+		p.logf("snapshot %s: marked as failed to restore; it was a remake, so this shape boots cold from now on", key)
+	default:
+		p.logf("snapshot %s: marked as failed to restore; the next launch makes it again, once", key)
+	}
+}
+
+// pruneRestoreMarks removes the failure marks of images other than
+// currentImage whose snapshots are gone.
+func pruneRestoreMarks(d state.Dirs, currentImage string) {
+	marks, _ := filepath.Glob(filepath.Join(snapshotsDir(d), "*"+restoreFailedSuffix))
+	for _, m := range marks {
+		var f restoreFailure
+		if state.LoadJSON(m, &f) != nil || f.Image == currentImage {
+			continue
+		}
+		if _, err := os.Stat(strings.TrimSuffix(m, restoreFailedSuffix)); errors.Is(err, os.ErrNotExist) {
+			os.Remove(m)
+		}
+	}
+}
+
 // makeSnapshot boots a template VM of the shape with an empty CD-ROM, waits
 // for the seed gate, and saves the paused VM into tmp.
-func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, aptPort int, tmp string) error {
+func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, key, remakeOf string, aptPort int, tmp string) error {
 	start := time.Now()
-	key := sh.Key()
 	disk := filepath.Join(tmp, "disk.qcow2")
 	if out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", img.Root,
 		disk, strconv.Itoa(p.cfg.Recipe.RootSizeGiB)+"G").CombinedOutput(); err != nil {
@@ -177,7 +293,7 @@ func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, 
 	}
 	serial := filepath.Join(tmp, "serial.log")
 	argv := buildArgv(argvInput{
-		Name: "bcmtest-template", CPUs: sh.CPUs, MemoryMiB: sh.MemoryMiB, Accel: sh.Accel,
+		Name: "bcmtest-template", Machine: sh.Machine, CPUs: sh.CPUs, MemoryMiB: sh.MemoryMiB, Accel: sh.Accel,
 		Kernel: img.Kernel, Initrd: img.Initrd, KernelArgs: img.KernelArgs, Overlay: disk,
 		SSHPort: sshPort, APIPort: apiPort, PrivateIP: templateIP, AptPort: aptPort,
 		SegmentPort: segmentPort("bcmtest-template-"+strconv.Itoa(os.Getpid()), nil), MACs: macs("template", key),
@@ -254,7 +370,8 @@ func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, 
 			size += fi.Size()
 		}
 	}
-	m := SnapshotManifest{Key: key, Shape: sh, RootGiB: p.cfg.Recipe.RootSizeGiB, Created: time.Now().UTC(), CreateTime: time.Since(start), SizeBytes: size}
+	m := SnapshotManifest{Key: key, Shape: sh, RootGiB: p.cfg.Recipe.RootSizeGiB, Created: time.Now().UTC(), CreateTime: time.Since(start),
+		SizeBytes: size, RemakeOf: remakeOf}
 	b, _ := json.MarshalIndent(m, "", "  ")
 	if err := os.WriteFile(filepath.Join(tmp, snapshotManifestName), b, 0o644); err != nil {
 		return fmt.Errorf("making snapshot %s: %w", key, err)
@@ -348,6 +465,9 @@ type SnapshotInfo struct {
 	// InUse lists the VMs whose disks are layered on it (a VM of another
 	// state dir sharing the cache is named with its directory).
 	InUse []string `json:"in_use,omitempty"`
+	// RestoreFailed says why it failed to restore, if it did; prune
+	// removes such a snapshot once unused.
+	RestoreFailed string `json:"restore_failed,omitempty"`
 }
 
 // Snapshots lists the cached snapshots, newest first.
@@ -371,7 +491,7 @@ func Snapshots(d state.Dirs) ([]SnapshotInfo, error) {
 			continue
 		}
 		users, _ := liveUsers(d, e.Key, local[e.Key])
-		out = append(out, SnapshotInfo{Key: e.Key, Dir: e.Dir, Manifest: s.Manifest, InUse: users})
+		out = append(out, SnapshotInfo{Key: e.Key, Dir: e.Dir, Manifest: s.Manifest, InUse: users, RestoreFailed: restoreFailed(d, e.Key)})
 	}
 	return out, nil
 }
@@ -493,7 +613,8 @@ func liveUsers(d state.Dirs, key string, local []string) (users, stale []string)
 }
 
 // PruneSnapshots removes snapshots no VM is layered on: every one of an
-// image other than currentImage, and beyond the newest keep of the rest.
+// image other than currentImage or that failed to restore, and beyond the
+// newest keep of the rest.
 // It returns the keys removed.
 func (p *Provider) PruneSnapshots(keep int, currentImage string) ([]string, error) {
 	return PruneSnapshots(p.cfg.Dirs, keep, currentImage)
@@ -519,7 +640,7 @@ func PruneSnapshots(d state.Dirs, keep int, currentImage string) ([]string, erro
 		if len(s.InUse) > 0 {
 			continue
 		}
-		if s.Manifest.Shape.Image == currentImage && kept < keep {
+		if s.Manifest.Shape.Image == currentImage && s.RestoreFailed == "" && kept < keep {
 			kept++
 			continue
 		}
@@ -531,6 +652,7 @@ func PruneSnapshots(d state.Dirs, keep int, currentImage string) ([]string, erro
 			removed = append(removed, s.Key)
 		}
 	}
+	pruneRestoreMarks(d, currentImage)
 	return removed, errors.Join(errs...)
 }
 
