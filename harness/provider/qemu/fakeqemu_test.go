@@ -198,7 +198,10 @@ func fakeQMP(conn net.Conn, dir, stream string, status *string, console io.Write
 			if fakeGet(dir, "gate") == "ok" {
 				fmt.Fprintln(console, "bcmtest-seed: seed found after restore (/dev/sr0); identity renewed")
 			} else {
+				// The gate powers the node off after saying why.
 				fmt.Fprintln(console, "bcmtest-seed: FAILED: "+fakeGet(dir, "gate"))
+				time.Sleep(50 * time.Millisecond)
+				os.Exit(0)
 			}
 		case "stop":
 			*status = "paused"
