@@ -272,6 +272,8 @@ func (p *Provider) restoreFrom(ctx context.Context, rec *record, img image.Image
 	if err := p.restore(ctx, rec, snap); err != nil {
 		if ctx.Err() == nil {
 			p.markRestoreFailed(rec, snap, err)
+			// Kept for diagnostics: a cold boot starts a new console.
+			os.Rename(rec.path("serial.log"), rec.path("serial.restore-failed.log"))
 		}
 		return err
 	}

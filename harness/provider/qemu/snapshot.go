@@ -444,6 +444,57 @@ func (p *Provider) restore(ctx context.Context, rec *record, snap Snapshot) erro
 	if _, err := p.qmp(ctx, sock, "cont", nil); err != nil {
 		return fmt.Errorf("resuming: %w", err)
 	}
+	return p.waitGate(ctx, rec)
+}
+
+// The seed gate's verdict on a restored node, on its console.
+const (
+	gateRenewed = "bcmtest-seed: seed found after restore"
+	gateFailed  = "bcmtest-seed: FAILED:"
+)
+
+// GateError is a restored node's seed gate saying it could not renew the
+// node's identity; the node has powered itself off.
+type GateError struct {
+	VM   string
+	Line string // the gate's console line
+}
+
+func (e *GateError) Error() string {
+	return fmt.Sprintf("the seed gate of %s could not renew its identity: %s", e.VM, e.Line)
+}
+
+// waitGate waits for the seed gate of a just restored node to say it
+// renewed the node's identity. A node whose gate failed, or whose qemu
+// ended first, is not a restored node: the caller boots it cold.
+func (p *Provider) waitGate(ctx context.Context, rec *record) error {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Intervals.Boot)
+	defer cancel()
+	verdict := func() (bool, error) {
+		console := readFile(rec.path("serial.log"))
+		for _, l := range strings.Split(console, "\n") {
+			if i := strings.Index(l, gateFailed); i >= 0 {
+				return false, &GateError{VM: rec.Name, Line: strings.TrimSpace(l[i:])}
+			}
+		}
+		return strings.Contains(console, gateRenewed), nil
+	}
+	err := wait.Until(ctx, p.cfg.Intervals.QMP.Poll, 10*p.cfg.Intervals.QMP.Poll, func(context.Context) (bool, string, error) {
+		if ok, err := verdict(); ok || err != nil {
+			return ok, "", err
+		}
+		if !rec.qemuAlive() {
+			// Read again: the gate may have spoken just before the end.
+			if ok, err := verdict(); ok || err != nil {
+				return ok, "", err
+			}
+			return false, "", fmt.Errorf("qemu exited before the seed gate renewed the identity: %s", tailFile(rec.path("qemu.log"), 5))
+		}
+		return false, "waiting for the seed gate to renew the identity", nil
+	})
+	if err != nil {
+		return fmt.Errorf("after the restore: %w", err)
+	}
 	return nil
 }
 
