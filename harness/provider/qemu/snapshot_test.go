@@ -168,3 +168,23 @@ func TestPruneDuringARestoreKeepsTheSnapshotItLayersOn(t *testing.T) {
 		t.Fatalf("a prune during the restore removed %v, the disk layer the overlay is being made on: %v", removed, err)
 	}
 }
+
+// TestASnapshotWhoseUserCannotBeReadIsKept: a user marker pointing at a
+// record this process cannot read (another user's state dir, a record
+// being rewritten) keeps the snapshot; only a VM shown gone frees it.
+func TestASnapshotWhoseUserCannotBeReadIsKept(t *testing.T) {
+	a, b := twoStateDirs(t)
+	pa := providerIn(t, a)
+	snap := fakeSnapshotEntry(t, a, testShape())
+	rec := recordIn(t, pa, "CLUS1-00")
+	if err := pa.claimSnapshot(context.Background(), rec, snap); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rec.path("vm.json"), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := PruneSnapshots(b, 0, "another-image")
+	if err != nil || len(removed) != 0 {
+		t.Fatalf("prune removed %v (%v) although its user's record is unreadable, not gone", removed, err)
+	}
+}
