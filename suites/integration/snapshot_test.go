@@ -23,7 +23,10 @@ type identity struct {
 	Hostname, MachineIDFile, MachineIDPID1, MachineIDJournal string
 	MAC0, MAC1, PrivateIP, SSHHostKey, LXDCert, OnionHost    string
 	GenerationID, InstanceID                                 string
-	ClockSkew                                                time.Duration
+	// BootID is the kernel's (/proc/sys/kernel/random/boot_id) and
+	// JournalBootID the _BOOT_ID journald stamped on a fresh entry.
+	BootID, JournalBootID string
+	ClockSkew             time.Duration
 }
 
 var _ = Describe("nodes restored from the booted snapshot", Label("snapshot", "ci"), Ordered, func() {
@@ -60,6 +63,7 @@ var _ = Describe("nodes restored from the booted snapshot", Label("snapshot", "c
 			console, err := p.Console(ctx, n)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(string(console)).To(ContainSubstring("bcmtest-seed: seed found after restore"), "%s", n)
+			Expect(string(console)).NotTo(ContainSubstring("bcmtest-seed: FAILED"), "%s", n)
 		}
 	})
 
@@ -94,6 +98,28 @@ var _ = Describe("nodes restored from the booted snapshot", Label("snapshot", "c
 				seen[v] = n
 			}
 		}
+	})
+
+	// The kernel makes its boot ID once per boot, and a restored node's
+	// kernel booted in the template: every node restored from one snapshot
+	// has the template's boot ID, and nothing short of a boot changes it.
+	// What keys on it is journald (_BOOT_ID on every entry, `journalctl
+	// -b`); within a node that is one boot, as it is for its kernel, and
+	// across nodes entries differ by _MACHINE_ID, renewed at the gate.
+	It("shares the template's boot ID on every node, while journald tells the nodes apart by machine-id", func(ctx SpecContext) {
+		boot := map[string]string{}
+		for _, n := range nodes {
+			id := readIdentity(ctx, p, n)
+			Expect(id.BootID).To(MatchRegexp(`^[0-9a-f-]{36}$`), "%s boot ID", n)
+			Expect(id.JournalBootID).To(Equal(strings.ReplaceAll(id.BootID, "-", "")), "%s: journald's _BOOT_ID is not the kernel's", n)
+			Expect(id.MachineIDJournal).To(Equal(id.MachineIDFile), "%s: journald's _MACHINE_ID is not the node's", n)
+			boot[n] = id.BootID
+		}
+		AddReportEntry("boot IDs of the restored nodes", fmt.Sprint(boot))
+		for _, n := range nodes[1:] {
+			Expect(boot[n]).To(Equal(boot[nodes[0]]), "restored nodes %s and %s have different boot IDs: the README says they share the template's", n, nodes[0])
+		}
+		By(fmt.Sprintf("outcome: all %d restored nodes share boot ID %s (the template's); their journals differ by machine-id", len(nodes), boot[nodes[0]]))
 	})
 
 	It("ran every cloud-init stage with each node's own seed", func(ctx SpecContext) {
@@ -149,10 +175,12 @@ func readIdentity(ctx SpecContext, p *qemu.Provider, n string) identity {
 		g.Expect(err).NotTo(HaveOccurred())
 		var e struct {
 			MachineID string `json:"_MACHINE_ID"`
+			BootID    string `json:"_BOOT_ID"`
 		}
 		g.Expect(json.Unmarshal([]byte(strings.SplitN(strings.TrimSpace(out), "\n", 2)[0]), &e)).To(Succeed())
-		id.MachineIDJournal = e.MachineID
+		id.MachineIDJournal, id.JournalBootID = e.MachineID, e.BootID
 	}, framework.GetIntervals("journal-entry")...).WithContext(ctx).Should(Succeed())
+	id.BootID = run("cat", "/proc/sys/kernel/random/boot_id")
 	id.MAC0 = run("cat", "/sys/class/net/eth0/address")
 	id.MAC1 = run("cat", "/sys/class/net/eth1/address")
 	id.PrivateIP = run("sh", "-c", "ip -4 -o addr show dev eth1 | awk '{print $4}'")

@@ -1,13 +1,20 @@
 package qemu
 
 import (
+	"context"
 	"fmt"
+	"os/exec"
 	"strconv"
+	"strings"
 )
 
 // argvInput is everything the qemu command line depends on.
 type argvInput struct {
-	Name       string
+	Name string
+	// Machine is the concrete machine type (pc-q35-X.Y, resolveMachine):
+	// the q35 alias moves with QEMU upgrades, and a migration stream loads
+	// only into the machine type that saved it.
+	Machine    string
 	CPUs       int
 	MemoryMiB  int
 	Accel      string // "kvm" or "tcg"
@@ -51,7 +58,7 @@ func buildArgv(in argvInput) []string {
 	}
 	argv := []string{
 		"-name", in.Name,
-		"-machine", "q35",
+		"-machine", in.Machine,
 		"-accel", accel,
 		"-smp", strconv.Itoa(in.CPUs),
 		"-m", strconv.Itoa(in.MemoryMiB),
@@ -59,7 +66,7 @@ func buildArgv(in argvInput) []string {
 		"-kernel", in.Kernel,
 		"-initrd", in.Initrd,
 		"-append", in.KernelArgs,
-		"-drive", "file=" + in.Overlay + ",if=none,id=" + diskID + ",format=qcow2,discard=unmap",
+		"-drive", "file=" + qemuOpt(in.Overlay) + ",if=none,id=" + diskID + ",format=qcow2,discard=unmap",
 		"-device", "virtio-blk-pci,drive=" + diskID + ",id=" + diskID + "-dev",
 		"-drive", seedDrive(in.Seed),
 		"-device", "ide-cd,drive=" + seedID + ",id=" + cdromID + ",bus=ide.1",
@@ -72,13 +79,66 @@ func buildArgv(in argvInput) []string {
 		// reseeds its RNG when it changes.
 		"-device", "vmgenid,guid=auto",
 		"-serial", "file:" + in.Serial,
-		"-qmp", "unix:" + in.QMP + ",server=on,wait=off",
+		"-qmp", "unix:" + qemuOpt(in.QMP) + ",server=on,wait=off",
 		"-pidfile", in.PIDFile,
 	}
 	if in.Incoming {
 		argv = append(argv, "-incoming", "defer")
 	}
 	return argv
+}
+
+// qemuBuild is what a migration stream is tied to besides the device set:
+// the QEMU that saved it and the concrete machine type it ran.
+type qemuBuild struct {
+	Version string // `qemu-system-x86_64 --version`, e.g. "7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)"
+	Machine string // what q35 resolves to, e.g. "pc-q35-7.2"
+}
+
+// probeQEMU asks the installed qemu for its version and what q35 resolves
+// to. Cheap (two short runs); done where a snapshot is chosen or a VM
+// started, so an upgrade between runs is seen.
+func probeQEMU(ctx context.Context) (qemuBuild, error) {
+	out, err := exec.CommandContext(ctx, qemuBinary, "--version").Output()
+	if err != nil {
+		return qemuBuild{}, fmt.Errorf("asking %s --version: %w", qemuBinary, err)
+	}
+	first, _, _ := strings.Cut(string(out), "\n")
+	version := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(first), "QEMU emulator version"))
+	if version == "" {
+		return qemuBuild{}, fmt.Errorf("asking %s --version: no version in %q", qemuBinary, out)
+	}
+	help, err := exec.CommandContext(ctx, qemuBinary, "-machine", "help").Output()
+	if err != nil {
+		return qemuBuild{}, fmt.Errorf("asking %s -machine help: %w", qemuBinary, err)
+	}
+	machine, err := resolveMachine(string(help), "q35")
+	if err != nil {
+		return qemuBuild{}, err
+	}
+	return qemuBuild{Version: version, Machine: machine}, nil
+}
+
+// resolveMachine finds the machine type an alias stands for in the
+// output of `-machine help` ("q35  Standard PC ... (alias of pc-q35-7.2)").
+// A name listed without "alias of" is concrete already.
+func resolveMachine(help, alias string) (string, error) {
+	for _, line := range strings.Split(help, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != alias {
+			continue
+		}
+		_, rest, ok := strings.Cut(line, "(alias of ")
+		if !ok {
+			return alias, nil
+		}
+		name, _, ok := strings.Cut(rest, ")")
+		if !ok || name == "" || strings.ContainsAny(name, " /,") {
+			return "", fmt.Errorf("resolving machine type %s: cannot read %q", alias, line)
+		}
+		return name, nil
+	}
+	return "", fmt.Errorf("resolving machine type %s: %s -machine help does not list it", alias, qemuBinary)
 }
 
 // Device ids the restore addresses over QMP. Every VM has the same device
@@ -89,10 +149,15 @@ const (
 	cdromID = "cdrom0"
 )
 
+// qemuOpt escapes a value inside a comma-separated qemu option: qemu reads
+// ",," as one comma. (-serial file:PATH, -pidfile, -kernel and -initrd take
+// the rest of their argument as it is and need nothing.)
+func qemuOpt(v string) string { return strings.ReplaceAll(v, ",", ",,") }
+
 func seedDrive(seed string) string {
 	d := "if=none,id=" + seedID + ",media=cdrom,readonly=on"
 	if seed != "" {
-		d += ",format=raw,file=" + seed
+		d += ",format=raw,file=" + qemuOpt(seed)
 	}
 	return d
 }

@@ -254,20 +254,30 @@ func (p *Provider) boot(ctx context.Context, rec *record, img image.Image, accel
 // restoreFrom starts rec's qemu from a snapshot: an overlay on the
 // snapshot's disk layer, the migration stream, then the node's seed.
 func (p *Provider) restoreFrom(ctx context.Context, rec *record, img image.Image, snap Snapshot, aptPort int) error {
+	// Recorded first (record and cache marker), so no prune removes the
+	// snapshot once the overlay is layered on it.
+	if err := p.claimSnapshot(ctx, rec, snap); err != nil {
+		return err
+	}
 	os.Remove(rec.path("overlay.qcow2"))
 	// The overlay starts at the template's size: the restored guest knows
 	// that size, and learns the node's from block_resize.
 	if err := createOverlay(ctx, rec.path("overlay.qcow2"), snap.Disk, "qcow2", snap.Manifest.RootGiB); err != nil {
 		return err
 	}
-	rec.Snapshot = snap.Manifest.Key
-	if err := rec.save(); err != nil {
-		return err
-	}
+	rec.Machine = snap.Manifest.Shape.Machine
 	if err := p.startQEMU(ctx, rec, img, aptPort, snap.State); err != nil {
 		return err
 	}
-	return p.restore(ctx, rec, snap)
+	if err := p.restore(ctx, rec, snap); err != nil {
+		if ctx.Err() == nil {
+			p.markRestoreFailed(rec, snap, err)
+			// Kept for diagnostics: a cold boot starts a new console.
+			os.Rename(rec.path("serial.log"), rec.path("serial.restore-failed.log"))
+		}
+		return err
+	}
+	return nil
 }
 
 // createOverlay makes a copy-on-write disk over backing.

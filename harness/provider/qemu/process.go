@@ -28,6 +28,13 @@ const incomingFD = 3
 // restore loads: qemu then waits for migrate-incoming on incomingFD.
 func (p *Provider) startQEMU(ctx context.Context, rec *record, img image.Image, aptPort int, migration string) error {
 	restoring := migration != ""
+	if rec.Machine == "" {
+		b, err := probeQEMU(ctx)
+		if err != nil {
+			return fmt.Errorf("starting qemu of %s: %w", rec.Name, err)
+		}
+		rec.Machine = b.Machine
+	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		if attempt > 0 || !portFree(rec.SSHPort) || !portFree(rec.APIPort) {
@@ -40,7 +47,7 @@ func (p *Provider) startQEMU(ctx context.Context, rec *record, img image.Image, 
 			}
 		}
 		in := argvInput{
-			Name: rec.Name, CPUs: rec.CPUs, MemoryMiB: rec.MemoryMiB, Accel: rec.Accel,
+			Name: rec.Name, Machine: rec.Machine, CPUs: rec.CPUs, MemoryMiB: rec.MemoryMiB, Accel: rec.Accel,
 			Kernel: img.Kernel, Initrd: img.Initrd, KernelArgs: img.KernelArgs,
 			Overlay: rec.path("overlay.qcow2"), Seed: rec.path("seed.iso"), Incoming: restoring,
 			SSHPort: rec.SSHPort, APIPort: rec.APIPort, PrivateIP: rec.PrivateIP, AptPort: aptPort,
@@ -80,24 +87,45 @@ func (p *Provider) startQEMU(ctx context.Context, rec *record, img image.Image, 
 		}
 		rec.PID = cmd.Process.Pid
 		rec.Started = time.Now().UTC()
+		// The log closes before the exit is reported: whoever has read
+		// exited knows qemu is reaped and its log closed.
+		exited := make(chan error, 1)
+		go func() { e := cmd.Wait(); logf.Close(); exited <- e }()
+		reaped := false
+		// abandon kills a qemu that will not be used and waits until it is
+		// reaped, so no zombie and no open log are left behind.
+		abandon := func() {
+			if !reaped {
+				cmd.Process.Kill()
+				<-exited
+				reaped = true
+			}
+		}
 		if err := rec.save(); err != nil {
-			cmd.Process.Kill()
+			abandon()
 			return err
 		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait(); logf.Close() }()
-		// qemu writes its pidfile once its devices (and forwards) are set up.
-		err = wait.Until(ctx, p.cfg.Intervals.ProcessStart.Poll, 10*p.cfg.Intervals.ProcessStart.Poll, func(context.Context) (bool, string, error) {
+		// qemu writes its pidfile once its devices (and forwards) are set
+		// up; bounded on its own, so a qemu that hangs as it starts is seen.
+		wctx, cancel := context.WithTimeout(ctx, p.cfg.Intervals.ProcessStart.Timeout)
+		err = wait.Until(wctx, p.cfg.Intervals.ProcessStart.Poll, 10*p.cfg.Intervals.ProcessStart.Poll, func(context.Context) (bool, string, error) {
 			select {
 			case e := <-exited:
+				reaped = true
 				return false, "", classifyStart(e, provider.Tail(readFile(rec.path("qemu.log")), 5))
 			default:
 			}
 			_, err := os.Stat(rec.path("qemu.pid"))
 			return err == nil, "waiting for qemu pidfile", nil
 		})
+		cancel()
 		if err == nil {
 			return nil
+		}
+		abandon()
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("qemu of %s wrote no pidfile within %s (process-start): %w; log: %s", rec.Name,
+				p.cfg.Intervals.ProcessStart.Timeout, err, provider.Tail(readFile(rec.path("qemu.log")), 5))
 		}
 		lastErr = err
 		var se *StartError

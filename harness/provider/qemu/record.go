@@ -29,9 +29,11 @@ type record struct {
 	APIPort     int       `json:"api_port"`
 	MACs        [2]string `json:"macs"`
 	Accel       string    `json:"accel"`
-	PID         int       `json:"pid"`
-	Owner       int       `json:"owner"`
-	HostKey     string    `json:"host_key,omitempty"`
+	// Machine is the concrete machine type its qemu runs (pc-q35-X.Y).
+	Machine string `json:"machine,omitempty"`
+	PID     int    `json:"pid"`
+	Owner   int    `json:"owner"`
+	HostKey string `json:"host_key,omitempty"`
 	// Snapshot is the booted snapshot the VM was restored from ("" for a
 	// cold boot); its disk layer stays in use while the VM exists.
 	Snapshot string    `json:"snapshot,omitempty"`
@@ -93,7 +95,8 @@ func (r *record) qemuAlive() bool {
 	if err != nil {
 		return false
 	}
-	return strings.Contains(string(b), r.path("overlay.qcow2"))
+	// The overlay is in its -drive option, commas doubled (qemuOpt).
+	return strings.Contains(string(b), "file="+qemuOpt(r.path("overlay.qcow2"))+",")
 }
 
 func (r *record) info(p *Provider) provider.Info {

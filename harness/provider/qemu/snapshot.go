@@ -2,6 +2,8 @@ package qemu
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,24 +41,46 @@ const gateWaiting = "bcmtest-seed: waiting for the seed"
 // guest's used RAM plus its early-boot disk writes).
 const SnapshotsKept = 4
 
-// Shape is what a snapshot must match to restore: the image and the
-// machine. Memory is part of it, so a host that sizes nodes down gets its
-// own snapshot.
+// Shape is what a snapshot must match to restore: the image, the machine,
+// and the QEMU that saved it (a stream loads only into the same QEMU
+// build's same machine type). Memory is part of it, so a host that sizes
+// nodes down gets its own snapshot.
 type Shape struct {
 	Image     string `json:"image"`
 	CPUs      int    `json:"cpus"`
 	MemoryMiB int    `json:"memory_mib"`
 	Accel     string `json:"accel"`
 	Devices   string `json:"devices"`
+	// Machine is the concrete machine type (pc-q35-X.Y) and QEMU the
+	// version qemu-system-x86_64 reports; snapshot() fills both in.
+	Machine string `json:"machine"`
+	QEMU    string `json:"qemu"`
 }
 
-// Key names the shape's snapshot in the cache.
+// Key names the shape's snapshot in the cache. The QEMU version goes in as
+// a short hash (it has spaces and parentheses).
 func (s Shape) Key() string {
-	return fmt.Sprintf("%s-c%d-m%d-%s-%s", s.Image, s.CPUs, s.MemoryMiB, s.Accel, s.Devices)
+	sum := sha256.Sum256([]byte(s.QEMU))
+	return fmt.Sprintf("%s-c%d-m%d-%s-%s-%s-q%s", s.Image, s.CPUs, s.MemoryMiB, s.Accel, s.Devices,
+		keySafe(s.Machine), hex.EncodeToString(sum[:4]))
+}
+
+// keySafe keeps a name one plain path element.
+func keySafe(v string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, v)
 }
 
 func (s Shape) String() string {
-	return fmt.Sprintf("%d vCPU, %d MiB, %s, image %s", s.CPUs, s.MemoryMiB, s.Accel, s.Image)
+	out := fmt.Sprintf("%d vCPU, %d MiB, %s, image %s", s.CPUs, s.MemoryMiB, s.Accel, s.Image)
+	if s.Machine != "" {
+		out += fmt.Sprintf(", %s of QEMU %s", s.Machine, s.QEMU)
+	}
+	return out
 }
 
 // SnapshotManifest is written last into a snapshot entry.
@@ -67,6 +91,9 @@ type SnapshotManifest struct {
 	Created    time.Time     `json:"created"`
 	CreateTime time.Duration `json:"create_time_ns"`
 	SizeBytes  int64         `json:"size_bytes"`
+	// RemakeOf names the snapshot this one replaces after it failed to
+	// restore; a remake that fails too is not remade again.
+	RemakeOf string `json:"remake_of,omitempty"`
 }
 
 // Snapshot is a complete cache entry.
@@ -111,10 +138,16 @@ func (l logLines) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// snapshot returns the booted snapshot for a shape, making it on first use.
-// A failure is remembered for the provider's lifetime, so the nodes of one
-// run boot cold after one try instead of each trying again.
+// snapshot returns the booted snapshot for a shape, making it on first use;
+// it fills in the shape's QEMU version and machine type from the installed
+// qemu. A failure is remembered for the provider's lifetime, so the nodes
+// of one run boot cold after one try instead of each trying again.
 func (p *Provider) snapshot(ctx context.Context, img image.Image, sh Shape, aptPort int) (Snapshot, error) {
+	b, err := probeQEMU(ctx)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	sh.QEMU, sh.Machine = b.Version, b.Machine
 	p.mu.Lock()
 	failed := p.snapshotFailed[sh.Key()]
 	p.mu.Unlock()
@@ -130,14 +163,39 @@ func (p *Provider) snapshot(ctx context.Context, img image.Image, sh Shape, aptP
 	return snap, err
 }
 
+// remakeSuffix names the one remake of a snapshot that failed to restore.
+const remakeSuffix = "-r1"
+
+// getSnapshot looks the shape's snapshot up or makes it. One that failed
+// to restore (restoreFailed) is passed over for its remake, made once; if
+// the remake failed too, the shape boots cold. The marks outlive the
+// snapshots they name, so pruning a failed one does not restart this.
 func (p *Provider) getSnapshot(ctx context.Context, img image.Image, sh Shape, aptPort int) (Snapshot, error) {
 	store := p.snapshotStore()
-	if e, err := store.Lookup(sh.Key(), snapshotComplete); err == nil {
+	d := p.cfg.Dirs
+	key, remakeOf := sh.Key(), ""
+	if why := restoreFailed(d, key); why != "" {
+		remake := key + remakeSuffix
+		if why2 := restoreFailed(d, remake); why2 != "" {
+			return Snapshot{}, fmt.Errorf("snapshot %s failed to restore (%s), and so did its remake %s (%s)", key, why, remake, why2)
+		}
+		if _, err := store.Lookup(remake, snapshotComplete); err != nil {
+			p.logf("snapshot %s failed to restore (%s); making it again once, as %s", key, why, remake)
+		}
+		key, remakeOf = remake, key
+	}
+	if e, err := store.Lookup(key, snapshotComplete); err == nil {
 		return openSnapshot(e.Dir)
 	}
-	p.logf("snapshot %s: none yet for this shape (%s); booting a template to make it", sh.Key(), sh)
-	e, err := store.Get(ctx, sh.Key(), snapshotComplete, func(ctx context.Context, tmp string) error {
-		return p.makeSnapshot(ctx, img, sh, aptPort, tmp)
+	if remakeOf == "" {
+		p.logf("snapshot %s: none yet for this shape (%s); booting a template to make it", key, sh)
+	}
+	return p.makeAndPrune(ctx, img, sh, key, remakeOf, aptPort)
+}
+
+func (p *Provider) makeAndPrune(ctx context.Context, img image.Image, sh Shape, key, remakeOf string, aptPort int) (Snapshot, error) {
+	e, err := p.snapshotStore().Get(ctx, key, snapshotComplete, func(ctx context.Context, tmp string) error {
+		return p.makeSnapshot(ctx, img, sh, key, remakeOf, aptPort, tmp)
 	})
 	if err != nil {
 		return Snapshot{}, err
@@ -148,11 +206,71 @@ func (p *Provider) getSnapshot(ctx context.Context, img image.Image, sh Shape, a
 	return openSnapshot(e.Dir)
 }
 
+// restoreFailedPath marks the snapshot key as failed to restore: a file
+// beside its entry (not in it), so the mark outlives the entry's removal
+// and the shape is not remade again and again.
+func restoreFailedPath(d state.Dirs, key string) string {
+	return filepath.Join(snapshotsDir(d), key+restoreFailedSuffix)
+}
+
+const restoreFailedSuffix = ".restore-failed.json"
+
+type restoreFailure struct {
+	Image string    `json:"image"`
+	VM    string    `json:"vm"`
+	Error string    `json:"error"`
+	At    time.Time `json:"at"`
+}
+
+// restoreFailed says why snapshot key failed to restore ("" if it never did).
+func restoreFailed(d state.Dirs, key string) string {
+	var f restoreFailure
+	if err := state.LoadJSON(restoreFailedPath(d, key), &f); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return ""
+		}
+		return "unreadable mark: " + err.Error()
+	}
+	return fmt.Sprintf("%s at %s: %s", f.VM, f.At.Format(time.RFC3339), f.Error)
+}
+
+// markRestoreFailed records against snap that restoring it into rec
+// failed, so the next lookup passes it over for a remake. The first mark
+// stays.
+func (p *Provider) markRestoreFailed(rec *record, snap Snapshot, cause error) {
+	key := snap.Manifest.Key
+	err := state.CreateJSON(restoreFailedPath(p.cfg.Dirs, key),
+		restoreFailure{Image: snap.Manifest.Shape.Image, VM: rec.Name, Error: cause.Error(), At: time.Now().UTC()})
+	switch {
+	case errors.Is(err, os.ErrExist):
+	case err != nil:
+		p.logf("snapshot %s: recording that it failed to restore: %v", key, err)
+	case strings.HasSuffix(key, remakeSuffix):
+		p.logf("snapshot %s: marked as failed to restore; it was a remake, so this shape boots cold from now on", key)
+	default:
+		p.logf("snapshot %s: marked as failed to restore; the next launch makes it again, once", key)
+	}
+}
+
+// pruneRestoreMarks removes the failure marks of images other than
+// currentImage whose snapshots are gone.
+func pruneRestoreMarks(d state.Dirs, currentImage string) {
+	marks, _ := filepath.Glob(filepath.Join(snapshotsDir(d), "*"+restoreFailedSuffix))
+	for _, m := range marks {
+		var f restoreFailure
+		if state.LoadJSON(m, &f) != nil || f.Image == currentImage {
+			continue
+		}
+		if _, err := os.Stat(strings.TrimSuffix(m, restoreFailedSuffix)); errors.Is(err, os.ErrNotExist) {
+			os.Remove(m)
+		}
+	}
+}
+
 // makeSnapshot boots a template VM of the shape with an empty CD-ROM, waits
 // for the seed gate, and saves the paused VM into tmp.
-func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, aptPort int, tmp string) error {
+func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, key, remakeOf string, aptPort int, tmp string) error {
 	start := time.Now()
-	key := sh.Key()
 	disk := filepath.Join(tmp, "disk.qcow2")
 	if out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", img.Root,
 		disk, strconv.Itoa(p.cfg.Recipe.RootSizeGiB)+"G").CombinedOutput(); err != nil {
@@ -175,7 +293,7 @@ func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, 
 	}
 	serial := filepath.Join(tmp, "serial.log")
 	argv := buildArgv(argvInput{
-		Name: "bcmtest-template", CPUs: sh.CPUs, MemoryMiB: sh.MemoryMiB, Accel: sh.Accel,
+		Name: "bcmtest-template", Machine: sh.Machine, CPUs: sh.CPUs, MemoryMiB: sh.MemoryMiB, Accel: sh.Accel,
 		Kernel: img.Kernel, Initrd: img.Initrd, KernelArgs: img.KernelArgs, Overlay: disk,
 		SSHPort: sshPort, APIPort: apiPort, PrivateIP: templateIP, AptPort: aptPort,
 		SegmentPort: segmentPort("bcmtest-template-"+strconv.Itoa(os.Getpid()), nil), MACs: macs("template", key),
@@ -252,7 +370,8 @@ func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, 
 			size += fi.Size()
 		}
 	}
-	m := SnapshotManifest{Key: key, Shape: sh, RootGiB: p.cfg.Recipe.RootSizeGiB, Created: time.Now().UTC(), CreateTime: time.Since(start), SizeBytes: size}
+	m := SnapshotManifest{Key: key, Shape: sh, RootGiB: p.cfg.Recipe.RootSizeGiB, Created: time.Now().UTC(), CreateTime: time.Since(start),
+		SizeBytes: size, RemakeOf: remakeOf}
 	b, _ := json.MarshalIndent(m, "", "  ")
 	if err := os.WriteFile(filepath.Join(tmp, snapshotManifestName), b, 0o644); err != nil {
 		return fmt.Errorf("making snapshot %s: %w", key, err)
@@ -325,6 +444,57 @@ func (p *Provider) restore(ctx context.Context, rec *record, snap Snapshot) erro
 	if _, err := p.qmp(ctx, sock, "cont", nil); err != nil {
 		return fmt.Errorf("resuming: %w", err)
 	}
+	return p.waitGate(ctx, rec)
+}
+
+// The seed gate's verdict on a restored node, on its console.
+const (
+	gateRenewed = "bcmtest-seed: seed found after restore"
+	gateFailed  = "bcmtest-seed: FAILED:"
+)
+
+// GateError is a restored node's seed gate saying it could not renew the
+// node's identity; the node has powered itself off.
+type GateError struct {
+	VM   string
+	Line string // the gate's console line
+}
+
+func (e *GateError) Error() string {
+	return fmt.Sprintf("the seed gate of %s could not renew its identity: %s", e.VM, e.Line)
+}
+
+// waitGate waits for the seed gate of a just restored node to say it
+// renewed the node's identity. A node whose gate failed, or whose qemu
+// ended first, is not a restored node: the caller boots it cold.
+func (p *Provider) waitGate(ctx context.Context, rec *record) error {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Intervals.Boot)
+	defer cancel()
+	verdict := func() (bool, error) {
+		console := readFile(rec.path("serial.log"))
+		for _, l := range strings.Split(console, "\n") {
+			if i := strings.Index(l, gateFailed); i >= 0 {
+				return false, &GateError{VM: rec.Name, Line: strings.TrimSpace(l[i:])}
+			}
+		}
+		return strings.Contains(console, gateRenewed), nil
+	}
+	err := wait.Until(ctx, p.cfg.Intervals.QMP.Poll, 10*p.cfg.Intervals.QMP.Poll, func(context.Context) (bool, string, error) {
+		if ok, err := verdict(); ok || err != nil {
+			return ok, "", err
+		}
+		if !rec.qemuAlive() {
+			// Read again: the gate may have spoken just before the end.
+			if ok, err := verdict(); ok || err != nil {
+				return ok, "", err
+			}
+			return false, "", fmt.Errorf("qemu exited before the seed gate renewed the identity: %s", tailFile(rec.path("qemu.log"), 5))
+		}
+		return false, "waiting for the seed gate to renew the identity", nil
+	})
+	if err != nil {
+		return fmt.Errorf("after the restore: %w", err)
+	}
 	return nil
 }
 
@@ -343,8 +513,12 @@ type SnapshotInfo struct {
 	Key      string           `json:"key"`
 	Dir      string           `json:"dir"`
 	Manifest SnapshotManifest `json:"manifest"`
-	// InUse lists the VMs whose disks are layered on it.
+	// InUse lists the VMs whose disks are layered on it (a VM of another
+	// state dir sharing the cache is named with its directory).
 	InUse []string `json:"in_use,omitempty"`
+	// RestoreFailed says why it failed to restore, if it did; prune
+	// removes such a snapshot once unused.
+	RestoreFailed string `json:"restore_failed,omitempty"`
 }
 
 // Snapshots lists the cached snapshots, newest first.
@@ -357,7 +531,7 @@ func Snapshots(d state.Dirs) ([]SnapshotInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	users, err := snapshotUsers(vmsDir(d))
+	local, err := snapshotUsers(vmsDir(d))
 	if err != nil {
 		return nil, err
 	}
@@ -367,7 +541,8 @@ func Snapshots(d state.Dirs) ([]SnapshotInfo, error) {
 		if err != nil {
 			continue
 		}
-		out = append(out, SnapshotInfo{Key: e.Key, Dir: e.Dir, Manifest: s.Manifest, InUse: users[e.Key]})
+		users, _ := liveUsers(d, e.Key, local[e.Key])
+		out = append(out, SnapshotInfo{Key: e.Key, Dir: e.Dir, Manifest: s.Manifest, InUse: users, RestoreFailed: restoreFailed(d, e.Key)})
 	}
 	return out, nil
 }
@@ -386,21 +561,129 @@ func snapshotUsers(vms string) (map[string][]string, error) {
 	return users, nil
 }
 
+// Snapshots live in the cache, which several state dirs (users, CI jobs)
+// may share, while VM records live in a state dir. So each VM layered on
+// a snapshot also leaves a user marker in the cache: a file under
+// snapshot-users/<key>/ naming its VM directory. A marker counts while the
+// record there still names the snapshot; one whose VM is gone, or moved to
+// another snapshot or a cold boot, is stale and removed by the next prune.
+
+// snapshotUser is a user marker's content.
+type snapshotUser struct {
+	VMDir string `json:"vm_dir"`
+	Name  string `json:"name"`
+}
+
+func snapshotUsersDir(d state.Dirs, key string) string {
+	return filepath.Join(d.Cache, "snapshot-users", key)
+}
+
+func snapshotLockPath(d state.Dirs, key string) string {
+	return filepath.Join(snapshotsDir(d), key+".lock")
+}
+
+func userMarkerName(vmDir string) string {
+	sum := sha256.Sum256([]byte(vmDir))
+	return hex.EncodeToString(sum[:12]) + ".json"
+}
+
+// claimSnapshot records that rec is about to be layered on snap, before
+// its overlay exists: under the snapshot's lock (which prune takes too) it
+// checks the snapshot is still there, makes rec's record name it and leaves
+// a user marker in the cache. A prune from any state dir then keeps it.
+func (p *Provider) claimSnapshot(ctx context.Context, rec *record, snap Snapshot) error {
+	key := snap.Manifest.Key
+	lock, err := artifact.LockContext(ctx, snapshotLockPath(p.cfg.Dirs, key))
+	if err != nil {
+		return fmt.Errorf("locking snapshot %s: %w", key, err)
+	}
+	defer lock.Unlock()
+	if err := snapshotComplete(snap.Dir); err != nil {
+		return fmt.Errorf("snapshot %s is gone (pruned?): %w", key, err)
+	}
+	rec.Snapshot = key
+	if err := rec.save(); err != nil {
+		return err
+	}
+	dir := snapshotUsersDir(p.cfg.Dirs, key)
+	if err := state.MkdirPrivate(dir); err != nil {
+		return fmt.Errorf("recording %s as a user of snapshot %s: %w", rec.Name, key, err)
+	}
+	if err := state.SaveJSON(filepath.Join(dir, userMarkerName(rec.Dir)), snapshotUser{VMDir: rec.Dir, Name: rec.Name}); err != nil {
+		return fmt.Errorf("recording %s as a user of snapshot %s: %w", rec.Name, key, err)
+	}
+	return nil
+}
+
+// liveUsers returns the VMs layered on snapshot key: local (this state
+// dir's records naming it) and every live user marker, and the markers
+// found stale. A marker whose record cannot be read (another user's state
+// dir) counts as live: only a VM shown gone frees a snapshot.
+func liveUsers(d state.Dirs, key string, local []string) (users, stale []string) {
+	users = append(users, local...)
+	own := vmsDir(d)
+	seen := map[string]bool{}
+	for _, n := range local {
+		seen[filepath.Join(own, n)] = true
+	}
+	dir := snapshotUsersDir(d, key)
+	des, _ := os.ReadDir(dir)
+	for _, de := range des {
+		if de.IsDir() || !strings.HasSuffix(de.Name(), ".json") {
+			continue
+		}
+		marker := filepath.Join(dir, de.Name())
+		var u snapshotUser
+		if err := state.LoadJSON(marker, &u); err != nil || u.VMDir == "" {
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			// Half-written or foreign: cannot tell, so it holds.
+			users = append(users, "unreadable marker "+marker)
+			continue
+		}
+		if seen[u.VMDir] {
+			continue
+		}
+		r, err := loadRecord(u.VMDir)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			stale = append(stale, marker)
+		case err != nil:
+			users = append(users, u.Name+" ("+u.VMDir+")")
+		case r.Snapshot != key:
+			stale = append(stale, marker)
+		case filepath.Dir(u.VMDir) == own:
+			users = append(users, r.Name)
+		default:
+			users = append(users, r.Name+" ("+u.VMDir+")")
+		}
+		seen[u.VMDir] = true
+	}
+	return users, stale
+}
+
 // PruneSnapshots removes snapshots no VM is layered on: every one of an
-// image other than currentImage, and beyond the newest keep of the rest.
+// image other than currentImage or that failed to restore, and beyond the
+// newest keep of the rest.
 // It returns the keys removed.
 func (p *Provider) PruneSnapshots(keep int, currentImage string) ([]string, error) {
 	return PruneSnapshots(p.cfg.Dirs, keep, currentImage)
 }
 
 // PruneSnapshots is Provider.PruneSnapshots for the cache under d, without
-// a provider (`bcmtest image prune`).
+// a provider (`bcmtest image prune`). Each snapshot's users are counted
+// under its lock, the one a restore holds while it claims the snapshot, so
+// a VM is either seen as a user or finds the snapshot gone and boots cold.
 func PruneSnapshots(d state.Dirs, keep int, currentImage string) ([]string, error) {
 	snaps, err := Snapshots(d)
 	if err != nil {
 		return nil, err
 	}
-	store := artifact.Store{Dir: snapshotsDir(d), Kind: "snapshot"}
+	local, err := snapshotUsers(vmsDir(d))
+	if err != nil {
+		return nil, err
+	}
 	var removed []string
 	var errs []error
 	kept := 0
@@ -408,17 +691,45 @@ func PruneSnapshots(d state.Dirs, keep int, currentImage string) ([]string, erro
 		if len(s.InUse) > 0 {
 			continue
 		}
-		if s.Manifest.Shape.Image == currentImage && kept < keep {
+		if s.Manifest.Shape.Image == currentImage && s.RestoreFailed == "" && kept < keep {
 			kept++
 			continue
 		}
-		if err := store.Remove(s.Key); err != nil {
+		gone, err := pruneOne(d, s.Key, local[s.Key])
+		if err != nil {
 			errs = append(errs, err)
-			continue
 		}
-		removed = append(removed, s.Key)
+		if gone {
+			removed = append(removed, s.Key)
+		}
 	}
+	pruneRestoreMarks(d, currentImage)
 	return removed, errors.Join(errs...)
+}
+
+// pruneOne removes snapshot key under its lock unless a VM is layered on
+// it; a snapshot being made or claimed right now (locked) is left alone.
+func pruneOne(d state.Dirs, key string, local []string) (bool, error) {
+	lock, err := state.TryLock(snapshotLockPath(d, key))
+	if errors.Is(err, state.ErrLocked) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("removing snapshot %s: %w", key, err)
+	}
+	defer lock.Unlock()
+	users, stale := liveUsers(d, key, local)
+	if len(users) > 0 {
+		return false, nil
+	}
+	for _, m := range stale {
+		os.Remove(m)
+	}
+	if err := os.RemoveAll(artifact.Store{Dir: snapshotsDir(d)}.Path(key)); err != nil {
+		return false, fmt.Errorf("removing snapshot %s: %w", key, err)
+	}
+	os.Remove(snapshotUsersDir(d, key)) // empty now, unless a marker could not be removed
+	return true, nil
 }
 
 func (p *Provider) pruneSnapshots(keep int, currentImage string) error {

@@ -106,11 +106,26 @@ cat > "$root/usr/local/sbin/bcmtest-seed-gate" <<'GATE'
 # was not there at first look, this VM was restored from a snapshot of a
 # template that booted without one: renew the clock, MACs, machine-id and
 # entropy before cloud-init-local starts, so nothing per-node is shared.
-say() { echo "bcmtest-seed: $*" >/dev/ttyS0 2>/dev/null; echo "bcmtest-seed: $*"; }
+# If any step of that fails, the node must not run cloud-init as a copy of
+# the template: the gate says what failed on the console ("bcmtest-seed:
+# FAILED: ...", which the harness watches for; it then boots the node
+# cold) and powers the node off.
+set -eu
+say() { echo "bcmtest-seed: $*" >/dev/ttyS0 2>/dev/null || true; echo "bcmtest-seed: $*"; }
+fail() {
+  say "FAILED: $*; identity not renewed, powering off"
+  systemctl poweroff --force --force
+  exit 1
+}
+# step WHAT CMD...: runs CMD; on failure, fails naming WHAT and CMD's stderr.
+step() {
+  what=$1; shift
+  out=$("$@" 2>&1 >/dev/null) || fail "$what: $(echo "${out:-exit status $?}" | tr '\n' ' ')"
+}
 found() {
   for d in /dev/sr0 /dev/sr1; do
     [ -b "$d" ] || continue
-    [ "$(blkid -p -s LABEL -o value "$d" 2>/dev/null)" = cidata ] && { dev=$d; return 0; }
+    [ "$(blkid -p -s LABEL -o value "$d" 2>/dev/null || true)" = cidata ] && { dev=$d; return 0; }
   done
   return 1
 }
@@ -119,36 +134,47 @@ if found; then say "seed present at boot ($dev)"; exit 0; fi
 # Only a template waits: read what cloud-init and apt load into the page
 # cache now, so every VM restored from the snapshot finds it in RAM. Then
 # say so: the harness takes the snapshot once it reads this line, so the
-# work above is never redone after a restore.
-find /usr/lib/python3/dist-packages/cloudinit /usr/lib/python3.11 -name '*.pyc' -exec cat {} + >/dev/null 2>&1
-apt-cache gencaches >/dev/null 2>&1
-cat /var/cache/apt/*.bin /var/lib/apt/lists/*_Packages /var/lib/dpkg/status >/dev/null 2>&1
+# work above is never redone after a restore. (Best effort: a miss here
+# costs time, not correctness.)
+find /usr/lib/python3/dist-packages/cloudinit /usr/lib/python3.11 -name '*.pyc' -exec cat {} + >/dev/null 2>&1 || true
+apt-cache gencaches >/dev/null 2>&1 || true
+cat /var/cache/apt/*.bin /var/lib/apt/lists/*_Packages /var/lib/dpkg/status >/dev/null 2>&1 || true
 sync
 say "waiting for the seed"
 while ! found; do sleep 0.1; done
 # The RTC follows the host's clock across a restore; the system clock is
 # the template's until set. apt and TLS need it right.
-if [ -r /sys/class/rtc/rtc0/since_epoch ]; then date -u -s "@$(cat /sys/class/rtc/rtc0/since_epoch)" >/dev/null; fi
-mnt=/run/bcmtest-seed
-mkdir -p "$mnt"
-if mount -o ro "$dev" "$mnt" 2>/dev/null; then
-  [ -r "$mnt/bcmtest-entropy" ] && cat "$mnt/bcmtest-entropy" >/dev/urandom
-  if [ -r "$mnt/bcmtest-identity" ]; then
-    . "$mnt/bcmtest-identity"
-    [ -n "${MAC0:-}" ] && ip link set dev eth0 address "$MAC0"
-    [ -n "${MAC1:-}" ] && ip link set dev eth1 address "$MAC1"
-    [ -n "${CLOCK:-}" ] && [ "$(date +%s)" -lt "$CLOCK" ] && date -u -s "@$CLOCK" >/dev/null
-  fi
-  umount "$mnt"
+if [ -r /sys/class/rtc/rtc0/since_epoch ]; then
+  step "setting the clock from the RTC" date -u -s "@$(cat /sys/class/rtc/rtc0/since_epoch)"
 fi
+mnt=/run/bcmtest-seed
+step "making $mnt" mkdir -p "$mnt"
+step "mounting the seed $dev" mount -o ro "$dev" "$mnt"
+[ -r "$mnt/bcmtest-entropy" ] || fail "the seed on $dev has no bcmtest-entropy"
+step "mixing the seed's entropy in" sh -c 'cat "$1" >/dev/urandom' - "$mnt/bcmtest-entropy"
+[ -r "$mnt/bcmtest-identity" ] || fail "the seed on $dev has no bcmtest-identity"
+. "$mnt/bcmtest-identity"
+[ -n "${MAC0:-}" ] && [ -n "${MAC1:-}" ] || fail "the seed's bcmtest-identity sets no MAC0 and MAC1"
+step "setting eth0's MAC to $MAC0" ip link set dev eth0 address "$MAC0"
+step "setting eth1's MAC to $MAC1" ip link set dev eth1 address "$MAC1"
+if [ -n "${CLOCK:-}" ] && [ "$(date +%s)" -lt "$CLOCK" ]; then
+  step "setting the clock to the seed's" date -u -s "@$CLOCK"
+fi
+step "unmounting the seed" umount "$mnt"
 rm -f /run/blkid/blkid.tab
-mountpoint -q /etc/machine-id && umount /etc/machine-id
-systemd-id128 new >/etc/machine-id
+if mountpoint -q /etc/machine-id; then step "unmounting the template's machine-id" umount /etc/machine-id; fi
+id=$(systemd-id128 new) || fail "making a machine-id"
+step "writing /etc/machine-id" sh -c 'echo "$1" >/etc/machine-id' - "$id"
 # journald caches the machine-id: restart it, so what cloud-init logs
 # carries the new one. PID 1 caches it too: bcmtest-reexec.service
 # re-executes it beside cloud-init-local (seconds of CPU each under
 # software emulation, on two vCPUs), instead of before it.
-systemctl restart systemd-journald.service
+# /proc/sys/kernel/random/boot_id stays the template's (the kernel makes
+# it once per boot, and this kernel booted in the template): every node
+# restored from one snapshot has the same boot ID. journald stamps it on
+# entries (_BOOT_ID) beside the renewed _MACHINE_ID, which is what tells
+# nodes apart; nothing in the image compares boot IDs across machines.
+step "restarting journald" systemctl restart systemd-journald.service
 : > /run/bcmtest-restored
 say "seed found after restore ($dev); identity renewed"
 GATE
