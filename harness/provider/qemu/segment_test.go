@@ -2,14 +2,23 @@ package qemu
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
 	"errors"
+	"io"
+	"io/fs"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/leaks"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
@@ -87,10 +96,82 @@ func (m *mcastEnd) recv(d time.Duration) ([]byte, error) {
 
 func (m *mcastEnd) close() { m.conn.Close() }
 
+// plugEnd attaches to a switch as QEMU's vde netdev does, through
+// libvdeplug's own client (vde_plug), whose stdin and stdout carry frames
+// each led by its length (2 bytes, big-endian).
+type plugEnd struct {
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	frames chan []byte
+}
+
+func attachSwitch(t *testing.T, sock string) segmentEnd {
+	t.Helper()
+	cmd := exec.Command("vde_plug", "vde://"+sock)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("attaching to the switch at %s: %v", sock, err)
+	}
+	e := &plugEnd{cmd: cmd, in: in, frames: make(chan []byte, 64)}
+	go func() {
+		defer close(e.frames)
+		var hdr [2]byte
+		for {
+			if _, err := io.ReadFull(out, hdr[:]); err != nil {
+				return
+			}
+			f := make([]byte, binary.BigEndian.Uint16(hdr[:]))
+			if _, err := io.ReadFull(out, f); err != nil {
+				return
+			}
+			e.frames <- f
+		}
+	}()
+	return e
+}
+
+func (e *plugEnd) send(frame []byte) error {
+	b := binary.BigEndian.AppendUint16(nil, uint16(len(frame)))
+	_, err := e.in.Write(append(b, frame...))
+	return err
+}
+
+func (e *plugEnd) recv(d time.Duration) ([]byte, error) {
+	select {
+	case f, ok := <-e.frames:
+		if !ok {
+			return nil, errors.New("vde_plug ended")
+		}
+		return f, nil
+	case <-time.After(d):
+		return nil, nil
+	}
+}
+
+func (e *plugEnd) close() {
+	e.in.Close()
+	e.cmd.Process.Kill()
+	e.cmd.Wait()
+}
+
 // attachSegment attaches to the segment rec's VM is on.
 func attachSegment(t *testing.T, p *Provider, rec *record) segmentEnd {
 	t.Helper()
-	e := attachMulticast(t, rec.SegmentPort)
+	var e segmentEnd
+	switch s := p.segmentOf(rec); s.Kind {
+	case SegmentSwitch:
+		e = attachSwitch(t, s.Sock)
+	default:
+		e = attachMulticast(t, s.Port)
+	}
 	t.Cleanup(e.close)
 	return e
 }
@@ -143,16 +224,39 @@ func newTestProvider(t *testing.T, cfg Config) *Provider {
 	return p
 }
 
-// allocateNode reserves a node of group as Launch does, and deletes it at
-// the end of the test.
+// allocateNode reserves a node of group and its segment as Launch does
+// before qemu starts, and deletes it at the end of the test.
 func allocateNode(t *testing.T, p *Provider, name, group string) *record {
 	t.Helper()
 	rec, err := p.allocate(provider.LaunchInput{Name: name, Group: group, CPUs: 1, MemoryMiB: 512, DiskGiB: 10}, image.Image{Key: "test-image"}, AccelTCG)
 	if err != nil {
 		t.Fatalf("allocating %s: %v", name, err)
 	}
-	t.Cleanup(func() { p.Delete(t.Context(), name) })
+	t.Cleanup(func() { p.Delete(context.Background(), name) })
+	if err := p.ensureSegment(t.Context(), rec); err != nil {
+		t.Fatalf("the segment of %s: %v", name, err)
+	}
 	return rec
+}
+
+// sendUntilSeen sends a frame tagged tag from one end until to receives it
+// (an end may still be connecting), and returns the frames carrying one of
+// forbidden that to received first.
+func sendUntilSeen(t *testing.T, from, to segmentEnd, src byte, tag string, forbidden [][]byte) [][]byte {
+	t.Helper()
+	var seen [][]byte
+	for try := 0; try < 20; try++ {
+		if err := from.send(testFrame(src, tag)); err != nil {
+			t.Fatal(err)
+		}
+		ok, bad := await(t, to, []byte(tag), forbidden, 250*time.Millisecond)
+		seen = append(seen, bad...)
+		if ok {
+			return seen
+		}
+	}
+	t.Fatalf("a frame tagged %q never reached its own cluster's other node", tag)
+	return nil
 }
 
 // TestSegmentsOfTwoStateDirsNeverMeet: two state directories (two users,
@@ -160,7 +264,13 @@ func allocateNode(t *testing.T, p *Provider, name, group string) *record {
 // one cluster's node puts on its segment reaches that cluster's other node
 // and never the other cluster.
 func TestSegmentsOfTwoStateDirsNeverMeet(t *testing.T) {
-	testSegmentsNeverMeet(t, Config{})
+	testSegmentsNeverMeet(t, Config{Segment: SegmentSwitch})
+}
+
+// TestMulticastSegmentsOfTwoStateDirsNeverMeet: the same on the multicast
+// segment kept for comparison, whose port is unique on the host.
+func TestMulticastSegmentsOfTwoStateDirsNeverMeet(t *testing.T) {
+	testSegmentsNeverMeet(t, Config{Segment: SegmentMulticast})
 }
 
 func testSegmentsNeverMeet(t *testing.T, cfg Config) {
@@ -176,24 +286,131 @@ func testSegmentsNeverMeet(t *testing.T, cfg Config) {
 		leak := []byte("sent-on-" + c.name)
 		// The sender's peer receives it: the wire works and the test can
 		// see a frame when there is one.
-		if err := c.from.send(testFrame(1, string(leak))); err != nil {
-			t.Fatal(err)
-		}
-		if ok, _ := await(t, c.peer, leak, nil, 5*time.Second); !ok {
-			t.Fatalf("%s: a frame sent on one node's segment did not reach its own cluster's other node", c.name)
-		}
+		sendUntilSeen(t, c.from, c.peer, 1, string(leak), nil)
 		// Then the other cluster's own frame: it reaches its peer, and
 		// nothing of the first cluster's arrived before it.
-		mark := []byte("own-of-" + c.name)
-		if err := c.oth.send(testFrame(2, string(mark))); err != nil {
-			t.Fatal(err)
-		}
-		ok, seen := await(t, c.other, mark, [][]byte{leak}, 5*time.Second)
-		if !ok {
-			t.Fatalf("%s: the other cluster's segment did not carry its own frame", c.name)
-		}
+		seen := sendUntilSeen(t, c.oth, c.other, 2, "own-of-"+c.name, [][]byte{leak})
 		if len(seen) > 0 {
 			t.Fatalf("%s: a frame sent on one state dir's CLUS1 segment arrived on the other's (%d times): the two clusters share a wire", c.name, len(seen))
 		}
+	}
+}
+
+// switchLeft lists the host's processes serving group's switch in p's
+// state directory, looked up on the host itself (not in the harness's
+// records).
+func switchLeft(p *Provider, group string) []string {
+	return leaks.Processes(p.switchDir(group).sock())
+}
+
+func TestSwitchStopsWithItsClustersLastVM(t *testing.T) {
+	p := newTestProvider(t, Config{Segment: SegmentSwitch})
+	for _, n := range []string{"CLUS1-00", "CLUS1-01", "CLUS1-02"} {
+		allocateNode(t, p, n, "CLUS1")
+	}
+	allocateNode(t, p, "CLUS10-00", "CLUS10")
+	if len(switchLeft(p, "CLUS1")) != 1 || len(switchLeft(p, "CLUS10")) != 1 {
+		t.Fatalf("want one switch per cluster, have %v and %v", switchLeft(p, "CLUS1"), switchLeft(p, "CLUS10"))
+	}
+	if err := p.Delete(t.Context(), "CLUS1-00"); err != nil {
+		t.Fatal(err)
+	}
+	if len(switchLeft(p, "CLUS1")) != 1 {
+		t.Fatal("the switch stopped while two of its VMs remain")
+	}
+	// The last two go at once, as a cluster's teardown deletes them.
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, n := range []string{"CLUS1-01", "CLUS1-02"} {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = p.Delete(t.Context(), n) }()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if left := switchLeft(p, "CLUS1"); len(left) > 0 {
+		t.Fatalf("CLUS1's switch outlived its last VM: %v", left)
+	}
+	if _, err := os.Stat(string(p.switchDir("CLUS1"))); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("CLUS1's switch state left: %v", err)
+	}
+	if len(switchLeft(p, "CLUS10")) != 1 {
+		t.Error("deleting CLUS1 stopped CLUS10's switch")
+	}
+}
+
+func TestDownSweepsAndTheNextLaunchStopTheSwitch(t *testing.T) {
+	p := newTestProvider(t, Config{Segment: SegmentSwitch})
+	stateDir := p.cfg.Dirs.State
+
+	allocateNode(t, p, "DOWN-00", "DOWN")
+	allocateNode(t, p, "DOWN-01", "DOWN")
+	if _, err := cluster.Down(t.Context(), p, stateDir, "DOWN", io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if left := switchLeft(p, "DOWN"); len(left) > 0 {
+		t.Errorf("bcmtest down left the switch: %v", left)
+	}
+
+	// A run killed mid-way: its VM's owner is dead.
+	rec := allocateNode(t, p, "STALE-00", "STALE")
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	rec.Owner = dead.Process.Pid
+	if err := rec.save(); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := cluster.SweepStale(t.Context(), p, stateDir, io.Discard)
+	if err != nil || len(removed) != 1 {
+		t.Fatalf("sweep removed %v: %v", removed, err)
+	}
+	if left := switchLeft(p, "STALE"); len(left) > 0 {
+		t.Errorf("a sweep left the switch: %v", left)
+	}
+
+	// A run killed after removing its last VM, before stopping the switch.
+	rec = allocateNode(t, p, "ORPH-00", "ORPH")
+	if err := os.RemoveAll(rec.Dir); err != nil {
+		t.Fatal(err)
+	}
+	if len(switchLeft(p, "ORPH")) != 1 {
+		t.Fatal("the orphan's switch is not running: the test proves nothing")
+	}
+	allocateNode(t, p, "NEXT-00", "NEXT")
+	if left := switchLeft(p, "ORPH"); len(left) > 0 {
+		t.Errorf("the next launch left a switch no VM uses: %v", left)
+	}
+}
+
+func TestSegmentSettingIsChecked(t *testing.T) {
+	for _, v := range []string{"", "switch", "multicast"} {
+		t.Setenv(SegmentEnv, v)
+		if _, err := segmentKind(""); err != nil {
+			t.Errorf("%s=%q: %v", SegmentEnv, v, err)
+		}
+	}
+	t.Setenv(SegmentEnv, "vde")
+	_, err := segmentKind("")
+	if err == nil || !strings.Contains(err.Error(), SegmentEnv+` "vde": must be switch`) {
+		t.Errorf("a bad %s: %v", SegmentEnv, err)
+	}
+	if k, _ := segmentKind(SegmentMulticast); k != SegmentMulticast {
+		t.Errorf("Config.Segment not used over the environment: %s", k)
+	}
+}
+
+func TestSwitchPathsThatCannotWorkAreRefused(t *testing.T) {
+	long := switchDir("/" + strings.Repeat("d", 100) + "/segments/CLUS1")
+	if err := checkSwitchPaths(long); err == nil || !strings.Contains(err.Error(), "unix socket") {
+		t.Errorf("a %d-byte socket path: %v", len(long.sock()), err)
+	}
+	if err := checkSwitchPaths(switchDir("/ci,cache/segments/CLUS1")); err == nil || !strings.Contains(err.Error(), "comma") {
+		t.Errorf("a comma in the path: %v", err)
+	}
+	if err := checkSwitchPaths(switchDir("/root/.local/state/bcmtest/qemu/segments/CLUS1")); err != nil {
+		t.Error(err)
 	}
 }
