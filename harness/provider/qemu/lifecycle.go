@@ -120,3 +120,12 @@ func (p *Provider) Console(ctx context.Context, name string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// ConsolePath is where the VM's serial console is written on the host.
+func (p *Provider) ConsolePath(name string) (string, error) {
+	rec, err := p.load(name)
+	if err != nil {
+		return "", err
+	}
+	return rec.path("serial.log"), nil
+}

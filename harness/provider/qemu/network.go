@@ -340,12 +340,16 @@ func hostUDPPorts() map[int]bool {
 	return out
 }
 
+// snapLen is how much of each frame a capture keeps: the headers, and
+// enough of the payload to tell two frames apart.
+const snapLen = 128
+
 // CaptureSegment records every frame node name's private NIC sends and
-// receives into file (pcap) with QEMU's filter-dump, until the returned
-// stop is called.
+// receives into file (pcap, the first snapLen bytes of each) with QEMU's
+// filter-dump, until the returned stop is called.
 func (p *Provider) CaptureSegment(ctx context.Context, name, file string) (stop func(context.Context) error, err error) {
 	id := "bcmtest-segdump"
-	if err := p.qmpOn(ctx, name, "object-add", map[string]any{"qom-type": "filter-dump", "id": id, "netdev": "n1", "file": file, "queue": "all"}); err != nil {
+	if err := p.qmpOn(ctx, name, "object-add", map[string]any{"qom-type": "filter-dump", "id": id, "netdev": "n1", "file": file, "queue": "all", "maxlen": snapLen}); err != nil {
 		return nil, fmt.Errorf("capturing the segment of %s: %w", name, err)
 	}
 	return func(ctx context.Context) error {
