@@ -280,9 +280,12 @@ func createOverlay(ctx context.Context, path, backing, backingFormat string, siz
 
 // Prepare builds or looks up what launching in needs before any VM starts:
 // the image, the accelerator probe, the apt cache and, unless snapshots are
-// off, the booted snapshot of in's shape. Launch does the same lookups
-// again, cheaply.
+// off, the booted snapshot of in's shape, after checking the host has what
+// the segment needs. Launch does the same lookups again, cheaply.
 func (p *Provider) Prepare(ctx context.Context, in provider.LaunchInput) error {
+	if err := checkSegmentHost(p.cfg.Segment); err != nil {
+		return err
+	}
 	img, err := p.Image(ctx)
 	if err != nil {
 		return fmt.Errorf("getting the VM image: %w", err)

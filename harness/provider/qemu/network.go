@@ -65,7 +65,9 @@ func segmentKind(configured string) (string, error) {
 		from, v, SegmentSwitch, SegmentMulticast)
 }
 
-// checkSegmentHost names the package for what the segment kind needs.
+// checkSegmentHost names the package for what the segment kind needs. It
+// runs before a launch, not when the provider opens: `down` and sweeps
+// must work on a host without it.
 func checkSegmentHost(kind string) error {
 	if kind != SegmentSwitch {
 		return nil
@@ -174,6 +176,9 @@ func (p *Provider) ensureSwitch(ctx context.Context, group string) error {
 	d := p.switchDir(group)
 	if d.switchPID() != 0 {
 		return nil
+	}
+	if err := checkSegmentHost(SegmentSwitch); err != nil {
+		return err
 	}
 	if err := checkSwitchPaths(d); err != nil {
 		return err

@@ -94,9 +94,6 @@ func New(cfg Config) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkSegmentHost(kind); err != nil {
-		return nil, err
-	}
 	cfg.Segment = kind
 	switch cfg.Accel {
 	case "", AccelAuto, AccelKVM, AccelTCG:

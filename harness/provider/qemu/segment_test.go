@@ -414,3 +414,14 @@ func TestSwitchPathsThatCannotWorkAreRefused(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestAMissingSwitchIsNamedWithItsPackage(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	err := checkSegmentHost(SegmentSwitch)
+	if err == nil || !strings.Contains(err.Error(), "vde_switch (package vde2)") || !strings.Contains(err.Error(), SegmentEnv+"="+SegmentMulticast) {
+		t.Errorf("no vde_switch on PATH: %v", err)
+	}
+	if err := checkSegmentHost(SegmentMulticast); err != nil {
+		t.Errorf("the multicast segment needs no switch: %v", err)
+	}
+}
