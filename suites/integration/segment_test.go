@@ -137,6 +137,7 @@ var _ = Describe("the cluster's private segment", Label("segment"), func() {
 		var summary []string
 		for _, m := range members {
 			Expect(stops[m](ctx)).To(Succeed())
+			Expect(os.Chmod(captures[m], 0o600)).To(Succeed()) // qemu made it with its umask
 			st, err := countDuplicateFrames(captures[m], 20*time.Millisecond)
 			Expect(err).NotTo(HaveOccurred())
 			summary = append(summary, fmt.Sprintf("%s: %d frames on its private NIC, %d of them a copy of a frame seen there in the 20 ms before", m, st.Frames, st.Duplicates))
