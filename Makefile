@@ -23,7 +23,7 @@ GINKGO_FLAGS ?= -ginkgo.v -ginkgo.timeout=80m
 # Host packages the embedded QEMU provider needs (Debian/Ubuntu names), and
 # Chromium to render the matrix report's screenshot.
 HOST_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap debian-archive-keyring genisoimage \
-	apt-cacher-ng socat e2fsprogs ca-certificates openssh-client iproute2 \
+	apt-cacher-ng socat e2fsprogs ca-certificates openssh-client iproute2 vde2 \
 	chromium fonts-liberation gcc libc6-dev lxd-client
 
 # Phase markers for .ci/run's time table; they write only when

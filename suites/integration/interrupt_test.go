@@ -74,13 +74,22 @@ func startUntil(ctx context.Context, bin, marker string, args ...string) *exec.C
 }
 
 // leftovers lists what the host still has of a cluster: qemu processes
-// (by their VM directories), VM directories and the cluster's state.
+// (by their VM directories), its segment switch (by its socket
+// directory), VM directories, the switch's state and the cluster's state.
 func leftovers(dirs state.Dirs, name string) []string {
 	vms := filepath.Join(dirs.State, "qemu", "vms")
-	out := leaks.Processes(filepath.Join(vms, name+"-"))
+	segments := filepath.Join(dirs.State, "qemu", "segments")
+	out := leaks.Processes(filepath.Join(vms, name+"-"), filepath.Join(segments, name)+"/")
 	out = append(out, leaks.Files(vms, 1, name+"-*", "."+name+"-*")...)
+	out = append(out, leaks.Files(segments, 1, name)...)
 	out = append(out, leaks.Files(cluster.ClustersDir(dirs.State), 1, name, name+".lock")...)
 	return out
+}
+
+// switchOf is the running segment switch of cluster name, as the host's
+// process table shows it (none on the multicast segment).
+func switchOf(dirs state.Dirs, name string) []string {
+	return leaks.ProcessesWithAll("vde_switch", filepath.Join(dirs.State, "qemu", "segments", name)+"/")
 }
 
 var _ = Describe("interrupting the harness", Label("interrupt", "cluster", "ci"), func() {
@@ -91,6 +100,9 @@ var _ = Describe("interrupting the harness", Label("interrupt", "cluster", "ci")
 		name := runID("int")
 		downLater(bin, name)
 		cmd := startUntil(ctx, bin, "join token for "+name+"-01", "up", name, "1", "--cpus", "1", "--memory", "1536M", "--disk", "12G", "--pool-size", "2G", "--provider", "qemu")
+		if os.Getenv("BCMTEST_SEGMENT") != "multicast" {
+			Expect(switchOf(dirs, name)).To(HaveLen(1), "the cluster's segment switch while it forms")
+		}
 		Expect(cmd.Process.Signal(syscall.SIGINT)).To(Succeed())
 		err = cmd.Wait()
 		var ee *exec.ExitError

@@ -110,6 +110,9 @@ var _ = Describe("the embedded QEMU provider", Label("vm"), Ordered, func() {
 		Eventually(func() []string { return leaks.Processes(filepath.Join(vms, names[0]), filepath.Join(vms, names[1])) }, framework.GetIntervals("leak-check")...).
 			WithContext(ctx).Should(BeEmpty())
 		Expect(leaks.Files(vms, 2, names[0]+"*", names[1]+"*", "."+names[0]+"*", "."+names[1]+"*")).To(BeEmpty())
+		segment := filepath.Join(dirs.State, "qemu", "segments", strings.TrimSuffix(names[0], "-00"))
+		Expect(leaks.Processes(segment+"/")).To(BeEmpty(), "the cluster's segment switch outlived its VMs")
+		Expect(segment).NotTo(BeADirectory())
 		left, err := p.List(context.Background(), strings.TrimSuffix(names[0], "-00"))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(left).To(BeEmpty())

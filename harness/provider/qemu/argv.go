@@ -26,26 +26,23 @@ type argvInput struct {
 	// (a snapshot's template, or a restore that inserts it over QMP).
 	Seed string
 	// Incoming starts qemu waiting for a migration stream (a restore).
-	Incoming    bool
-	SSHPort     int
-	APIPort     int
-	PrivateIP   string
-	AptPort     int // 0: no apt cache forward
-	SegmentPort int
-	MACs        [2]string
-	Serial      string
-	QMP         string
-	PIDFile     string
+	Incoming  bool
+	SSHPort   int
+	APIPort   int
+	PrivateIP string
+	AptPort   int // 0: no apt cache forward
+	// Segment is what NIC 1 is plugged into; zero for none (a template).
+	Segment segment
+	MACs    [2]string
+	Serial  string
+	QMP     string
+	PIDFile string
 }
-
-// segmentGroup is the multicast group of every private segment; segments are
-// kept apart by their port, one per cluster.
-const segmentGroup = "230.0.0.1"
 
 // buildArgv returns qemu-system-x86_64's arguments. Network rules: NIC 0 is
 // user-mode with restrict=on (no route off the machine) and forwards only on
-// 127.0.0.1; NIC 1 is a multicast socket bound to loopback, seen only by the
-// VMs of one cluster.
+// 127.0.0.1; NIC 1 is the cluster's private segment (segment.netdev), seen
+// only by the VMs of one cluster.
 func buildArgv(in argvInput) []string {
 	accel := "tcg,thread=multi"
 	if in.Accel == "kvm" {
@@ -72,7 +69,7 @@ func buildArgv(in argvInput) []string {
 		"-device", "ide-cd,drive=" + seedID + ",id=" + cdromID + ",bus=ide.1",
 		"-netdev", user,
 		"-device", "virtio-net-pci,netdev=n0,mac=" + in.MACs[0],
-		"-netdev", fmt.Sprintf("socket,id=n1,mcast=%s:%d,localaddr=127.0.0.1", segmentGroup, in.SegmentPort),
+		"-netdev", in.Segment.netdev("n1"),
 		"-device", "virtio-net-pci,netdev=n1,mac=" + in.MACs[1],
 		"-device", "virtio-rng-pci",
 		// A new generation ID on every start, restores included: Linux

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"hash/fnv"
 	"net"
 	"os"
 	"os/exec"
@@ -52,6 +51,9 @@ func (p *Provider) Launch(ctx context.Context, in provider.LaunchInput) (provide
 			p.Delete(context.Background(), in.Name)
 		}
 	}()
+	if err := p.ensureSegment(ctx, rec); err != nil {
+		return provider.Info{}, fmt.Errorf("launching %s: %w", in.Name, err)
+	}
 	seed, err := BuildSeed(SeedInput{Name: in.Name, InstanceID: in.Name + "-" + strconv.FormatInt(rec.Created.UnixNano(), 36),
 		UserData: in.UserData, AuthorizedKey: p.authKey, PrivateCIDR: rec.PrivateIP + "/24", MACs: rec.MACs, Clock: time.Now()})
 	if err != nil {
@@ -90,8 +92,12 @@ func (p *Provider) Launch(ctx context.Context, in provider.LaunchInput) (provide
 }
 
 // allocate reserves the name, private address and ports, and writes the
-// record before anything runs.
+// record before anything runs. A group's nodes share its segment kind (a
+// cluster made before a change of setting keeps its own).
 func (p *Provider) allocate(in provider.LaunchInput, img image.Image, accel string) (*record, error) {
+	if err := provider.ValidateVMName(in.Group); err != nil {
+		return nil, fmt.Errorf("group %q: %w", in.Group, err)
+	}
 	lock, err := state.LockFile(filepath.Join(p.root, "allocate.lock"))
 	if err != nil {
 		return nil, err
@@ -102,20 +108,27 @@ func (p *Provider) allocate(in provider.LaunchInput, img image.Image, accel stri
 		return nil, err
 	}
 	usedIP := map[string]bool{}
-	segPort := 0
+	kind, segPort, grouped := p.cfg.Segment, 0, false
 	usedSeg := map[int]string{}
 	for _, r := range recs {
 		if r.Name == in.Name {
 			return nil, fmt.Errorf("VM %s already exists (group %s); remove it first", in.Name, r.Group)
 		}
-		usedSeg[r.SegmentPort] = r.Group
+		if r.SegmentPort != 0 {
+			usedSeg[r.SegmentPort] = r.Group
+		}
 		if r.Group == in.Group {
-			segPort = r.SegmentPort
+			if !grouped {
+				kind, segPort, grouped = r.Segment, r.SegmentPort, true
+				if kind == "" {
+					kind = SegmentMulticast
+				}
+			}
 			usedIP[r.PrivateIP] = true
 		}
 	}
-	if segPort == 0 {
-		segPort = segmentPort(in.Group, usedSeg)
+	if kind == SegmentMulticast && segPort == 0 {
+		segPort = multicastPort(p.cfg.Dirs.State, in.Group, usedSeg)
 	}
 	ip := ""
 	for host := 10; host < 250; host++ {
@@ -138,7 +151,7 @@ func (p *Provider) allocate(in provider.LaunchInput, img image.Image, accel stri
 	}
 	r := &record{
 		Name: in.Name, Group: in.Group, Dir: filepath.Join(p.vmsDir, in.Name), Image: img.Key,
-		CPUs: in.CPUs, MemoryMiB: in.MemoryMiB, DiskGiB: in.DiskGiB, PrivateIP: ip, SegmentPort: segPort,
+		CPUs: in.CPUs, MemoryMiB: in.MemoryMiB, DiskGiB: in.DiskGiB, PrivateIP: ip, Segment: kind, SegmentPort: segPort,
 		SSHPort: sshPort, APIPort: apiPort, MACs: macs(in.Group, in.Name), Accel: accel,
 		Owner: owner(), Created: time.Now().UTC(),
 	}
@@ -168,20 +181,6 @@ func owner() int {
 		return v
 	}
 	return os.Getpid()
-}
-
-// segmentPort picks a UDP port for a group's multicast segment, stable for a
-// name and distinct from every other live group's.
-func segmentPort(group string, used map[int]string) int {
-	h := fnv.New32a()
-	h.Write([]byte(group))
-	port := 20000 + int(h.Sum32()%10000)
-	for {
-		if g, ok := used[port]; !ok || g == group {
-			return port
-		}
-		port = 20000 + (port-20000+1)%10000
-	}
 }
 
 // macs derives two locally administered MACs from the VM's identity.
@@ -291,9 +290,12 @@ func createOverlay(ctx context.Context, path, backing, backingFormat string, siz
 
 // Prepare builds or looks up what launching in needs before any VM starts:
 // the image, the accelerator probe, the apt cache and, unless snapshots are
-// off, the booted snapshot of in's shape. Launch does the same lookups
-// again, cheaply.
+// off, the booted snapshot of in's shape, after checking the host has what
+// the segment needs. Launch does the same lookups again, cheaply.
 func (p *Provider) Prepare(ctx context.Context, in provider.LaunchInput) error {
+	if err := checkSegmentHost(p.cfg.Segment); err != nil {
+		return err
+	}
 	img, err := p.Image(ctx)
 	if err != nil {
 		return fmt.Errorf("getting the VM image: %w", err)

@@ -76,6 +76,9 @@ func (p *Provider) Start(ctx context.Context, name string) error {
 		return fmt.Errorf("starting %s: %w", name, err)
 	}
 	p.dropClient(name)
+	if err := p.ensureSegment(ctx, rec); err != nil {
+		return fmt.Errorf("starting %s: %w", name, err)
+	}
 	if err := p.startQEMU(ctx, rec, img, aptPort, ""); err != nil {
 		return fmt.Errorf("starting %s: %w", name, err)
 	}
@@ -83,7 +86,8 @@ func (p *Provider) Start(ctx context.Context, name string) error {
 }
 
 // Delete kills the VM's qemu and removes its directory (overlay, seed,
-// logs, record). A missing VM is not an error.
+// logs, record); the last VM of its cluster takes the segment switch with
+// it. A missing VM is not an error.
 func (p *Provider) Delete(ctx context.Context, name string) error {
 	rec, err := p.load(name)
 	if errors.Is(err, provider.ErrNotFound) {
@@ -99,6 +103,9 @@ func (p *Provider) Delete(ctx context.Context, name string) error {
 	if err := os.RemoveAll(rec.Dir); err != nil {
 		return fmt.Errorf("deleting %s: removing %s: %w", name, rec.Dir, err)
 	}
+	if err := p.withAllocateLock(func() error { return p.stopUnusedSwitches(ctx) }); err != nil {
+		return fmt.Errorf("deleting %s: %w", name, err)
+	}
 	return nil
 }
 
@@ -112,4 +119,13 @@ func (p *Provider) Console(ctx context.Context, name string) ([]byte, error) {
 		return nil, fmt.Errorf("reading serial console of %s: %w", name, err)
 	}
 	return b, nil
+}
+
+// ConsolePath is where the VM's serial console is written on the host.
+func (p *Provider) ConsolePath(name string) (string, error) {
+	rec, err := p.load(name)
+	if err != nil {
+		return "", err
+	}
+	return rec.path("serial.log"), nil
 }

@@ -51,7 +51,7 @@ func (p *Provider) startQEMU(ctx context.Context, rec *record, img image.Image, 
 			Kernel: img.Kernel, Initrd: img.Initrd, KernelArgs: img.KernelArgs,
 			Overlay: rec.path("overlay.qcow2"), Seed: rec.path("seed.iso"), Incoming: restoring,
 			SSHPort: rec.SSHPort, APIPort: rec.APIPort, PrivateIP: rec.PrivateIP, AptPort: aptPort,
-			SegmentPort: rec.SegmentPort, MACs: rec.MACs,
+			Segment: p.segmentOf(rec), MACs: rec.MACs,
 			Serial: rec.path("serial.log"), QMP: rec.path("qmp.sock"), PIDFile: rec.path("qemu.pid"),
 		}
 		if restoring {

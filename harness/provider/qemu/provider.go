@@ -32,7 +32,11 @@ type Config struct {
 	// NoSnapshot boots every VM cold instead of restoring the booted
 	// snapshot of its shape (BCMTEST_SNAPSHOT=0).
 	NoSnapshot bool
-	Log        io.Writer
+	// Segment is the kind of private segment new clusters get:
+	// SegmentSwitch or SegmentMulticast; "" reads BCMTEST_SEGMENT (unset:
+	// SegmentSwitch).
+	Segment string
+	Log     io.Writer
 }
 
 // Provider implements provider.Provider with qemu-system-x86_64.
@@ -86,6 +90,11 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
+	kind, err := segmentKind(cfg.Segment)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Segment = kind
 	switch cfg.Accel {
 	case "", AccelAuto, AccelKVM, AccelTCG:
 	default:

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/mail"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -103,7 +105,7 @@ func argvString(in argvInput) string { return strings.Join(buildArgv(in), " ") }
 func TestArgvKeepsEveryNetworkOnThisMachine(t *testing.T) {
 	in := argvInput{Name: "CLUS1-00", CPUs: 2, MemoryMiB: 2048, Accel: "tcg", Kernel: "/k", Initrd: "/i", KernelArgs: "root=LABEL=root",
 		Overlay: "/s/overlay.qcow2", Seed: "/s/seed.iso", SSHPort: 40001, APIPort: 40002, PrivateIP: "10.77.0.10", AptPort: 3142,
-		SegmentPort: 21000, MACs: [2]string{"52:54:00:00:00:01", "52:54:01:00:00:01"}, Serial: "/s/serial.log", QMP: "/s/qmp.sock", PIDFile: "/s/pid"}
+		Segment: segment{Kind: SegmentMulticast, Port: 21000}, MACs: [2]string{"52:54:00:00:00:01", "52:54:01:00:00:01"}, Serial: "/s/serial.log", QMP: "/s/qmp.sock", PIDFile: "/s/pid"}
 	a := argvString(in)
 	for _, want := range []string{
 		"-accel tcg,thread=multi",
@@ -123,6 +125,14 @@ func TestArgvKeepsEveryNetworkOnThisMachine(t *testing.T) {
 	if strings.Contains(a, "hostfwd=tcp::") || strings.Contains(a, "0.0.0.0") {
 		t.Errorf("a forward listens beyond loopback: %s", a)
 	}
+	in.Segment = segment{Kind: SegmentSwitch, Sock: "/s/segments/CLUS1/sw"}
+	if a := argvString(in); !strings.Contains(a, "-netdev vde,id=n1,sock=/s/segments/CLUS1/sw -device virtio-net-pci,netdev=n1,mac=52:54:01:00:00:01") {
+		t.Errorf("NIC 1 not on the cluster's switch: %s", a)
+	}
+	in.Segment = segment{}
+	if a := argvString(in); !strings.Contains(a, "-netdev hubport,id=n1,hubid=0 -device virtio-net-pci,netdev=n1") {
+		t.Errorf("NIC 1 without a segment is not on a hub of its own: %s", a)
+	}
 	in.Accel = "kvm"
 	if a := argvString(in); !strings.Contains(a, "-accel kvm") {
 		t.Errorf("kvm not used when chosen: %s", a)
@@ -138,10 +148,11 @@ func TestArgvKeepsEveryNetworkOnThisMachine(t *testing.T) {
 // in backends (ports, files) and -incoming.
 func TestRestoreArgvHasTheTemplatesDevices(t *testing.T) {
 	tmpl := argvInput{Name: "tmpl", CPUs: 1, MemoryMiB: 1024, Accel: "tcg", Kernel: "/k", Initrd: "/i", KernelArgs: "root=LABEL=root",
-		Overlay: "/t/disk.qcow2", SSHPort: 1, APIPort: 2, PrivateIP: "10.77.0.250", AptPort: 3, SegmentPort: 4,
+		Overlay: "/t/disk.qcow2", SSHPort: 1, APIPort: 2, PrivateIP: "10.77.0.250", AptPort: 3,
 		MACs: [2]string{"52:54:00:00:00:01", "52:54:01:00:00:01"}, Serial: "/t/serial", QMP: "/t/qmp", PIDFile: "/t/pid"}
 	node := tmpl
-	node.Name, node.Overlay, node.SSHPort, node.APIPort, node.SegmentPort, node.Incoming = "CLUS1-01", "/n/overlay.qcow2", 5, 6, 7, true
+	node.Name, node.Overlay, node.SSHPort, node.APIPort, node.Incoming = "CLUS1-01", "/n/overlay.qcow2", 5, 6, true
+	node.Segment = segment{Kind: SegmentSwitch, Sock: "/n/segments/CLUS1/sw"}
 	node.MACs = [2]string{"52:54:00:aa:00:01", "52:54:01:aa:00:01"}
 	devices := func(argv []string) []string {
 		var out []string
@@ -164,16 +175,36 @@ func TestRestoreArgvHasTheTemplatesDevices(t *testing.T) {
 	}
 }
 
-func TestSegmentPortIsStablePerGroupAndDistinctAcrossGroups(t *testing.T) {
-	a := segmentPort("CLUS1", nil)
-	if b := segmentPort("CLUS1", nil); a != b {
+func TestMulticastPortIsStablePerGroupAndDistinctAcrossGroupsAndStateDirs(t *testing.T) {
+	a := multicastPort("/s1", "CLUS1", nil)
+	if b := multicastPort("/s1", "CLUS1", nil); a != b {
 		t.Errorf("not stable: %d vs %d", a, b)
 	}
-	if b := segmentPort("CLUS1", map[int]string{a: "CLUS1"}); b != a {
+	if b := multicastPort("/s1", "CLUS1", map[int]string{a: "CLUS1"}); b != a {
 		t.Errorf("own group's port refused: %d", b)
 	}
-	if b := segmentPort("CLUS1", map[int]string{a: "OTHER"}); b == a {
+	if b := multicastPort("/s1", "CLUS1", map[int]string{a: "OTHER"}); b == a {
 		t.Errorf("port %d shared with another group", a)
+	}
+	if b := multicastPort("/s2", "CLUS1", nil); b == a {
+		t.Errorf("port %d shared by CLUS1 of two state dirs", a)
+	}
+	// A port bound on the host (another state dir's running segment) is
+	// never handed out.
+	l, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	bound := l.LocalAddr().(*net.UDPAddr).Port
+	for group := 0; group < 20000; group++ {
+		g := "G" + strconv.Itoa(group)
+		if h := fnvPort("/s1", g); h == bound {
+			if got := multicastPort("/s1", g, nil); got == bound {
+				t.Fatalf("multicastPort handed out %d, which is bound on the host", bound)
+			}
+			break
+		}
 	}
 	if m := macs("g", "CLUS1-00"); m[0] == m[1] || m == macs("g", "CLUS1-01") {
 		t.Errorf("MACs not distinct: %v", m)

@@ -16,15 +16,19 @@ import (
 // record is a VM's bookkeeping, written before qemu starts so a crashed
 // harness leaves something the next run can find and sweep.
 type record struct {
-	Name        string    `json:"name"`
-	Group       string    `json:"group"`
-	Dir         string    `json:"dir"`
-	Image       string    `json:"image"`
-	CPUs        int       `json:"cpus"`
-	MemoryMiB   int       `json:"memory_mib"`
-	DiskGiB     int       `json:"disk_gib"`
-	PrivateIP   string    `json:"private_ip"`
-	SegmentPort int       `json:"segment_port"`
+	Name      string `json:"name"`
+	Group     string `json:"group"`
+	Dir       string `json:"dir"`
+	Image     string `json:"image"`
+	CPUs      int    `json:"cpus"`
+	MemoryMiB int    `json:"memory_mib"`
+	DiskGiB   int    `json:"disk_gib"`
+	PrivateIP string `json:"private_ip"`
+	// Segment is the kind of private segment (SegmentSwitch: the group's
+	// switch; SegmentMulticast or "" in records made before the switch:
+	// SegmentPort's multicast socket).
+	Segment     string    `json:"segment,omitempty"`
+	SegmentPort int       `json:"segment_port,omitempty"`
 	SSHPort     int       `json:"ssh_port"`
 	APIPort     int       `json:"api_port"`
 	MACs        [2]string `json:"macs"`

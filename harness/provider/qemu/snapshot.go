@@ -296,7 +296,7 @@ func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, 
 		Name: "bcmtest-template", Machine: sh.Machine, CPUs: sh.CPUs, MemoryMiB: sh.MemoryMiB, Accel: sh.Accel,
 		Kernel: img.Kernel, Initrd: img.Initrd, KernelArgs: img.KernelArgs, Overlay: disk,
 		SSHPort: sshPort, APIPort: apiPort, PrivateIP: templateIP, AptPort: aptPort,
-		SegmentPort: segmentPort("bcmtest-template-"+strconv.Itoa(os.Getpid()), nil), MACs: macs("template", key),
+		MACs:   macs("template", key), // NIC 1 on no segment: the template talks to no cluster
 		Serial: serial, QMP: filepath.Join(run, "qmp.sock"), PIDFile: filepath.Join(run, "qemu.pid"),
 	})
 	logf, err := os.OpenFile(filepath.Join(tmp, "qemu.log"), os.O_CREATE|os.O_WRONLY, 0o600)

@@ -27,8 +27,9 @@ import (
 // and a detached proxy (this binary, started with argv[0] proxyArgv0 and
 // envProxy=1) listens on address:8443 and forwards to the VM's 127.0.0.1
 // forward of guest port 8443. Guests keep talking to each other over the
-// QEMU segment (multicast frames on 127.0.0.1), which never passes the
-// host's IP stack, so the extra loopback address does not touch it.
+// cluster's segment (its switch's unix sockets, or multicast frames on
+// 127.0.0.1), which never passes the host's IP stack, so the extra
+// loopback address does not touch it.
 const (
 	envProxy    = "BCMTEST_STANDIN_PROXY"
 	proxyArgv0  = "bcmtest-standin-proxy"
