@@ -563,3 +563,58 @@ func TestActionRunsLocally(t *testing.T) {
 		}
 	}
 }
+
+// projectCopy lays the workflows out as in an installed repository
+// (.github/workflows beside action.yml and .git), where actionlint checks
+// each `uses: ./` step's inputs against action.yml.
+func projectCopy(t *testing.T, extra map[string]string) []string {
+	t.Helper()
+	root := t.TempDir()
+	wf := filepath.Join(root, ".github", "workflows")
+	for _, d := range []string{wf, filepath.Join(root, ".git")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(actionFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "action.yml"), b, 0o644)
+	var files []string
+	for _, f := range workflowFiles(t) {
+		if !strings.HasPrefix(f, workflowDir) {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(wf, filepath.Base(f))
+		os.WriteFile(dst, b, 0o644)
+		files = append(files, dst)
+	}
+	for name, body := range extra {
+		dst := filepath.Join(wf, name)
+		os.WriteFile(dst, []byte(body), 0o644)
+		files = append(files, dst)
+	}
+	return files
+}
+
+// TestWorkflowsGiveTheActionItsInputs: installed as .github/workflows, our
+// workflows pass actionlint with their `uses: ./` steps checked against
+// action.yml; a step with an input the action lacks does not.
+func TestWorkflowsGiveTheActionItsInputs(t *testing.T) {
+	for _, e := range lint(t, projectCopy(t, nil)) {
+		t.Error(format(e))
+	}
+	bad := "on: push\npermissions:\n  contents: read\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - uses: ./\n        with:\n          memberz: \"1\"\n"
+	var found bool
+	for _, e := range lint(t, projectCopy(t, map[string]string{"bad.yml": bad})) {
+		found = found || (strings.HasSuffix(e.Filepath, "bad.yml") && strings.Contains(e.Message, `input "memberz" is not defined in action "bcmtest"`))
+	}
+	if !found {
+		t.Error("actionlint did not check a uses: ./ step's inputs against action.yml")
+	}
+}
