@@ -63,6 +63,18 @@ func loadAction(t *testing.T) action {
 	return a
 }
 
+// stepNamed is the action's step of that name.
+func stepNamed(t *testing.T, name string) actionStep {
+	t.Helper()
+	for _, s := range loadAction(t).Runs.Steps {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("action.yml has no step %q", name)
+	return actionStep{}
+}
+
 var inputRef = regexp.MustCompile(`(?:^|[^.\w])inputs\.([A-Za-z0-9_-]+)`)
 
 // TestActionInputsAreDeclared: every inputs.X the action reads is declared,
@@ -451,7 +463,7 @@ func TestActionCachePackAndUnpackRoundTrip(t *testing.T) {
 
 	r := newLocalRun(t, nil)
 	r.only = map[string]bool{"Check inputs": true, "Pack image cache": true}
-	r.outputs["key"] = map[string]string{"key": "bcmtest-Linux-test"}
+	r.outputs["key"] = map[string]string{"key": "bcmtest-Linux-test", "image": "bookworm-0123456789ab"}
 	r.uses = func(actionStep) map[string]string { return nil }
 	r.outputs["restore"] = map[string]string{"cache-hit": ""}
 	if !r.run() {
@@ -460,6 +472,12 @@ func TestActionCachePackAndUnpackRoundTrip(t *testing.T) {
 	archive := filepath.Join(r.temp, "bcmtest-cache", "cache.tar")
 	if fi, err := os.Stat(archive); err != nil || fi.Size() > 64<<20 {
 		t.Fatalf("archive %s: %v (size %v): not sparse-aware\n%s", archive, err, fi, r.log.String())
+	}
+	if r.outputs["pack"]["packed"] != "true" {
+		t.Errorf("pack step outputs %v, want packed=true", r.outputs["pack"])
+	}
+	if save := stepNamed(t, "Save image cache"); !r.runs(save.If) {
+		t.Errorf("Save image cache would not run (if: %s) after packing", save.If)
 	}
 
 	restored := t.TempDir()
@@ -493,6 +511,29 @@ func TestActionCachePackAndUnpackRoundTrip(t *testing.T) {
 	}
 	if _, err := os.Stat(archive); !os.IsNotExist(err) {
 		t.Errorf("the archive is left after unpacking: %v", err)
+	}
+}
+
+// TestActionPacksNoCacheWithoutTheImage: when the image was not built
+// (a failed build), nothing is packed, so no cache entry without it is
+// saved for good under the key.
+func TestActionPacksNoCacheWithoutTheImage(t *testing.T) {
+	cache := t.TempDir()
+	t.Setenv("BCMTEST_CACHE_DIR", cache)
+	os.MkdirAll(filepath.Join(cache, "images", "bookworm-0123456789ab.tmp-99"), 0o755)
+	os.WriteFile(filepath.Join(cache, "images", "bookworm-0123456789ab.lock"), nil, 0o644)
+	r := newLocalRun(t, nil)
+	r.only = map[string]bool{"Pack image cache": true}
+	r.outputs["key"] = map[string]string{"key": "bcmtest-Linux-test", "image": "bookworm-0123456789ab"}
+	r.outputs["restore"] = map[string]string{"cache-hit": ""}
+	if !r.run() {
+		t.Fatalf("pack failed:\n%s", r.log.String())
+	}
+	if _, err := os.Stat(filepath.Join(r.temp, "bcmtest-cache", "cache.tar")); !os.IsNotExist(err) || r.outputs["pack"]["packed"] != "" {
+		t.Errorf("packed a cache without the image: %v, outputs %v\n%s", err, r.outputs["pack"], r.log.String())
+	}
+	if save := stepNamed(t, "Save image cache"); r.runs(save.If) {
+		t.Errorf("Save image cache would run (if: %s) with nothing packed", save.If)
 	}
 }
 
