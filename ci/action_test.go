@@ -560,14 +560,14 @@ func TestActionRejectsBadInputs(t *testing.T) {
 // TestActionRunsLocally runs every run step of the action on this machine
 // with the qemu provider and 0 members: one VM boots (minutes under TCG).
 // Set BCMTEST_ACTION_E2E=1 and hold the VM lock; BCMTEST_ACTION_LABELS
-// picks the specs (default smoke).
+// picks the specs (default: the three cloud-init smoke specs).
 func TestActionRunsLocally(t *testing.T) {
 	if os.Getenv("BCMTEST_ACTION_E2E") != "1" {
 		t.Skip("boots a VM: set BCMTEST_ACTION_E2E=1 (and hold the VM lock)")
 	}
 	labels := os.Getenv("BCMTEST_ACTION_LABELS")
 	if labels == "" {
-		labels = "smoke"
+		labels = "cloud-init && smoke"
 	}
 	r := newLocalRun(t, map[string]string{"members": "0", "provider": "qemu", "labels": labels, "artifacts-name": "local"})
 	// A cache hit: the image is this machine's cache; packing it is the
