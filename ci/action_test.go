@@ -659,3 +659,44 @@ func TestWorkflowsGiveTheActionItsInputs(t *testing.T) {
 		t.Error("actionlint did not check a uses: ./ step's inputs against action.yml")
 	}
 }
+
+// TestActionReviewGoesToTheSummary runs the review, summary and verdict
+// steps with base set and a stand-in bcmtest that records its arguments:
+// the review is called as `cloudinit diff --base REV FILE -o markdown`, its
+// Markdown lands in the job summary, and its failure fails the action only
+// in the last step.
+func TestActionReviewGoesToTheSummary(t *testing.T) {
+	for _, status := range []int{0, 1} {
+		r := newLocalRun(t, map[string]string{"base": "abc123", "cloud-init": "cloud_init.yml"})
+		if err := os.WriteFile(filepath.Join(r.workspace, "cloud_init.yml"), []byte("#cloud-config\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fake := filepath.Join(r.temp, "fake-bcmtest")
+		args := filepath.Join(r.temp, "args")
+		os.WriteFile(fake, []byte(fmt.Sprintf("#!/bin/sh\necho \"$*\" > %s\necho '| change | verdict |'\necho '| packages: +jq | ok |'\nexit %d\n", args, status)), 0o755)
+		r.uses = func(actionStep) map[string]string { return nil }
+		r.only = map[string]bool{"Check inputs": true}
+		if !r.run() {
+			t.Fatalf("check inputs:\n%s", r.log.String())
+		}
+		r.env["BCMTEST_ACTION_BIN"] = fake // instead of the bcmtest the action builds
+		r.only = map[string]bool{"Review the cloud-init change": true, "Job summary": true, "Review verdict": true}
+		ok := r.run()
+		if ok != (status == 0) {
+			t.Errorf("review exit %d: the action passed: %v\n%s", status, ok, r.log.String())
+		}
+		got, _ := os.ReadFile(args)
+		if want := "cloudinit diff --base abc123 " + filepath.Join(r.workspace, "cloud_init.yml") + " -o markdown\n"; string(got) != want {
+			t.Errorf("review called with %q, want %q", got, want)
+		}
+		summary, _ := os.ReadFile(r.summary)
+		for _, want := range []string{"### cloud-init review against abc123", "| packages: +jq | ok |"} {
+			if !strings.Contains(string(summary), want) {
+				t.Errorf("summary lacks %q:\n%s", want, summary)
+			}
+		}
+		if status != 0 && !strings.Contains(r.log.String(), "the cloud-init review failed (exit status 1)") {
+			t.Errorf("the verdict does not say the review failed:\n%s", r.log.String())
+		}
+	}
+}
