@@ -19,10 +19,11 @@ GINKGO_FLAGS ?= -ginkgo.v -ginkgo.timeout=80m
 # distribution's own (lxd-client and chromium on Debian 12, chromium on
 # Debian 13; on Ubuntu both are optional snaps) from /etc/os-release.
 # vde2: vde_switch, the cluster's private switch. fonts-liberation: the
-# matrix report's screenshot. gcc, libc6-dev: go test -race.
+# matrix report's screenshot. gcc, libc6-dev: go test -race. shellcheck:
+# the ci tests' check of action.yml's and the workflows' scripts.
 HOST_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap debian-archive-keyring genisoimage \
 	apt-cacher-ng socat e2fsprogs ca-certificates openssh-client iproute2 \
-	fonts-liberation gcc libc6-dev \
+	fonts-liberation gcc libc6-dev shellcheck \
 	vde2
 
 .PHONY: deps build unit fuzz integration test e2e dry-run nightly faults bench lint
