@@ -20,11 +20,17 @@ INTEGRATION_REST_LABELS := !ci
 FUZZTIME ?= 60s
 GINKGO_FLAGS ?= -ginkgo.v -ginkgo.timeout=80m
 
-# Host packages the embedded QEMU provider needs (Debian/Ubuntu names), and
-# Chromium to render the matrix report's screenshot.
+# Host packages every supported distribution installs (Debian and Ubuntu
+# names; one or a few per line, add to the end). ci/deps.sh adds each
+# distribution's own (lxd-client and chromium on Debian 12, chromium on
+# Debian 13; on Ubuntu both are optional snaps) from /etc/os-release.
+# vde2: vde_switch, the cluster's private switch. fonts-liberation: the
+# matrix report's screenshot. gcc, libc6-dev: go test -race. shellcheck:
+# the ci tests' check of action.yml's and the workflows' scripts.
 HOST_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap debian-archive-keyring genisoimage \
-	apt-cacher-ng socat e2fsprogs ca-certificates openssh-client iproute2 vde2 \
-	chromium fonts-liberation gcc libc6-dev lxd-client
+	apt-cacher-ng socat e2fsprogs ca-certificates openssh-client iproute2 \
+	fonts-liberation gcc libc6-dev shellcheck \
+	vde2
 
 # Phase markers for .ci/run's time table; they write only when
 # BCMTEST_PHASE_LOG names a file.
@@ -32,16 +38,9 @@ PHASE := @ci/phase
 
 .PHONY: deps build unit fuzz integration integration-rest test e2e dry-run nightly faults bench lint targets soak
 
-## deps: install host packages (sudo when not root) and Go modules
+## deps: install host packages for this distribution (sudo when not root) and Go modules
 deps:
-	@missing=""; for p in $(HOST_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "deps: installing$$missing"; \
-	  $(SUDO) apt-get update -q && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
-	else echo "deps: host packages present"; fi
+	@HOST_PACKAGES='$(HOST_PACKAGES)' bash ci/deps.sh
 	$(GO) mod download
 
 ## build: the bcmtest command into bin/

@@ -21,6 +21,9 @@ import (
 
 const (
 	workflowDir = "workflows"
+	// exampleDir holds workflows for other repositories (a consumer of the
+	// action); they are linted like ours.
+	exampleDir = "examples"
 	// lintConfig is passed to the linter explicitly: custom runner labels and
 	// the repository variables the workflows may read.
 	lintConfig = "actionlint.yaml"
@@ -31,11 +34,12 @@ const (
 	shellcheckEnv = "BCMTEST_SHELLCHECK"
 )
 
-// workflowFiles lists ci/workflows/*.yml and *.yaml; there must be some.
+// workflowFiles lists ci/workflows/*.yml and *.yaml and the examples;
+// there must be some.
 func workflowFiles(t *testing.T) []string {
 	t.Helper()
 	var files []string
-	for _, pat := range []string{"*.yml", "*.yaml"} {
+	for _, pat := range []string{"*.yml", "*.yaml", "../" + exampleDir + "/*.yml"} {
 		m, err := filepath.Glob(filepath.Join(workflowDir, pat))
 		if err != nil {
 			t.Fatal(err)
@@ -222,8 +226,7 @@ func sortedJobs(w workflow) []string {
 }
 
 var (
-	makeE2E   = regexp.MustCompile(`(?m)^\s*make e2e(\s|$)`)
-	makeTest  = regexp.MustCompile(`(?m)^\s*make test(\s|$)`)
+	makeTest  = regexp.MustCompile(`(?m)^\s*(ci/as-root )?make test(\s|$)`)
 	alwaysIf  = regexp.MustCompile(`^\s*(\$\{\{\s*)?always\(\)(\s*\}\})?\s*$`)
 	actionRef = regexp.MustCompile(`^([^@]+)@(.+)$`)
 	// The majors the project pins; a bump is a deliberate edit here.
@@ -232,7 +235,13 @@ var (
 		"actions/setup-go":          "v5",
 		"actions/upload-artifact":   "v4",
 		"actions/download-artifact": "v4",
+		"actions/cache/restore":     "v4",
+		"actions/cache/save":        "v4",
+		// The action itself, as a consumer pins it.
+		"BitcoinCacheMachine/bcmtest": "v1",
 	}
+	// localAction is this repository's action.yml, as its own workflows use it.
+	localAction = "./"
 )
 
 // TestWorkflowConventions holds for every workflow file.
@@ -249,7 +258,10 @@ func TestWorkflowConventions(t *testing.T) {
 			}
 			for i, s := range j.Steps {
 				where := fmt.Sprintf("%s: job %s step %d (%s)", path, id, i+1, s.Name)
-				if s.Uses != "" {
+				if s.Uses == localAction && !strings.HasPrefix(path, workflowDir) {
+					t.Errorf("%s: uses ./ outside this repository's workflows", where)
+				}
+				if s.Uses != "" && s.Uses != localAction {
 					m := actionRef.FindStringSubmatch(s.Uses)
 					if m == nil {
 						t.Errorf("%s: %q is not pinned to a version", where, s.Uses)
@@ -273,6 +285,10 @@ func TestWorkflowConventions(t *testing.T) {
 	}
 }
 
+// hostedByDefault: runs-on is ubuntu-24.04 unless the repository variable
+// BCMTEST_SELF_HOSTED is "true", then the self-hosted labels.
+var hostedByDefault = regexp.MustCompile(`^\$\{\{ vars\.BCMTEST_SELF_HOSTED == 'true' && fromJSON\('\["self-hosted", "linux", "x64"\]'\) \|\| 'ubuntu-24\.04' \}\}$`)
+
 func TestE2EWorkflow(t *testing.T) {
 	path := filepath.Join(workflowDir, "e2e.yml")
 	w := loadWorkflow(t, path)
@@ -290,7 +306,7 @@ func TestE2EWorkflow(t *testing.T) {
 		e2eAt, testAt, uploadAt := -1, -1, -1
 		for i, s := range j.Steps {
 			switch {
-			case makeE2E.MatchString(s.Run):
+			case s.Uses == localAction:
 				e2eAt = i
 			case makeTest.MatchString(s.Run):
 				testAt = i
@@ -302,21 +318,24 @@ func TestE2EWorkflow(t *testing.T) {
 			continue
 		}
 		found = true
-		if !slices.Contains(labels(j.RunsOn), "self-hosted") {
-			t.Errorf("%s: job %s runs make e2e on %v, want a self-hosted runner", path, id, j.RunsOn)
+		if rs, _ := j.RunsOn.(string); !hostedByDefault.MatchString(rs) {
+			t.Errorf("%s: job %s runs on %v, want ubuntu-24.04 unless vars.BCMTEST_SELF_HOSTED is 'true'", path, id, j.RunsOn)
+		}
+		if !strings.Contains(j.If, "vars.BCMTEST_SELF_HOSTED != 'true' ||") || !strings.Contains(j.If, "head.repo.full_name == github.repository") {
+			t.Errorf("%s: job %s if %q: fork pull requests must not reach the self-hosted runner", path, id, j.If)
 		}
 		if j.TimeoutMinutes != 90 {
 			t.Errorf("%s: job %s timeout-minutes %d, want 90", path, id, j.TimeoutMinutes)
 		}
 		if testAt < e2eAt {
-			t.Errorf("%s: job %s does not run make test after make e2e", path, id)
+			t.Errorf("%s: job %s does not run make test after make e2e (the action)", path, id)
 		}
 		if uploadAt < testAt {
 			t.Errorf("%s: job %s does not upload artifacts after the tests", path, id)
 		}
 	}
 	if !found {
-		t.Errorf("%s: no job runs make e2e", path)
+		t.Errorf("%s: no job runs make e2e through the action (uses: ./)", path)
 	}
 }
 
@@ -350,21 +369,24 @@ func TestNightlyWorkflow(t *testing.T) {
 				t.Errorf("%s: job %s matrix members %v lacks %d", path, id, sizes, want)
 			}
 		}
+		if rs, _ := j.RunsOn.(string); !hostedByDefault.MatchString(rs) {
+			t.Errorf("%s: job %s runs on %v, want ubuntu-24.04 unless vars.BCMTEST_SELF_HOSTED is 'true'", path, id, j.RunsOn)
+		}
 		ranE2E, perSize := false, false
 		for _, s := range j.Steps {
-			if makeE2E.MatchString(s.Run) && strings.Contains(s.Run, "MEMBERS=") {
-				ranE2E = true
+			if s.Uses != localAction {
+				continue
 			}
-			if strings.HasPrefix(s.Uses, "actions/upload-artifact@") {
-				name, _ := s.With["name"].(string)
-				perSize = perSize || strings.Contains(name, "matrix.members")
-			}
+			members, _ := s.With["members"].(string)
+			ranE2E = strings.Contains(members, "matrix.members")
+			name, _ := s.With["artifacts-name"].(string)
+			perSize = strings.Contains(name, "matrix.members")
 		}
 		if !ranE2E {
-			t.Errorf("%s: job %s does not run make e2e MEMBERS=...", path, id)
+			t.Errorf("%s: job %s does not run the action with members: ${{ matrix.members }}", path, id)
 		}
 		if !perSize {
-			t.Errorf("%s: job %s uploads no artifact named per size (matrix.members)", path, id)
+			t.Errorf("%s: job %s uploads no artifact named per size (artifacts-name with matrix.members)", path, id)
 		}
 	}
 	if matrixJob == "" {

@@ -196,7 +196,7 @@ func TestBadInputIsRejectedBeforeAnyVMStarts(t *testing.T) {
 		{name: "logs out under a file", args: []string{"logs", "CLUS1", "--out", filepath.Join(plainFile, "sub")}, code: exitUsage, field: "--out", rule: "not a directory"},
 
 		// image and cloudinit.
-		{name: "image without a subcommand", args: []string{"image"}, code: exitUsage, field: "build, list or prune", rule: "want a subcommand"},
+		{name: "image without a subcommand", args: []string{"image"}, code: exitUsage, field: "build, key, list or prune", rule: "want a subcommand"},
 		{name: "image unknown subcommand", args: []string{"image", "frob"}, code: exitUsage, field: `"frob"`, rule: "unknown subcommand"},
 		{name: "image list with an argument", args: []string{"image", "list", "extra"}, code: exitUsage, field: "image list", rule: "takes no arguments"},
 		{name: "image list unknown output", args: []string{"image", "list", "-o", "xml"}, code: exitUsage, field: `--output "xml"`, rule: "must be table or json"},

@@ -14,6 +14,7 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/workload"
 )
 
 func (a *app) imageCmd() *cobra.Command {
@@ -23,13 +24,14 @@ func (a *app) imageCmd() *cobra.Command {
 		Long: `The embedded QEMU provider's VM images (Debian 12 with LXD, ZFS, Tor, wait-for-it,
 cloud-init), cached under the user's cache directory and keyed by the recipe's hash.`,
 		Example: `  bcmtest image build
+  bcmtest image key
   bcmtest image list -o json
   bcmtest image prune`,
 		Args:              cobra.ArbitraryArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
-		RunE:              groupRunE("build, list or prune"),
+		RunE:              groupRunE("build, key, list or prune"),
 	}
-	c.AddCommand(a.imageBuildCmd(), a.imageListCmd(), a.imagePruneCmd())
+	c.AddCommand(a.imageBuildCmd(), a.imageKeyCmd(), a.imageListCmd(), a.imagePruneCmd())
 	return c
 }
 
@@ -75,6 +77,39 @@ func (a *app) imageBuild(ctx context.Context) error {
 	}
 	fmt.Fprintf(a.stdout, "image %s ready in %s (kernel %s, built %s)\n", img.Key, time.Since(start).Round(time.Millisecond), img.Manifest.KernelVersion, img.Manifest.Built.Format(time.RFC3339))
 	return nil
+}
+
+func (a *app) imageKeyCmd() *cobra.Command {
+	var wl bool
+	c := &cobra.Command{
+		Use:   "key",
+		Short: "Print the current recipe's cache key without building anything",
+		Long: `Prints the cache key of the VM image the qemu provider builds or reuses: the name of
+its directory under the cache's images/ (the recipe's hash). With --workload, the key
+of the workload specs' container image instead. Reads no state and needs no root:
+CI uses it to name a cache of the images and booted snapshots.`,
+		Example: `  bcmtest image key
+  bcmtest image key --workload
+  echo "key=bcmtest-$(bcmtest image key)-$(bcmtest image key --workload)"`,
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE: func(c *cobra.Command, args []string) error {
+			fmt.Fprintln(a.stdout, imageKey(wl))
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&wl, "workload", false, "the workload container image's key instead of the VM image's")
+	return c
+}
+
+// imageKey is the key of the recipe the build would use, computed from the
+// recipe alone: the VM image the qemu provider defaults to, or the
+// workload specs' instance image.
+func imageKey(wl bool) string {
+	if wl {
+		return workload.DefaultImageRecipe().Key()
+	}
+	return image.DefaultRecipe().Key()
 }
 
 // imageJSON is one image, or one booted snapshot made from an image, in

@@ -54,6 +54,8 @@ type Provider struct {
 	clients map[string]*ssh.Client
 	// snapshotFailed remembers shapes whose snapshot could not be made.
 	snapshotFailed map[string]error
+	// accelSaid is the last accel line logged (under accelMu).
+	accelSaid string
 }
 
 var _ provider.Provider = (*Provider)(nil)
