@@ -48,8 +48,8 @@ MACs, addresses, host keys, onion addresses, timestamps, PIDs), and prints
 what NEW changes: regressions first, then differences, then module timings
 (flagged when at least 2x and 5 s slower). Both nodes are always deleted.
 
-With --base REV, OLD is FILE as committed at git revision REV (default HEAD)
-and NEW is FILE in the work tree.
+With --base REV, OLD is FILE as committed at git revision REV and NEW is
+FILE in the work tree; FILE alone means --base HEAD.
 
 Both inventories, both nodes' cloud-init logs and the diff (txt, md, json)
 are written to --out (default artifacts/cloudinit-diff-<time>).
@@ -60,7 +60,7 @@ a lint problem only NEW has, or any difference with --fail-on-diff; 2 bad
 input (missing, empty or binary file, not a git work tree, unknown revision,
 file not tracked at it); 3 environment.`,
 		Example: `  bcmtest cloudinit diff old/cloud_init.yml new/cloud_init.yml
-  bcmtest cloudinit diff --base HEAD cloud_init.yml
+  bcmtest cloudinit diff --base HEAD cloud_init.yml      (the same as: bcmtest cloudinit diff cloud_init.yml)
   bcmtest cloudinit diff --base origin/main -o markdown cloud_init.yml >> "$GITHUB_STEP_SUMMARY"`,
 		Args:              wantArgs(1, 2, "OLD NEW, or --base REV FILE"),
 		ValidArgsFunction: completeCloudInitFile,
@@ -68,7 +68,9 @@ file not tracked at it); 3 environment.`,
 			if err := checkReportOutput(c, o.output); err != nil {
 				return err
 			}
-			sides, err := diffInputs(c.Context(), where(c), args, o.base, c.Flags().Changed("base"))
+			// One FILE alone is FILE against its last commit (--base HEAD).
+			withBase := c.Flags().Changed("base") || len(args) == 1
+			sides, err := diffInputs(c.Context(), where(c), args, o.base, withBase)
 			if err != nil {
 				return err
 			}
@@ -76,8 +78,7 @@ file not tracked at it); 3 environment.`,
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&o.base, "base", "HEAD", "git revision whose FILE is OLD (FILE in the work tree is NEW)")
-	f.Lookup("base").NoOptDefVal = "HEAD"
+	f.StringVar(&o.base, "base", "HEAD", "git revision whose FILE is OLD (FILE in the work tree is NEW); FILE alone means HEAD")
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text, json or markdown")
 	f.StringVar(&o.out, "out", "", "artifacts directory (default artifacts/cloudinit-diff-<time>)")
 	f.BoolVar(&o.failOnDiff, "fail-on-diff", false, "exit 1 on any difference or regression, not only when NEW fails")
