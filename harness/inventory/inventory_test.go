@@ -89,7 +89,9 @@ func TestNormaliseEachNoiseKind(t *testing.T) {
 		{"ISO timestamp", func(n node) string { return n.isoTime + " - util.py" }, "<time> - util.py"},
 		{"RFC 2822 date", func(n node) string { return "at " + n.date + "." }, "at <time>."},
 		{"syslog time", func(n node) string { return n.syslogTime + " sshd" }, "<time> sshd"},
-		{"epoch", func(n node) string { return "finished: " + strings.TrimRight(strings.TrimRight(strings.Replace(fmtF(n.epoch), ".", ".", 1), "0"), ".") }, "finished: <time>"},
+		{"epoch", func(n node) string {
+			return "finished: " + strings.TrimRight(strings.TrimRight(strings.Replace(fmtF(n.epoch), ".", ".", 1), "0"), ".")
+		}, "finished: <time>"},
 		{"uptime", func(n node) string { return "Up " + fmtF(n.sshSecs) + " seconds." }, "up <n> seconds."},
 		{"PID", func(n node) string { return "users:((\"sshd\",pid=" + itoa(n.pid) + ",fd=3))" }, "users:((\"sshd\",pid=<pid>,fd=3))"},
 		{"PID in brackets", func(n node) string { return "sshd[" + itoa(n.pid) + "]: ok" }, "sshd[<pid>]: ok"},

@@ -143,7 +143,9 @@ func recording(n node, c change) string {
 	sec("apt_keys")
 	sec("files")
 	w("since=%d\n", int(n.epoch))
-	file := func(path, mode, kind, payload string) { w("file\t%s\t%s root:root 10\t%s\t%s\n", path, mode, kind, payload) }
+	file := func(path, mode, kind, payload string) {
+		w("file\t%s\t%s root:root 10\t%s\t%s\n", path, mode, kind, payload)
+	}
 	file("/etc/hostname", "644", "text", b64(n.host+"\n"))
 	file("/etc/hosts", "644", "text", b64("127.0.1.1 "+n.fqdn+" "+n.host+"\n127.0.0.1 localhost\n"))
 	file("/etc/ssh/ssh_host_ed25519_key", "600", "private-key", "256-bit (ED25519)")
