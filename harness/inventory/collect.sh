@@ -71,7 +71,8 @@ sec files
 # Files created or changed since cloud-init started (the init-local
 # stage's start in status.json; the boot time if that is missing), under
 # the trees cloud-init files land in. Account databases, sudoers, apt's
-# sources and keys and the ZFS cache are reported by their own sections.
+# sources and keys and the ZFS cache are reported by their own sections;
+# /etc/hostid is the node's ZFS host ID, random like the machine-id.
 start=$(python3 -c 'import json; print(int(json.load(open("/run/cloud-init/status.json"))["v1"]["init-local"]["start"]))' 2>/dev/null)
 [ -n "$start" ] || start=$(( $(date +%s) - $(cut -d. -f1 /proc/uptime) ))
 echo "since=$start"
@@ -80,7 +81,7 @@ find /etc /usr/local /opt /srv /root /home -xdev -type f -newermt "@$start" 2>/d
     /etc/passwd|/etc/passwd-|/etc/group|/etc/group-|/etc/shadow|/etc/shadow-|/etc/gshadow|/etc/gshadow-) continue;;
     /etc/subuid|/etc/subuid-|/etc/subgid|/etc/subgid-|/etc/.pwd.lock|/etc/ld.so.cache|/etc/machine-id) continue;;
     /etc/sudoers|/etc/sudoers.d/*|/etc/apt/sources.list|/etc/apt/sources.list.d/*|/etc/apt/trusted.gpg*|/etc/apt/keyrings/*) continue;;
-    /etc/zfs/zpool.cache) continue;;
+    /etc/zfs/zpool.cache|/etc/hostid) continue;;
     /home/*/*)
       rel=${f#/home/*/}
       [ -f "/etc/skel/$rel" ] && cmp -s "$f" "/etc/skel/$rel" && continue;;

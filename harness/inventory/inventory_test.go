@@ -92,6 +92,7 @@ func TestNormaliseEachNoiseKind(t *testing.T) {
 		{"epoch", func(n node) string {
 			return "finished: " + strings.TrimRight(strings.TrimRight(strings.Replace(fmtF(n.epoch), ".", ".", 1), "0"), ".")
 		}, "finished: <time>"},
+		{"timestamp in nanoseconds", func(n node) string { return "TIMESTAMP_NSEC=" + itoa(int(n.epoch)) + "123456789" }, "TIMESTAMP_NSEC=<time>"},
 		{"uptime", func(n node) string { return "Up " + fmtF(n.sshSecs) + " seconds." }, "up <n> seconds."},
 		{"PID", func(n node) string { return "users:((\"sshd\",pid=" + itoa(n.pid) + ",fd=3))" }, "users:((\"sshd\",pid=<pid>,fd=3))"},
 		{"PID in brackets", func(n node) string { return "sshd[" + itoa(n.pid) + "]: ok" }, "sshd[<pid>]: ok"},

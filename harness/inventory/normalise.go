@@ -46,7 +46,7 @@ var (
 	reDateTime    = regexp.MustCompile(`\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun),? (\d{1,2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)|(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 0-3]?\d),? (\d{4} )?\d{2}:\d{2}:\d{2}( \d{4})?( [A-Z]{3,4}| [+-]\d{4})?`)
 	reUptime      = regexp.MustCompile(`\b[Uu]p \d+(\.\d+)? seconds\b`)
 	reSeconds     = regexp.MustCompile(`\b\d+\.\d+ ?(seconds|secs|s)\b`)
-	reEpoch       = regexp.MustCompile(`\b1[6-9]\d{8}(\.\d+)?\b`)
+	reEpoch       = regexp.MustCompile(`\b1[6-9]\d{8}(\d{3}|\d{6}|\d{9})?(\.\d+)?\b`)
 	rePIDEq       = regexp.MustCompile(`\bpid[=: ]+\d+`)
 	rePIDBracket  = regexp.MustCompile(`([A-Za-z0-9_.-]+)\[\d+\]`)
 	reCursor      = regexp.MustCompile(`\bs=[0-9a-f]{32};i=[0-9a-f]+;b=[0-9a-f]{32};m=[0-9a-f]+;t=[0-9a-f]+;x=[0-9a-f]+`)
