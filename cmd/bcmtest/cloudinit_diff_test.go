@@ -189,3 +189,33 @@ func TestInventoryDiffOffline(t *testing.T) {
 		t.Errorf("json:\n%s", out.String())
 	}
 }
+
+// A lint problem only NEW has is a regression: exit 1 before any VM,
+// with the report written; a problem both have is not.
+func TestCloudInitDiffLintRegression(t *testing.T) {
+	t.Setenv("BCMTEST_STATE_DIR", t.TempDir())
+	t.Setenv("BCMTEST_CACHE_DIR", t.TempDir())
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	typo := filepath.Join(dir, "typo.yaml")
+	os.WriteFile(good, []byte("#cloud-config\npackages: [jq]\n"), 0o644)
+	os.WriteFile(typo, []byte("#cloud-config\npakages: [jq]\n"), 0o644)
+	launched := refuseLaunches(t)
+	out := filepath.Join(dir, "artifacts")
+	var stdout, stderr bytes.Buffer
+	code := execute(context.Background(), []string{"cloudinit", "diff", "--provider", "qemu", "--out", out, good, typo}, &stdout, &stderr)
+	if code != exitFailed {
+		t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr.String())
+	}
+	for _, want := range []string{"! lint problem only NEW has: " + typo + ":2:1: pakages: unknown top-level key", "NEW not booted (not booted: lint problems); 1 regression(s)"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "diff.json")); err != nil {
+		t.Errorf("report not in the artifacts: %v", err)
+	}
+	if l := launched(); len(l) > 0 {
+		t.Errorf("launched %v", l)
+	}
+}

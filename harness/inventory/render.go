@@ -23,6 +23,8 @@ const (
 // Summary is the report's one-line verdict.
 func (r Report) Summary() string {
 	switch {
+	case r.New.Node == "":
+		return fmt.Sprintf("NEW not booted (%s); %d regression(s)", r.New.Status, len(r.Regressions))
 	case r.Regression():
 		return fmt.Sprintf("REGRESSION: NEW failed (%s) where OLD succeeded; %d regression(s), %d difference(s)", r.New.Status, len(r.Regressions), len(r.Differences))
 	case r.Failed():
@@ -44,8 +46,16 @@ func (r Report) WriteText(w io.Writer, color bool) error {
 		return c + s + cReset
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "OLD %s: node %s, cloud-init %s, %s\n", r.Old.File, r.Old.Node, r.Old.CloudInitVersion, r.Old.Status)
-	fmt.Fprintf(&b, "NEW %s: node %s, cloud-init %s, %s\n", r.New.File, r.New.Node, r.New.CloudInitVersion, r.New.Status)
+	for _, s := range []struct {
+		label string
+		side  Side
+	}{{"OLD", r.Old}, {"NEW", r.New}} {
+		if s.side.Node == "" {
+			fmt.Fprintf(&b, "%s %s: %s\n", s.label, s.side.File, s.side.Status)
+		} else {
+			fmt.Fprintf(&b, "%s %s: node %s, cloud-init %s, %s\n", s.label, s.side.File, s.side.Node, s.side.CloudInitVersion, s.side.Status)
+		}
+	}
 	if len(r.Regressions) > 0 {
 		fmt.Fprintf(&b, "\n%s\n", paint(cBold+cRed, fmt.Sprintf("Regressions (%d)", len(r.Regressions))))
 		for _, f := range r.Regressions {
