@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -93,7 +95,9 @@ func (a *app) inventoryDiffCmd() *cobra.Command {
 		Short: "Compare two saved inventories (A is OLD, B is NEW)",
 		Long: `Compares two inventories saved by 'bcmtest cloudinit diff', 'bcmtest inventory
 collect' or the e2e suites, offline, and prints the report 'cloudinit diff'
-prints: regressions, differences, timings.
+prints: regressions, differences, timings. Either file may also be the
+collector's own output (old.collector.txt of 'cloudinit diff', or 'inventory
+collect --raw'), parsed as the collector's output is.
 
 Exit codes: 0 B's cloud-init succeeded, whatever differs (unless --fail-on-diff);
 1 B's cloud-init failed, or any difference with --fail-on-diff; 2 usage error
@@ -111,7 +115,7 @@ Exit codes: 0 B's cloud-init succeeded, whatever differs (unless --fail-on-diff)
 				if err != nil {
 					return usagef("%s%s %q: cannot read it: %v", where(c), field, args[i], err)
 				}
-				if invs[i], err = inventory.Load(data); err != nil {
+				if invs[i], err = loadInventory(args[i], data); err != nil {
 					return usagef("%s%s %q: %v", where(c), field, args[i], err)
 				}
 			}
@@ -131,4 +135,12 @@ Exit codes: 0 B's cloud-init succeeded, whatever differs (unless --fail-on-diff)
 	c.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json or markdown")
 	c.Flags().BoolVar(&failOnDiff, "fail-on-diff", false, "exit 1 on any difference or regression")
 	return c
+}
+
+// loadInventory reads a saved inventory, or the collector's raw output.
+func loadInventory(path string, data []byte) (*inventory.Inventory, error) {
+	if strings.HasPrefix(string(data), inventory.SectionMark) {
+		return inventory.Parse(filepath.Base(path), string(data))
+	}
+	return inventory.Load(data)
 }

@@ -14,7 +14,7 @@ echo "boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"
 echo "instance_id=$(cat /var/lib/cloud/data/instance-id 2>/dev/null)"
 for a in /sys/class/net/*/address; do echo "mac=$(cat "$a")"; done
 ip -o addr show 2>/dev/null | awk '{split($4, a, "/"); print "addr=" a[1]}'
-echo "cloud_init_version=$(cloud-init --version 2>&1 | awk '{print $NF}')"
+echo "cloud_init_version=$(cloud-init --version 2>/dev/null | awk '{print $NF}')"
 
 sec status
 cloud-init status --format json 2>/dev/null || echo '{"bcmtest_format_json": "unsupported"}'

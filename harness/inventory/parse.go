@@ -12,8 +12,11 @@ import (
 	"strings"
 )
 
-// sectionMark starts each section of the collector's output.
-const sectionMark = "@@@bcmtest-inventory:"
+// SectionMark starts each section of the collector's output; the output
+// starts with it.
+const SectionMark = "@@@bcmtest-inventory:"
+
+const sectionMark = SectionMark
 
 // textCap is the largest text file whose content is kept for a diff.
 const textCap = 64 << 10
