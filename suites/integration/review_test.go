@@ -36,12 +36,26 @@ type diffRun struct {
 	artifacts string
 }
 
+// reviewArtifacts is where a run's diff artifacts are kept after the
+// spec: under BCMTEST_ARTIFACTS, else the repository's artifacts/ (make's
+// default), so a failed spec's inventories and logs can be read.
+func reviewArtifacts(name string) string {
+	GinkgoHelper()
+	base := os.Getenv("BCMTEST_ARTIFACTS")
+	if base == "" {
+		base = filepath.Join("..", "..", "artifacts")
+	}
+	dir, err := filepath.Abs(filepath.Join(base, runID("review"), name))
+	Expect(err).NotTo(HaveOccurred())
+	return dir
+}
+
 // runDiff runs the CLI's cloudinit diff in dir with args and reads its
 // JSON report. It also checks what every run must leave: the artifacts,
 // and no VM, VM directory or qemu process of either node.
-func runDiff(ctx context.Context, bin, dir string, args ...string) diffRun {
+func runDiff(ctx context.Context, bin, dir, name string, args ...string) diffRun {
 	GinkgoHelper()
-	out := filepath.Join(GinkgoT().TempDir(), "artifacts")
+	out := reviewArtifacts(name)
 	cmd := exec.CommandContext(ctx, bin, append([]string{"cloudinit", "diff", "-o", "json", "--out", out}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = os.Environ()
@@ -50,7 +64,7 @@ func runDiff(ctx context.Context, bin, dir string, args ...string) diffRun {
 	cmd.Stderr = &stderr
 	start := time.Now()
 	err := cmd.Run()
-	GinkgoWriter.Printf("bcmtest cloudinit diff %s: %s, %v\n--- stderr ---\n%s\n--- report ---\n%s\n", strings.Join(args, " "), time.Since(start).Round(time.Second), err, stderr.String(), stdout.String())
+	GinkgoWriter.Printf("bcmtest cloudinit diff %s: %s, %v, artifacts in %s\n--- stderr ---\n%s\n--- report ---\n%s\n", strings.Join(args, " "), time.Since(start).Round(time.Second), err, out, stderr.String(), stdout.String())
 	r := diffRun{stderr: stderr.String(), artifacts: out}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -80,7 +94,7 @@ func keys(r inventory.Report) []string {
 	return out
 }
 
-var _ = Describe("bcmtest cloudinit diff", Label("review"), Ordered, func() {
+var _ = Describe("bcmtest cloudinit diff", Label("review"), Ordered, ContinueOnFailure, func() {
 	var bin, dir string
 
 	BeforeAll(func(ctx SpecContext) {
@@ -98,7 +112,7 @@ var _ = Describe("bcmtest cloudinit diff", Label("review"), Ordered, func() {
 	}, NodeTimeout(5*time.Minute))
 
 	It("finds no difference between two copies of the same file, with timings apart", Label("review-smoke"), func(ctx SpecContext) {
-		r := runDiff(ctx, bin, dir, "smoke-old.yaml", "smoke-new.yaml")
+		r := runDiff(ctx, bin, dir, "same", "smoke-old.yaml", "smoke-new.yaml")
 		Expect(r.code).To(Equal(0), r.stderr)
 		Expect(keys(r.report)).To(BeEmpty(), "the normaliser left a per-node value")
 		Expect(r.report.Regressions).To(BeEmpty())
@@ -112,7 +126,7 @@ var _ = Describe("bcmtest cloudinit diff", Label("review"), Ordered, func() {
 	}, NodeTimeout(30*time.Minute))
 
 	It("lists exactly the eight changes of NEW and nothing else", func(ctx SpecContext) {
-		r := runDiff(ctx, bin, dir, "base.yaml", "changed.yaml")
+		r := runDiff(ctx, bin, dir, "eight", "base.yaml", "changed.yaml")
 		Expect(r.code).To(Equal(0), r.stderr)
 		Expect(r.report.Regressions).To(BeEmpty())
 		byKey := map[string]inventory.Change{}
@@ -142,7 +156,7 @@ var _ = Describe("bcmtest cloudinit diff", Label("review"), Ordered, func() {
 	}, NodeTimeout(30*time.Minute))
 
 	It("exits 1 when NEW's runcmd exits 3, a regression naming the module and its output", func(ctx SpecContext) {
-		r := runDiff(ctx, bin, dir, "base.yaml", "failing.yaml")
+		r := runDiff(ctx, bin, dir, "failing", "base.yaml", "failing.yaml")
 		Expect(r.code).To(Equal(1), r.stderr)
 		Expect(r.stderr).To(ContainSubstring("REGRESSION: NEW failed"))
 		Expect(r.report.New.Failed).To(BeTrue())
@@ -181,7 +195,7 @@ var _ = Describe("bcmtest cloudinit diff", Label("review"), Ordered, func() {
 		changed := strings.Replace(string(fixtures.MustRead(fixtures.VMSmoke)), "write_files:\n", "write_files:\n  - path: /etc/bcmtest-base.conf\n    content: \"from the work tree\\n\"\n", 1)
 		Expect(changed).To(ContainSubstring("/etc/bcmtest-base.conf"))
 		Expect(os.WriteFile(file, []byte(changed), 0o644)).To(Succeed())
-		r := runDiff(ctx, bin, repo, "--base", "HEAD", "cloud_init.yml")
+		r := runDiff(ctx, bin, repo, "base-head", "--base", "HEAD", "cloud_init.yml")
 		Expect(r.code).To(Equal(0), r.stderr)
 		Expect(r.report.Old.File).To(Equal("HEAD:cloud_init.yml"))
 		Expect(r.report.New.File).To(Equal("cloud_init.yml"))
