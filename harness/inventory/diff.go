@@ -238,11 +238,7 @@ func sections(inv *Inventory) map[string]map[string]string {
 		s["packages"][k] = v
 	}
 	for k, u := range inv.Units {
-		v := u.Enabled
-		if u.Active != "" {
-			v = strings.TrimPrefix(v+", ", ", ") + u.Active
-		}
-		s["units"][k] = v
+		s["units"][k] = unitValue(u)
 	}
 	for k, u := range inv.Users {
 		s["users"][k] = fmt.Sprintf("uid %d, gid %d, home %s, shell %s, groups %s", u.UID, u.GID, u.Home, u.Shell, strings.Join(u.Groups, ","))
@@ -370,3 +366,21 @@ func (r Report) Failed() bool { return r.New.Failed }
 
 // Regression says NEW failed where OLD did not.
 func (r Report) Regression() bool { return r.New.Failed && !r.Old.Failed }
+
+// unitValue is a unit's state as compared. A static or generated unit
+// (run by a timer, a socket or another unit, not enabled itself) is
+// compared only on whether it failed: whether a timer's oneshot happens
+// to be running when the collector looks is timing, not a change.
+func unitValue(u Unit) string {
+	active := u.Active
+	if (u.Enabled == "static" || u.Enabled == "" || u.Enabled == "generated" || u.Enabled == "transient") && active != "failed" {
+		active = ""
+	}
+	switch {
+	case u.Enabled == "":
+		return active
+	case active == "":
+		return u.Enabled
+	}
+	return u.Enabled + ", " + active
+}

@@ -392,3 +392,21 @@ func TestCollectorPrintsNoPrivateKey(t *testing.T) {
 		t.Error("the private-key test must come before the branch that prints a file's content")
 	}
 }
+
+func TestUnitValue(t *testing.T) {
+	for _, c := range []struct {
+		u    Unit
+		want string
+	}{
+		{Unit{Enabled: "enabled", Active: "active"}, "enabled, active"},
+		{Unit{Enabled: "disabled"}, "disabled"},
+		{Unit{Enabled: "static", Active: "activating"}, "static"},
+		{Unit{Enabled: "static", Active: "failed"}, "static, failed"},
+		{Unit{Active: "active"}, ""},
+		{Unit{Active: "failed"}, "failed"},
+	} {
+		if got := unitValue(c.u); got != c.want {
+			t.Errorf("unitValue(%+v) = %q, want %q", c.u, got, c.want)
+		}
+	}
+}
