@@ -223,7 +223,7 @@ func TestHealth25(t *testing.T) {
   "stage": null,
   "status": "done"
 }`
-	raw := strings.Replace(recording(nodeB, change{}), "{\"bcmtest_format_json\": \"unsupported\"}", status25, 1)
+	raw := strings.Replace(recording(nodeB, change{legacyStatus: true}), "{\"bcmtest_format_json\": \"unsupported\"}", status25, 1)
 	raw = strings.Replace(raw, "cloud_init_version=22.4.2", "cloud_init_version=25.1.2", 1)
 	b := mustParse(t, nodeB.host, raw)
 	h := b.Health
@@ -253,6 +253,12 @@ func TestHealth25(t *testing.T) {
 // 22.4 without --format json: the status comes from result.json, and an
 // unfinished boot (no result.json) is not done.
 func TestLegacyStatus(t *testing.T) {
+	for _, fails := range []bool{false, true} {
+		h := mustParse(t, "n", recording(nodeA, change{legacyStatus: true, runcmdFails: fails})).Health
+		if h.Failed() != fails || len(h.Errors) != map[bool]int{false: 0, true: 1}[fails] {
+			t.Errorf("from result.json (runcmd fails %v): %+v", fails, h)
+		}
+	}
 	st, errs := legacyStatus("status: running\n", "", `{"v1": {"init": {"errors": ["boom"]}}}`)
 	if st != "running" || !slices.Equal(errs, []string{"boom"}) {
 		t.Errorf("got %q %v", st, errs)

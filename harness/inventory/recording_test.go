@@ -47,7 +47,9 @@ var nodeB = node{
 // change is what a recorded NEW file changes on the node.
 type change struct {
 	extraPackage, extraFile, extraUser, runcmdFails bool
-	warning                                         string
+	// legacyStatus records a cloud-init without `status --format json`.
+	legacyStatus bool
+	warning      string
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -61,13 +63,27 @@ func recording(n node, c change) string {
 	sec("identity")
 	w("hostname=%s\nfqdn=%s\nmachine_id=%s\nboot_id=%s\ninstance_id=%s\n", n.host, n.fqdn, n.machineID, n.bootID, n.iid)
 	w("mac=00:00:00:00:00:00\nmac=%s\naddr=127.0.0.1\naddr=%s\naddr=::1\naddr=%s\ncloud_init_version=22.4.2\n", n.mac, n.addr, n.addr6)
-	sec("status")
-	w("{\"bcmtest_format_json\": \"unsupported\"}\n")
-	sec("status_long")
 	status, errs := "done", "[]"
 	if c.runcmdFails {
 		status, errs = "error", `["('scripts_user', RuntimeError('Runparts: 1 failures (runcmd) in 1 attempted commands'))"]`
 	}
+	sec("status")
+	if c.legacyStatus {
+		w("{\"bcmtest_format_json\": \"unsupported\"}\n")
+	} else {
+		// cloud-init 22.4.2's `status --format json`, as the image prints it.
+		w(`{
+  "_schema_version": "1",
+  "boot_status_code": "enabled-by-generator",
+  "datasource": "nocloud",
+  "detail": "DataSourceNoCloud [seed=/dev/sr0][dsmode=net]",
+  "errors": %s,
+  "last_update": "%s",
+  "schemas": {"1": {"boot_status_code": "enabled-by-generator", "datasource": "nocloud", "errors": %s, "status": "%s"}},
+  "status": "%s"
+}`+"\n", errs, n.date, errs, status, status)
+	}
+	sec("status_long")
 	w("status: %s\ntime: %s\ndetail:\nDataSourceNoCloud [seed=/dev/sr0][dsmode=net]\n", status, n.date)
 	sec("result_json")
 	w(`{"v1": {"datasource": "DataSourceNoCloud [seed=/dev/sr0][dsmode=net]", "errors": %s}}`+"\n", errs)
