@@ -388,7 +388,11 @@ func (a *app) cloudInitDiff(ctx context.Context, sides [2]diffSide, o diffOption
 	pr.Close()
 	for i, n := range nodes {
 		if n.launchErr != nil && n.cie == nil {
-			return envError{fmt.Errorf("cloudinit diff: launching %s's node %s: %w", sides[i].Field, n.name, n.launchErr)}
+			err := fmt.Errorf("cloudinit diff: launching %s's node %s: %w", sides[i].Field, n.name, n.launchErr)
+			if ctx.Err() != nil {
+				return err // interrupted (130), after the deferred teardown
+			}
+			return envError{err}
 		}
 	}
 	fmt.Fprintf(a.stderr, "both nodes done in %s; collecting their inventories\n", time.Since(start).Round(time.Second))
