@@ -3,13 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/inventory"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/fakeprovider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/providers"
 )
 
 // gitRepo makes a git work tree with one commit of file name.
@@ -217,5 +222,93 @@ func TestCloudInitDiffLintRegression(t *testing.T) {
 	}
 	if l := launched(); len(l) > 0 {
 		t.Errorf("launched %v", l)
+	}
+}
+
+// fakeCollectorOutput is a small collector output of node: the sections
+// Parse needs, with the node's own hostname in a file, and one package
+// more on the NEW node when extra is set.
+func fakeCollectorOutput(node string, extra bool) string {
+	var b strings.Builder
+	sec := func(s string) { b.WriteString(inventory.SectionMark + s + "\n") }
+	sec("identity")
+	b.WriteString("hostname=" + node + "\ncloud_init_version=22.4.2\n")
+	sec("status")
+	b.WriteString(`{"status": "done", "errors": []}` + "\n")
+	sec("schema")
+	b.WriteString("Valid cloud-config: system userdata\nbcmtest-exit=0\n")
+	sec("packages")
+	b.WriteString("ii \tjq\t1.6-2.1\n")
+	if extra {
+		b.WriteString("ii \ttree\t2.1.0-1\n")
+	}
+	sec("files")
+	b.WriteString("file\t/etc/hostname\t644 root:root 10\ttext\t" + base64.StdEncoding.EncodeToString([]byte(node+"\n")) + "\n")
+	sec("end")
+	return b.String()
+}
+
+// cloudinit diff boots both nodes through the provider, runs the
+// collector on each, prints the report, leaves the artifacts and deletes
+// both nodes; --fail-on-diff turns a difference into exit 1.
+func TestCloudInitDiffBootsBothAndTearsDown(t *testing.T) {
+	t.Setenv("BCMTEST_STATE_DIR", t.TempDir())
+	t.Setenv("BCMTEST_CACHE_DIR", t.TempDir())
+	dir := t.TempDir()
+	old, nu := filepath.Join(dir, "old.yaml"), filepath.Join(dir, "new.yaml")
+	os.WriteFile(old, []byte("#cloud-config\npackages: [jq]\n"), 0o644)
+	os.WriteFile(nu, []byte("#cloud-config\npackages: [jq, tree]\n"), 0o644)
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"differences exit 0", nil, 0},
+		{"--fail-on-diff exits 1", []string{"--fail-on-diff"}, exitFailed},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fake := fakeprovider.New()
+			fake.ExecFunc = func(name string, argv []string) provider.ExecResult {
+				if strings.Join(argv, " ") != "sh -s" {
+					return provider.ExecResult{ExitCode: 127}
+				}
+				return provider.ExecResult{Stdout: []byte(fakeCollectorOutput(name, strings.HasSuffix(name, "-new")))}
+			}
+			orig := newProvider
+			newProvider = func(ctx context.Context, o providers.Options) (provider.Provider, error) { return fake, nil }
+			t.Cleanup(func() { newProvider = orig })
+			out := filepath.Join(t.TempDir(), "art")
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"cloudinit", "diff", "--provider", "qemu", "--out", out}, c.args...)
+			code := execute(context.Background(), append(args, old, nu), &stdout, &stderr)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", code, c.code, stderr.String())
+			}
+			if !strings.Contains(stdout.String(), "  packages\n    + tree (2.1.0-1)\n") || !strings.Contains(stdout.String(), "NEW succeeded; 0 regression(s), 1 difference(s)") {
+				t.Errorf("report:\n%s", stdout.String())
+			}
+			var launched, deleted []string
+			for _, call := range fake.Calls {
+				if n, ok := strings.CutPrefix(call, "launch "); ok {
+					launched = append(launched, n)
+				}
+				if n, ok := strings.CutPrefix(call, "delete "); ok {
+					deleted = append(deleted, n)
+				}
+			}
+			slices.Sort(launched)
+			slices.Sort(deleted)
+			if len(launched) != 2 || !strings.HasSuffix(launched[0], "-new") || strings.TrimSuffix(launched[0], "-new")+"-old" != launched[1] {
+				t.Errorf("launched %v, want one pair of OLD and NEW nodes", launched)
+			}
+			if !slices.Equal(launched, deleted) || len(fake.Names()) != 0 {
+				t.Errorf("launched %v, deleted %v, left %v: both must be deleted", launched, deleted, fake.Names())
+			}
+			for _, f := range []string{"old.inventory.json", "new.inventory.json", "old.collector.txt", "diff.txt", "diff.md", "diff.json"} {
+				if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+					t.Errorf("artifact %s: %v", f, err)
+				}
+			}
+		})
 	}
 }
