@@ -29,15 +29,17 @@ func (a *app) cloudInitCmd() *cobra.Command {
 		Short:   "Check a cloud-init file, before any VM or on one VM",
 		Long: `lint   checks a cloud-init file before any VM starts.
 check  lint, then boots one VM with the file and reports each cloud-init module.
+diff   boots OLD and NEW side by side and shows what NEW changes on the node.
 
 Exit codes: 0 ok, 2 the file is bad (problems listed with file:line:col), 1 the VM check failed.`,
 		Example: `  bcmtest cloudinit lint fixtures/bcm-debian.yaml
-  bcmtest cloudinit check my-cloud-init.yml`,
+  bcmtest cloudinit check my-cloud-init.yml
+  bcmtest cloudinit diff --base HEAD cloud_init.yml`,
 		Args:              cobra.ArbitraryArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE:              groupRunE("lint or check"),
 	}
-	c.AddCommand(a.lintCmd(), a.checkCmd())
+	c.AddCommand(a.lintCmd(), a.checkCmd(), a.diffCmd())
 	return c
 }
 

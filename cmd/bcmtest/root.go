@@ -62,7 +62,7 @@ func newRoot(stdout, stderr io.Writer) (*cobra.Command, *bool) {
 	root.SetVersionTemplate("bcmtest {{.Version}}\n")
 	root.AddCommand(
 		a.upCmd(), a.downCmd(), a.listCmd(), a.execCmd(), a.sshCmd(), a.logsCmd(),
-		a.imageCmd(), a.cloudInitCmd(), a.matrixCmd(), a.versionCmd(),
+		a.imageCmd(), a.cloudInitCmd(), a.inventoryCmd(), a.matrixCmd(), a.versionCmd(),
 	)
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()

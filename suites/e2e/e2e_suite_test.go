@@ -17,6 +17,7 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/fixtures"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/diag"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/inventory"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/progress"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/providers"
@@ -168,6 +169,13 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	DeferCleanup(func(ctx SpecContext) {
 		framework.RecordHeartbeats(ctx, framework.RecordHeartbeatsInput{Cluster: bcm, Dir: cfg.Artifacts})
 	}, NodeTimeout(5*time.Minute))
+	// Each node's inventory, which `bcmtest inventory diff` compares with
+	// another run's (before the kernel check below, which runs first).
+	DeferCleanup(func(ctx SpecContext) {
+		for _, m := range bcm.Members() {
+			writeInventory(ctx, p, m.Name)
+		}
+	}, NodeTimeout(5*time.Minute))
 	// Registered last, so it runs first: every node's kernel is checked
 	// while the nodes are there, and a finding counts as a failed run.
 	DeferCleanup(func(ctx SpecContext) {
@@ -176,6 +184,26 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 			Dir:               cfg.Artifacts, OnFindings: func() { suiteFailed = true }})
 	}, NodeTimeout(5*time.Minute))
 }, NodeTimeout(60*time.Minute))
+
+// writeInventory leaves a node's inventory in its artifacts directory.
+// A node that cannot be inventoried is said, not a failed suite.
+func writeInventory(ctx context.Context, p provider.Provider, node string) {
+	col, err := inventory.Collect(ctx, p, node)
+	if err == nil {
+		var b []byte
+		if b, err = col.Inventory.Marshal(); err == nil {
+			dir := filepath.Join(cfg.Artifacts, node)
+			if err = os.MkdirAll(dir, 0o750); err == nil {
+				err = os.WriteFile(filepath.Join(dir, "inventory.json"), b, 0o640)
+			}
+		}
+	}
+	if err != nil {
+		GinkgoWriter.Printf("inventory of %s: %v\n", node, err)
+		return
+	}
+	GinkgoWriter.Printf("inventory of %s: %s\n", node, filepath.Join(cfg.Artifacts, node, "inventory.json"))
+}
 
 // memberNames are the names of the cluster's nodes.
 func memberNames(c *cluster.Cluster) []string {

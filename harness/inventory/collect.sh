@@ -1,0 +1,120 @@
+#!/bin/sh
+# bcmtest inventory collector, format 1. Runs as root on a node after
+# cloud-init has ended; prints sections that inventory.Parse reads. It
+# never prints a private key: for those only the kind is printed.
+export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+sec() { echo "@@@bcmtest-inventory:$1"; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+sec identity
+echo "hostname=$(hostname 2>/dev/null)"
+echo "fqdn=$(hostname -f 2>/dev/null)"
+echo "machine_id=$(cat /etc/machine-id 2>/dev/null)"
+echo "boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"
+echo "instance_id=$(cat /var/lib/cloud/data/instance-id 2>/dev/null)"
+for a in /sys/class/net/*/address; do echo "mac=$(cat "$a")"; done
+ip -o addr show 2>/dev/null | awk '{split($4, a, "/"); print "addr=" a[1]}'
+echo "cloud_init_version=$(cloud-init --version 2>/dev/null | awk '{print $NF}')"
+
+sec status
+cloud-init status --format json 2>/dev/null || echo '{"bcmtest_format_json": "unsupported"}'
+sec status_long
+cloud-init status --long 2>&1
+sec result_json
+cat /run/cloud-init/result.json 2>/dev/null
+sec status_json
+cat /run/cloud-init/status.json 2>/dev/null
+sec schema
+cloud-init schema --system 2>&1; echo "bcmtest-exit=$?"
+sec log
+cat /var/log/cloud-init.log 2>/dev/null
+sec analyze
+cloud-init analyze dump 2>/dev/null
+
+sec packages
+dpkg-query -W -f '${db:Status-Abbrev}\t${Package}\t${Version}\n' 2>/dev/null
+sec unit_files
+systemctl list-unit-files --no-legend --no-pager --type=service,socket,timer,path 2>/dev/null
+sec units
+systemctl list-units --all --no-legend --no-pager --plain --type=service,socket,timer,path 2>/dev/null
+sec passwd
+getent passwd
+sec group
+getent group
+sec sudoers
+for f in /etc/sudoers /etc/sudoers.d/*; do
+  [ -f "$f" ] || continue
+  grep -v '^[[:space:]]*\(#\|$\)' "$f" | sed "s|^|$f\t|"
+done
+sec sockets
+ss -Hltunp 2>/dev/null
+sec sysctl
+sysctl -a 2>/dev/null
+sec mounts
+cat /proc/self/mounts
+sec zpools
+have zpool && zpool list -H -o name,health,size,altroot 2>/dev/null
+sec datasets
+have zfs && zfs list -H -t filesystem,volume -o name,type,mountpoint,canmount 2>/dev/null
+sec apt_sources
+for f in /etc/apt/sources.list /etc/apt/sources.list.d/*; do
+  [ -f "$f" ] || continue
+  grep -v '^[[:space:]]*\(#\|$\)' "$f" | sed "s|^|$f\t|"
+done
+sec apt_keys
+for f in /etc/apt/trusted.gpg /etc/apt/trusted.gpg.d/* /etc/apt/keyrings/*; do
+  [ -f "$f" ] || continue
+  printf '%s\t%s\n' "$f" "$(sha256sum < "$f" | cut -d' ' -f1)"
+done
+
+sec files
+# Files created or changed since cloud-init started (the init-local
+# stage's start in status.json; the boot time if that is missing), under
+# the trees cloud-init files land in. Account databases, sudoers, apt's
+# sources and keys and the ZFS cache are reported by their own sections;
+# /etc/hostid is the node's ZFS host ID, random like the machine-id.
+start=$(python3 -c 'import json; print(int(json.load(open("/run/cloud-init/status.json"))["v1"]["init-local"]["start"]))' 2>/dev/null)
+[ -n "$start" ] || start=$(( $(date +%s) - $(cut -d. -f1 /proc/uptime) ))
+echo "since=$start"
+find /etc /usr/local /opt /srv /root /home -xdev -type f -newermt "@$start" 2>/dev/null | sort | while read -r f; do
+  case "$f" in
+    /etc/passwd|/etc/passwd-|/etc/group|/etc/group-|/etc/shadow|/etc/shadow-|/etc/gshadow|/etc/gshadow-) continue;;
+    /etc/subuid|/etc/subuid-|/etc/subgid|/etc/subgid-|/etc/.pwd.lock|/etc/ld.so.cache|/etc/machine-id) continue;;
+    /etc/sudoers|/etc/sudoers.d/*|/etc/apt/sources.list|/etc/apt/sources.list.d/*|/etc/apt/trusted.gpg*|/etc/apt/keyrings/*) continue;;
+    /etc/zfs/zpool.cache|/etc/hostid) continue;;
+    /home/*/*)
+      rel=${f#/home/*/}
+      [ -f "/etc/skel/$rel" ] && cmp -s "$f" "/etc/skel/$rel" && continue;;
+  esac
+  meta=$(stat -c '%a %U:%G %s' "$f")
+  size=${meta##* }
+  if grep -q -- '-----BEGIN .*PRIVATE KEY-----' "$f" 2>/dev/null; then
+    kind=$(ssh-keygen -l -f "$f" 2>/dev/null | awk '{print $1 "-bit " $NF}')
+    [ -n "$kind" ] || kind=$(grep -m1 -- '-----BEGIN' "$f")
+    printf 'file\t%s\t%s\tprivate-key\t%s\n' "$f" "$meta" "$kind"
+  elif [ "$size" -eq 0 ] || { [ "$size" -le 65536 ] && grep -Iq . "$f"; }; then
+    printf 'file\t%s\t%s\ttext\t%s\n' "$f" "$meta" "$(base64 -w0 < "$f")"
+  else
+    printf 'file\t%s\t%s\tbinary\t%s\n' "$f" "$meta" "$(sha256sum < "$f" | cut -d' ' -f1)"
+  fi
+done
+
+sec lxd
+if have lxc && systemctl is-active --quiet lxd.service 2>/dev/null; then
+  echo "running=yes"
+  timeout 60 lxc storage list -f csv 2>/dev/null | sed 's/^/pool,/'
+  timeout 60 lxc network list -f csv 2>/dev/null | sed 's/^/network,/'
+  timeout 60 lxc profile list -f csv 2>/dev/null | sed 's/^/profile,/'
+else
+  echo "running=no"
+fi
+sec tor
+echo "active=$(systemctl is-active tor@default.service 2>/dev/null || true)"
+for f in /etc/tor/torrc /etc/tor/torrc.d/*; do
+  [ -f "$f" ] || continue
+  grep -E '^[[:space:]]*HiddenService(Dir|Port|Version)' "$f"
+done
+for d in $(grep -hE '^[[:space:]]*HiddenServiceDir' /etc/tor/torrc /etc/tor/torrc.d/* 2>/dev/null | awk '{print $2}'); do
+  [ -s "$d/hostname" ] && echo "hostname $d $(cat "$d/hostname")"
+done
+sec end
