@@ -43,7 +43,7 @@ func TestPathsWithCommasAndSpacesReachQEMUIntact(t *testing.T) {
 	}
 	defer os.RemoveAll(run)
 	in := argvInput{Name: "paths", CPUs: 1, MemoryMiB: 128, Accel: "tcg", Kernel: "/k", Initrd: "/i",
-		Overlay: overlay, Seed: seed, SSHPort: ssh, APIPort: api, PrivateIP: "10.77.0.10", SegmentPort: segmentPort("paths-test", nil),
+		Overlay: overlay, Seed: seed, SSHPort: ssh, APIPort: api, PrivateIP: "10.77.0.10", Segment: segment{},
 		MACs: macs("paths", "test"), Serial: filepath.Join(dir, "serial.log"), QMP: filepath.Join(run, "qmp.sock"), PIDFile: filepath.Join(dir, "qemu.pid")}
 	var argv []string
 	full := buildArgv(in)
@@ -113,5 +113,14 @@ func TestPathsWithCommasAndSpacesReachQEMUIntact(t *testing.T) {
 	rec := &record{Dir: dir, PID: cmd.Process.Pid}
 	if !rec.qemuAlive() {
 		t.Errorf("a running qemu over %s is not recognised as the VM's", overlay)
+	}
+}
+
+// The switch's socket directory lives under the state dir, which may hold a
+// comma; QEMU's option parser splits on a single one.
+func TestSwitchSocketPathWithACommaIsDoubled(t *testing.T) {
+	got := segment{Kind: SegmentSwitch, Sock: "/state,dir/qemu/segments/C1"}.netdev("n1")
+	if want := "vde,id=n1,sock=/state,,dir/qemu/segments/C1"; got != want {
+		t.Errorf("netdev: got %q, want %q", got, want)
 	}
 }

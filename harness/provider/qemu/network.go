@@ -91,7 +91,7 @@ type segment struct {
 func (s segment) netdev(id string) string {
 	switch s.Kind {
 	case SegmentSwitch:
-		return "vde,id=" + id + ",sock=" + s.Sock
+		return "vde,id=" + id + ",sock=" + qemuOpt(s.Sock)
 	case SegmentMulticast:
 		return fmt.Sprintf("socket,id=%s,mcast=%s:%d,localaddr=127.0.0.1", id, segmentGroup, s.Port)
 	}
