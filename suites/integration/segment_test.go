@@ -48,7 +48,7 @@ var _ = Describe("the cluster's private segment", Label("segment"), func() {
 
 		start := time.Now()
 		c, err := cluster.Up(ctx, cluster.Spec{
-			Name: name, Members: 1, CPUs: 2, Memory: "1536M", Disk: "12G", PoolSize: "2G",
+			Name: name, Members: 1, CPUs: framework.NodeCPUs, Memory: framework.NodeMemory, Disk: "12G", PoolSize: "2G",
 			CloudInit: fixtures.MustRead(fixtures.BCMDebian), CloudInitName: fixtures.BCMDebian,
 			Provider: p, StateDir: dirs.State, Log: GinkgoWriter,
 		})
@@ -144,6 +144,9 @@ var _ = Describe("the cluster's private segment", Label("segment"), func() {
 		}
 		AddReportEntry("segment capture ("+kind+")", strings.Join(summary, "\n"))
 		Expect(os.WriteFile(filepath.Join(art, "segment-summary.txt"), []byte(kind+"\n"+strings.Join(summary, "\n")+"\n"+strings.Join(took, "\n")+"\n"), 0o600)).To(Succeed())
+
+		By("checking every node's kernel for lockups, stalls and oopses after the moves")
+		framework.ExpectKernelHealthy(ctx, GinkgoT(), framework.KernelHealthInput{Provider: p, Nodes: members})
 	}, NodeTimeout(90*time.Minute))
 })
 
