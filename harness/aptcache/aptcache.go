@@ -117,6 +117,11 @@ func takeSlot(root string) (*state.Lock, string, error) {
 	return nil, "", &SlotsBusyError{Root: root, Slots: slots}
 }
 
+// probeClient asks a cache whether it answers without keeping the
+// connection: an idle connection the daemon holds would leave its port
+// busy for a while after the daemon ends, when a replacement wants it.
+var probeClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
 // portFree says whether port can be bound on 127.0.0.1 now.
 func portFree(port int) bool {
 	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
@@ -193,7 +198,7 @@ func (c *Cache) start(ctx context.Context, bin string, log io.Writer, how daemon
 		default:
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := probeClient.Do(req)
 		if err != nil {
 			return false, err.Error(), nil
 		}

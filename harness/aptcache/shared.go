@@ -109,6 +109,13 @@ func startShared(ctx context.Context, bin string, cfg SharedConfig, waits wait.I
 	}
 	// The daemon holds the slot's lock from here; this copy goes.
 	defer slot.Close()
+	if port != 0 {
+		// The port VMs forward to may be held a moment longer by a cache
+		// just ended; a timeout leaves start to pick another.
+		wait.For(ctx, waits.ProcessExit, func(context.Context) (bool, string, error) {
+			return portFree(port), fmt.Sprintf("port %d busy", port), nil
+		})
+	}
 	c := &Cache{Dir: dir, done: make(chan struct{}), waits: waits, stateDir: cfg.StateDir}
 	if err := c.start(ctx, bin, cfg.Log, daemon{detached: true, slot: slot, port: port}); err != nil {
 		return nil, err
@@ -225,7 +232,7 @@ func answers(ctx context.Context, port int) bool {
 	if err != nil {
 		return false
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := probeClient.Do(req)
 	if err != nil {
 		return false
 	}
