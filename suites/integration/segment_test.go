@@ -94,10 +94,15 @@ var _ = Describe("the cluster's private segment", Label("segment"), func() {
 			return framework.ExecInInstanceInput{Cluster: c, Instance: inst, Argv: argv}
 		}
 		// pingBehind keeps inst pinging to in the background (twice a
-		// second) while the moves go on.
+		// second) while the moves go on. Retried within instance-network:
+		// an exec into a container that has just started was once refused
+		// ("websocket: bad handshake") after its pings had passed.
 		pingBehind := func(inst, to string) {
 			GinkgoHelper()
-			framework.RunInInstance(ctx, GinkgoT(), exec(inst, "sh", "-c", "ping -i 0.5 "+addr[to]+" >/dev/null 2>&1 </dev/null &"))
+			Eventually(func() error {
+				_, err := framework.RunInInstanceE(ctx, GinkgoT(), exec(inst, "sh", "-c", "ping -i 0.5 "+addr[to]+" >/dev/null 2>&1 </dev/null &"))
+				return err
+			}, framework.GetIntervals("instance-network")...).WithContext(ctx).Should(Succeed(), "starting %s's background ping of %s", inst, to)
 		}
 		reaches := func(from, to string) {
 			GinkgoHelper()
