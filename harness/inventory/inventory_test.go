@@ -2,7 +2,11 @@ package inventory
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -414,5 +418,48 @@ func TestUnitValue(t *testing.T) {
 		if got := unitValue(c.u); got != c.want {
 			t.Errorf("unitValue(%+v) = %q, want %q", c.u, got, c.want)
 		}
+	}
+}
+
+// readGz reads a gzipped recording from testdata.
+func readGz(t *testing.T, name string) string {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	z, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// The collector's output of two real nodes (qemu provider, cloud-init
+// 22.4.2) given the same file, vm-smoke.yaml, as `cloudinit diff` wrote
+// them: no difference once parsed, and each section read.
+func TestRealRecordingsOfTheSameFile(t *testing.T) {
+	a := mustParse(t, "old", readGz(t, "smoke-old.collector.txt.gz"))
+	b := mustParse(t, "new", readGz(t, "smoke-new.collector.txt.gz"))
+	r := Diff("smoke-old.yaml", a, "smoke-new.yaml", b)
+	if len(r.Differences) != 0 || len(r.Regressions) != 0 {
+		t.Fatalf("want no difference, got %v %v", r.Regressions, changeKeys(r))
+	}
+	if a.Health.Status != "done" || !a.Health.SchemaValid || a.CloudInitVersion != "22.4.2" {
+		t.Errorf("health %+v, version %q", a.Health, a.CloudInitVersion)
+	}
+	if a.Packages["jq"] == "" || a.Units["ssh.service"].Enabled != "enabled" || a.Users["debian"].Shell == "" || len(a.Sysctls) < 500 || len(a.Modules) < 20 {
+		t.Errorf("sections not read: jq %q, ssh %+v, debian %+v, %d sysctls, %d modules", a.Packages["jq"], a.Units["ssh.service"], a.Users["debian"], len(a.Sysctls), len(a.Modules))
+	}
+	if k := a.Files["/etc/ssh/ssh_host_ed25519_key"]; k.Kind != "private-key" || k.KeyType != "256-bit (ED25519)" || k.Text != "" || k.SHA256 != "" {
+		t.Errorf("host key recorded as %+v; want its type only", k)
+	}
+	if h := a.Files["/etc/hosts"].Text; strings.Contains(h, "cidiff-") || !strings.Contains(h, PFQDN) {
+		t.Errorf("/etc/hosts not normalised: %q", h)
 	}
 }

@@ -275,8 +275,9 @@ func parseSockets(s string, n func(string) string) []Socket {
 func (s Socket) key() string { return s.Proto + " " + s.Addr + ":" + s.Port }
 
 // volatileSysctl are kernel parameters that change on their own or are
-// random per boot: counters, random values, the hostname.
-var volatileSysctl = regexp.MustCompile(`^(kernel\.random\.|kernel\.hostname$|kernel\.domainname$|kernel\.ns_last_pid$|kernel\.pty\.nr$|kernel\.perf_event_max_sample_rate$|kernel\.tainted$|fs\.(dentry-state|file-nr|inode-nr|inode-state|aio-nr)$|fs\.quota\.|net\.netfilter\.nf_conntrack_count$|net\.core\.netdev_rss_key$|net\.ipv4\.tcp_fastopen_key$|kernel\.sched_domain\.|dev\.cdrom\.info$|net\.ipv6\.conf\.[^.]+\.stable_secret$|fs\.binfmt_misc\.)`)
+// random per boot: counters, random values, the hostname, ZFS's SPL
+// memory counters (kernel.spl.kmem.*).
+var volatileSysctl = regexp.MustCompile(`^(kernel\.random\.|kernel\.hostname$|kernel\.domainname$|kernel\.ns_last_pid$|kernel\.pty\.nr$|kernel\.perf_event_max_sample_rate$|kernel\.tainted$|fs\.(dentry-state|file-nr|inode-nr|inode-state|aio-nr)$|fs\.quota\.|net\.netfilter\.nf_conntrack_count$|net\.core\.netdev_rss_key$|net\.ipv4\.tcp_fastopen_key$|kernel\.sched_domain\.|dev\.cdrom\.info$|net\.ipv6\.conf\.[^.]+\.stable_secret$|fs\.binfmt_misc\.|kernel\.spl\.kmem\.)`)
 
 func parseSysctls(s string, n func(string) string) map[string]string {
 	out := map[string]string{}

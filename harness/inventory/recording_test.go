@@ -147,7 +147,7 @@ func recording(n node, c change) string {
 	w("udp   UNCONN 0      0       0.0.0.0%%eth0:68        0.0.0.0:*    users:((\"dhclient\",pid=%d,fd=9))\n", n.pid2)
 	w("tcp   LISTEN 0      4096      %s:8443        0.0.0.0:*    users:((\"lxd\",pid=%d,fd=20))\n", n.addr, n.pid2+7)
 	sec("sysctl")
-	w("kernel.hostname = %s\nkernel.random.boot_id = %s\nkernel.ns_last_pid = %d\nfs.file-nr = %d\t0\t9223372036854775807\nvm.swappiness = 60\nnet.core.somaxconn = 4096\n", n.host, n.bootID, n.pid2+100, n.pid*3)
+	w("kernel.hostname = %s\nkernel.random.boot_id = %s\nkernel.ns_last_pid = %d\nfs.file-nr = %d\t0\t9223372036854775807\nkernel.spl.kmem.slab_kvmem_alloc = %d\nvm.swappiness = 60\nnet.core.somaxconn = 4096\n", n.host, n.bootID, n.pid2+100, n.pid*3, n.pid*1024)
 	sec("mounts")
 	w("/dev/vda1 / ext4 rw,relatime 0 0\ntmpfs /run tmpfs rw,nosuid,nodev,size=202592k,mode=755 0 0\nbcmpool /bcmpool zfs rw,xattr,noacl 0 0\n")
 	sec("zpools")
