@@ -55,12 +55,12 @@ func TestTheAptCacheLivesAsLongAsAVMOfItsStateDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A running VM of this state directory: a process whose command line
-	// holds its overlay, as qemu's does.
+	// holds its overlay in a -drive option, as qemu's does.
 	rec := &record{Name: "KEPT-00", Group: "KEPT", Dir: filepath.Join(p.vmsDir, "KEPT-00")}
 	if err := os.MkdirAll(rec.Dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	vm := exec.Command("sh", "-c", "read x", rec.path("overlay.qcow2"))
+	vm := exec.Command("sh", "-c", "read x", "file="+qemuOpt(rec.path("overlay.qcow2"))+",if=none")
 	stdin, err := vm.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
