@@ -94,3 +94,8 @@ func Run(ctx context.Context, s Step) error {
 	}
 	return nil
 }
+
+// ShellQuote makes s one word of a POSIX shell command: the build hooks and
+// QEMU's exec: migration run host paths through sh, and a cache directory
+// may hold spaces and quotes.
+func ShellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

@@ -226,7 +226,7 @@ func (s ImageStore) build(ctx context.Context, r ImageRecipe, tmp string) error 
 		"--aptopt=APT::Install-Recommends \"false\"",
 		"--aptopt=Acquire::Retries \"3\"",
 		// Quoted: the cache dir may have spaces or quotes in it.
-		`--customize-hook=install -m 0755 ` + shellQuote(initPath) + ` "$1/sbin/init"`,
+		`--customize-hook=install -m 0755 ` + buildstep.ShellQuote(initPath) + ` "$1/sbin/init"`,
 		`--customize-hook=rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/etc/machine-id; : > "$1/etc/machine-id"`,
 	}
 	if len(r.Packages) > 0 {
@@ -378,9 +378,6 @@ func cleanEntry(name string) (string, error) {
 	}
 	return strings.Join(parts, "/"), nil
 }
-
-// shellQuote makes s one word of a POSIX shell command.
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func since(t time.Time) string { return time.Since(t).Round(time.Second).String() }
 

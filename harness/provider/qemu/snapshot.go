@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/artifact"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/buildstep"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
@@ -347,7 +348,7 @@ func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, 
 	// paused VM to a local file should go as fast as the disk takes it.
 	p.qmp(ctx, qmpSock, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(8) << 30})
 	state := filepath.Join(tmp, "state")
-	if _, err := p.qmp(ctx, qmpSock, "migrate", map[string]any{"uri": "exec:cat > " + shellQuote(state)}); err != nil {
+	if _, err := p.qmp(ctx, qmpSock, "migrate", map[string]any{"uri": "exec:cat > " + buildstep.ShellQuote(state)}); err != nil {
 		return fmt.Errorf("making snapshot %s: saving the template: %w", key, err)
 	}
 	if err := p.waitMigration(ctx, qmpSock, "query-migrate", p.cfg.Intervals.Boot, p.cfg.Intervals.QMP.Poll); err != nil {
@@ -497,8 +498,6 @@ func (p *Provider) waitGate(ctx context.Context, rec *record) error {
 	}
 	return nil
 }
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func tailFile(path string, n int) string {
 	lines := strings.Split(strings.TrimRight(readFile(path), "\n"), "\n")

@@ -164,7 +164,7 @@ func (s Store) build(ctx context.Context, r Recipe, tmp string) error {
 		"--include=" + strings.Join(r.Packages, ","),
 		"--aptopt=Acquire::Retries \"3\"",
 		// Quoted: the cache dir may have spaces or quotes in it.
-		"--customize-hook=sh " + shellQuote(hook) + ` "$1"`,
+		"--customize-hook=sh " + buildstep.ShellQuote(hook) + ` "$1"`,
 	}
 	if r.KeepAptLists {
 		args = append(args, "--skip=cleanup/apt/lists")
@@ -289,9 +289,6 @@ func copyBootFiles(tree, dst string) (string, error) {
 	}
 	return ver, nil
 }
-
-// shellQuote makes s one word of a POSIX shell command.
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func since(t time.Time) string { return time.Since(t).Round(time.Second).String() }
 
