@@ -158,11 +158,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	// Registered after teardown, so it runs first: logs before teardown.
 	DeferCleanup(func(ctx SpecContext) {
 		if suiteFailed || cfg.CollectAlways {
-			var nodes []string
-			for _, m := range bcm.Members() {
-				nodes = append(nodes, m.Name)
-			}
-			collect(ctx, nodes)
+			collect(ctx, memberNames(bcm))
 		}
 	}, NodeTimeout(5*time.Minute))
 	// LXD's heartbeat lateness during the run, from the members' logs.
