@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -167,10 +168,19 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	}, NodeTimeout(5*time.Minute))
 	// Each node's inventory, which `bcmtest inventory diff` compares with
 	// another run's (before the kernel check below, which runs first).
+	// The collector runs on all nodes at once: each is its own VM, and the
+	// teardown waits for the slowest, not for the sum.
 	DeferCleanup(func(ctx SpecContext) {
+		var wg sync.WaitGroup
 		for _, m := range bcm.Members() {
-			writeInventory(ctx, p, m.Name)
+			wg.Add(1)
+			go func(node string) {
+				defer GinkgoRecover()
+				defer wg.Done()
+				writeInventory(ctx, p, node)
+			}(m.Name)
 		}
+		wg.Wait()
 	}, NodeTimeout(5*time.Minute))
 	// Registered last, so it runs first: every node's kernel is checked
 	// while the nodes are there, and a finding counts as a failed run.

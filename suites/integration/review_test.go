@@ -111,7 +111,7 @@ var _ = Describe("bcmtest cloudinit diff", Label("review"), Ordered, ContinueOnF
 		}
 	}, NodeTimeout(5*time.Minute))
 
-	It("finds no difference between two copies of the same file, with timings apart", Label("review-smoke", "ci"), func(ctx SpecContext) {
+	It("finds no difference between two copies of the same file, with timings apart", Label("review-smoke"), func(ctx SpecContext) {
 		r := runDiff(ctx, bin, dir, "same", "smoke-old.yaml", "smoke-new.yaml")
 		Expect(r.code).To(Equal(0), r.stderr)
 		Expect(keys(r.report)).To(BeEmpty(), "the normaliser left a per-node value")

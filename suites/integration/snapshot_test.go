@@ -43,14 +43,14 @@ var _ = Describe("nodes restored from the booted snapshot", Label("snapshot", "c
 		DeferCleanup(p.Close)
 		name := runID("snap")
 		c, err = cluster.Up(ctx, cluster.Spec{
-			Name: name, Members: 2, CPUs: framework.NodeCPUs, Memory: framework.NodeMemory, Disk: "12G", PoolSize: "2G",
+			Name: name, Members: 1, CPUs: framework.NodeCPUs, Memory: framework.NodeMemory, Disk: "12G", PoolSize: "2G",
 			CloudInit: fixtures.MustRead(fixtures.BCMDebian), CloudInitName: fixtures.BCMDebian,
 			Provider: p, StateDir: dirs.State, Log: GinkgoWriter,
 		})
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func(ctx SpecContext) { Expect(c.Destroy(ctx)).To(Succeed()) }, NodeTimeout(3*time.Minute))
 		AddReportEntry("timings "+name, c.Timings().String())
-		for i := 0; i <= 2; i++ {
+		for i := 0; i <= 1; i++ {
 			nodes = append(nodes, cluster.NodeName(name, i))
 		}
 	}, NodeTimeout(40*time.Minute))
