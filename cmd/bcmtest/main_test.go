@@ -487,3 +487,44 @@ func TestListShowsAKeptCluster(t *testing.T) {
 		t.Errorf("table: exit %d\n%s", code, out)
 	}
 }
+
+// TestGroupCommandsNameEverySubcommand: a grouping command given no
+// subcommand lists all of its own, so a new subcommand cannot be left out
+// of the message.
+func TestGroupCommandsNameEverySubcommand(t *testing.T) {
+	isolate(t)
+	root, _ := newRoot(&bytes.Buffer{}, &bytes.Buffer{})
+	groups := 0
+	walk(root, func(c *cobra.Command) {
+		if c == root || c.Hidden || !c.HasAvailableSubCommands() {
+			return
+		}
+		groups++
+		path := strings.Fields(c.CommandPath())[1:]
+		code, _, stderr := runCLI(t, path...)
+		if code != exitUsage {
+			t.Errorf("%v: exit %d, want %d", path, code, exitUsage)
+		}
+		for _, sub := range c.Commands() {
+			if !sub.IsAvailableCommand() {
+				continue
+			}
+			if !strings.Contains(errorLine(stderr), sub.Name()) {
+				t.Errorf("%v without a subcommand: %q does not name %q", path, errorLine(stderr), sub.Name())
+			}
+		}
+	})
+	if groups < 3 {
+		t.Fatalf("found %d grouping commands, want at least 3 (cloudinit, image, inventory)", groups)
+	}
+}
+
+// errorLine is the "bcmtest: ..." line of a command's stderr.
+func errorLine(s string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, "bcmtest: ") {
+			return l
+		}
+	}
+	return ""
+}
