@@ -201,7 +201,7 @@ func TestBadInputIsRejectedBeforeAnyVMStarts(t *testing.T) {
 		{name: "image list with an argument", args: []string{"image", "list", "extra"}, code: exitUsage, field: "image list", rule: "takes no arguments"},
 		{name: "image list unknown output", args: []string{"image", "list", "-o", "xml"}, code: exitUsage, field: `--output "xml"`, rule: "must be table or json"},
 		{name: "image prune unknown flag", args: []string{"image", "prune", "--all"}, code: exitUsage, field: "--all", rule: "unknown flag"},
-		{name: "cloudinit without a subcommand", args: []string{"cloudinit"}, code: exitUsage, field: "lint or check", rule: "want a subcommand"},
+		{name: "cloudinit without a subcommand", args: []string{"cloudinit"}, code: exitUsage, field: "check, diff or lint", rule: "want a subcommand"},
 		{name: "cloudinit unknown subcommand", args: []string{"cloudinit", "frob"}, code: exitUsage, field: `"frob"`, rule: "unknown subcommand"},
 		{name: "lint without a file", args: []string{"cloudinit", "lint"}, code: exitUsage, field: "FILE", rule: "got 0 arguments"},
 		{name: "lint with two files", args: []string{"cloudinit", "lint", noHeader, yamlErr}, code: exitUsage, field: "FILE", rule: "got 2 arguments"},

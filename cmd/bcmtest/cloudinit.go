@@ -37,7 +37,7 @@ Exit codes: 0 ok, 2 the file is bad (problems listed with file:line:col), 1 the 
   bcmtest cloudinit diff --base HEAD cloud_init.yml`,
 		Args:              cobra.ArbitraryArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
-		RunE:              groupRunE("lint or check"),
+		RunE:              groupRunE(),
 	}
 	c.AddCommand(a.lintCmd(), a.checkCmd(), a.diffCmd())
 	return c

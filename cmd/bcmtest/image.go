@@ -29,7 +29,7 @@ cloud-init), cached under the user's cache directory and keyed by the recipe's h
   bcmtest image prune`,
 		Args:              cobra.ArbitraryArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
-		RunE:              groupRunE("build, key, list or prune"),
+		RunE:              groupRunE(),
 	}
 	c.AddCommand(a.imageBuildCmd(), a.imageKeyCmd(), a.imageListCmd(), a.imagePruneCmd())
 	return c

@@ -27,7 +27,7 @@ and compares them.`,
   bcmtest inventory diff last-night.json tonight.json -o markdown`,
 		Args:              cobra.ArbitraryArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
-		RunE:              groupRunE("collect or diff"),
+		RunE:              groupRunE(),
 	}
 	c.AddCommand(a.inventoryCollectCmd(), a.inventoryDiffCmd())
 	return c

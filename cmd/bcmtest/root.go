@@ -117,12 +117,12 @@ func markRun(c *cobra.Command, ran *bool) {
 
 // groupRunE answers a command that only groups subcommands: "help" shows
 // the help, anything else is a usage error listing the subcommands.
-func groupRunE(want string) func(c *cobra.Command, args []string) error {
+func groupRunE() func(c *cobra.Command, args []string) error {
 	return func(c *cobra.Command, args []string) error {
 		if len(args) == 0 {
 			c.SetOut(c.ErrOrStderr())
 			c.Help()
-			return usagef("%swant a subcommand: %s", where(c), want)
+			return usagef("%swant a subcommand: %s", where(c), subcommandList(c))
 		}
 		if args[0] == "help" {
 			if len(args) == 1 {
@@ -212,4 +212,19 @@ func (a *app) versionCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// subcommandList names c's subcommands as a user reads them ("build, key
+// or list"), taken from the tree so a new one is never left out.
+func subcommandList(c *cobra.Command) string {
+	var names []string
+	for _, sub := range c.Commands() {
+		if sub.IsAvailableCommand() {
+			names = append(names, sub.Name())
+		}
+	}
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
