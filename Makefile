@@ -19,6 +19,8 @@ INTEGRATION_LABELS ?= ci
 INTEGRATION_REST_LABELS := !ci
 FUZZTIME ?= 60s
 GINKGO_FLAGS ?= -ginkgo.v -ginkgo.timeout=80m
+# BENCH selects benchmarks by name (go test -bench), all by default.
+BENCH ?= .
 
 # Host packages every supported distribution installs (Debian and Ubuntu
 # names; one or a few per line, add to the end). ci/deps.sh adds each
@@ -119,7 +121,7 @@ faults: deps
 
 ## bench: provider and cluster benchmarks on real VMs
 bench: deps
-	BCMTEST_INTEGRATION=1 $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 90m ./suites/bench
+	BCMTEST_INTEGRATION=1 $(GO) test -count=1 -run '^$$' -bench '$(BENCH)' -benchtime 1x -timeout 90m ./suites/bench
 
 ## lint: go vet, and actionlint plus structure checks on ci/workflows (shellcheck when installed)
 lint:
