@@ -81,7 +81,8 @@ func Up(ctx context.Context, spec Spec) (*Cluster, error) {
 	}
 
 	rec := &record{Name: spec.Name, Provider: spec.Provider.Name(), Members: spec.Members, Nodes: r.NodeNames,
-		Owner: os.Getpid(), Created: time.Now().UTC(), PoolName: spec.PoolName, Persistent: spec.Persistent, dir: dir}
+		Owner: os.Getpid(), Created: time.Now().UTC(), PoolName: spec.PoolName, Persistent: spec.Persistent, dir: dir,
+		Shape: &Shape{CPUs: r.CPUs, MemoryMiB: r.MemoryMiB, DiskGiB: r.DiskGiB, PoolGiB: r.PoolGiB}}
 	if err := rec.saveUserData(r.CloudInitName, r.CloudInit); err != nil {
 		return nil, err
 	}
@@ -186,15 +187,45 @@ func (c *Cluster) form(ctx context.Context) (lxd.InstanceServer, error) {
 	n := len(c.spec.NodeNames)
 	logf(c.spec.Log, "%s: launching %d node(s) on %s, %d at a time (%d vCPU, %d MiB, %d GiB disk each); forming the cluster as they come up",
 		c.Name(), n, c.p.Name(), c.spec.MaxLaunch, c.spec.CPUs, c.spec.MemoryMiB, c.spec.DiskGiB)
-	if pr, ok := c.p.(Preparer); ok {
-		t := time.Now()
-		c.event(ctx, Event{Phase: PhaseImage})
-		if err := pr.Prepare(ctx, c.launchInput(c.spec.NodeNames[0])); err != nil {
-			return nil, err
-		}
-		c.timings.Image = time.Since(t)
-		logf(c.spec.Log, "%s: image ready in %s", c.Name(), c.timings.Image.Round(100*time.Millisecond))
+	if err := c.prepare(ctx, c.spec.NodeNames[0]); err != nil {
+		return nil, err
 	}
+	srv, err := c.launchAndJoin(ctx, c.spec.NodeNames, nil)
+	if err != nil {
+		return nil, err
+	}
+	logf(c.spec.Log, "%s: %d node(s) booted (last after %s) and formed one cluster after %s", c.Name(), n,
+		c.timings.Launch.Round(time.Second), c.timings.Formed.Round(time.Second))
+	return srv, nil
+}
+
+// prepare makes the image (and booted snapshot) of the nodes' shape ready
+// on a provider that can, timed as the image phase.
+func (c *Cluster) prepare(ctx context.Context, node string) error {
+	pr, ok := c.p.(Preparer)
+	if !ok {
+		return nil
+	}
+	t := time.Now()
+	c.event(ctx, Event{Phase: PhaseImage})
+	if err := pr.Prepare(ctx, c.launchInput(node)); err != nil {
+		return err
+	}
+	c.timings.Image = time.Since(t)
+	logf(c.spec.Log, "%s: image ready in %s", c.Name(), c.timings.Image.Round(100*time.Millisecond))
+	return nil
+}
+
+// launchAndJoin launches the nodes names, at most MaxLaunch at a time,
+// and makes each part of the cluster as soon as its cloud-init is done:
+// with srv nil, names[0] bootstraps a new cluster and the rest join it;
+// otherwise every one joins the running cluster srv answers for, whose
+// members c.members holds (Grow). Joins run one at a time, as LXD
+// serialises them through the leader anyway. The first failure cancels
+// everything else, and its error is the one returned; c.members then holds
+// the members that did join.
+func (c *Cluster) launchAndJoin(ctx context.Context, names []string, srv lxd.InstanceServer) (lxd.InstanceServer, error) {
+	n := len(names)
 	g, gctx := errgroup.WithContext(ctx)
 	members := make([]Member, n)
 	booted := make(chan int, n) // indexes of nodes whose cloud-init is done
@@ -202,9 +233,9 @@ func (c *Cluster) form(ctx context.Context) (lxd.InstanceServer, error) {
 	sem := make(chan struct{}, c.spec.MaxLaunch)
 
 	// Launches, in node order: a slot is taken before the next node's
-	// goroutine starts, so NAME-00 is always in the first wave.
+	// goroutine starts, so names[0] is always in the first wave.
 	g.Go(func() error {
-		for i, name := range c.spec.NodeNames {
+		for i, name := range names {
 			select {
 			case sem <- struct{}{}:
 			case <-gctx.Done():
@@ -238,11 +269,12 @@ func (c *Cluster) form(ctx context.Context) (lxd.InstanceServer, error) {
 		return nil
 	})
 
-	var srv lxd.InstanceServer
+	joined := c.Members()
 	g.Go(func() error {
 		// Members that finish booting before the bootstrap wait here, in
 		// the order they finished.
 		var early []int
+		todo := n
 		for srv == nil {
 			select {
 			case i := <-booted:
@@ -264,9 +296,10 @@ func (c *Cluster) form(ctx context.Context) (lxd.InstanceServer, error) {
 			c.timings.Bootstrap = time.Since(t)
 			c.timings.BootstrapAt = time.Since(start)
 			logf(c.spec.Log, "%s: bootstrapped %s in %s", c.Name(), members[0].Name, c.timings.Bootstrap.Round(time.Second))
+			joined = []Member{members[0]}
+			todo--
 		}
-		joined := []Member{members[0]}
-		for len(joined) < n {
+		for ; todo > 0; todo-- {
 			var i int
 			if len(early) > 0 {
 				i, early = early[0], early[1:]
@@ -297,9 +330,6 @@ func (c *Cluster) form(ctx context.Context) (lxd.InstanceServer, error) {
 		return nil, err
 	}
 	c.timings.Formed = time.Since(start)
-	c.setMembers(members)
-	logf(c.spec.Log, "%s: %d node(s) booted (last after %s) and formed one cluster after %s", c.Name(), n,
-		c.timings.Launch.Round(time.Second), c.timings.Formed.Round(time.Second))
 	return srv, nil
 }
 
