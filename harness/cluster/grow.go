@@ -56,10 +56,7 @@ func (c *Cluster) Grow(ctx context.Context, in GrowInput) ([]Member, error) {
 		return nil, err
 	}
 	defer lock.Unlock()
-	var names []string
-	for i := range in.Members {
-		names = append(names, NodeName(c.Name(), next+i))
-	}
+	names := c.NextNodes(in.Members)
 	start := time.Now()
 	c.since = start
 	c.timings = newTimings()
@@ -105,9 +102,19 @@ func (c *Cluster) Grow(ctx context.Context, in GrowInput) ([]Member, error) {
 	return added, nil
 }
 
-// nextIndex is the index after the highest node the cluster has or had
-// recorded, so a new node never takes a removed one's name while LXD may
-// still remember it.
+// NextNodes names the n nodes a Grow by n adds (progress output
+// announces them before they launch).
+func (c *Cluster) NextNodes(n int) []string {
+	next := nextIndex(c.Name(), c.Members(), c.rec.Nodes)
+	var out []string
+	for i := range n {
+		out = append(out, NodeName(c.Name(), next+i))
+	}
+	return out
+}
+
+// nextIndex is the index after the highest node the cluster has (its
+// members and its record's nodes).
 func nextIndex(cluster string, members []Member, recorded []string) int {
 	next := 0
 	consider := func(name string) {
