@@ -3,9 +3,12 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/canonical/lxd/shared/api"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/fakeprovider"
 )
@@ -196,5 +199,41 @@ func TestGrowThatFailsLeavesNoHalfMadeNode(t *testing.T) {
 	}
 	if rec, err := loadClusterRecord(c.StateDir()); err != nil || len(rec.Nodes) != 2 {
 		t.Errorf("record after the failed Grow: %+v, %v", rec, err)
+	}
+}
+
+// TestRolesFilledAcceptsWhatLXDLeavesAfterARemoval: after a member leaves,
+// two voters or a voter and a standby are both a whole cluster; a member
+// without a role, two leaders or one Offline are not.
+func TestRolesFilledAcceptsWhatLXDLeavesAfterARemoval(t *testing.T) {
+	m := func(name, status string, roles ...string) api.ClusterMember {
+		return api.ClusterMember{ServerName: name, Status: status, Roles: roles}
+	}
+	rows := []struct {
+		name    string
+		members []api.ClusterMember
+		ok      bool
+	}{
+		{"two voters", []api.ClusterMember{m("a", "Online", "database-leader", "database"), m("b", "Online", "database")}, true},
+		{"voter and standby", []api.ClusterMember{m("a", "Online", "database-leader", "database"), m("b", "Online", "database-standby")}, true},
+		{"a member without a role", []api.ClusterMember{m("a", "Online", "database-leader", "database"), m("b", "Online")}, false},
+		{"two leaders", []api.ClusterMember{m("a", "Online", "database-leader", "database"), m("b", "Online", "database-leader", "database")}, false},
+		{"one Offline", []api.ClusterMember{m("a", "Online", "database-leader", "database"), m("b", "Offline", "database")}, false},
+		{"no leader", []api.ClusterMember{m("a", "Online", "database"), m("b", "Online", "database")}, false},
+	}
+	for _, r := range rows {
+		if ok, why := RolesFilled(r.members, 2); ok != r.ok {
+			t.Errorf("%s: RolesFilled = %v (%s), want %v", r.name, ok, why, r.ok)
+		}
+	}
+	six := make([]api.ClusterMember, 6)
+	for i := range six {
+		six[i] = m(fmt.Sprint(i), "Online")
+	}
+	six[0].Roles = []string{"database-leader", "database"}
+	six[1].Roles, six[2].Roles = []string{"database"}, []string{"database"}
+	six[3].Roles, six[4].Roles = []string{"database-standby"}, []string{"database-standby"}
+	if ok, why := RolesFilled(six, 6); !ok {
+		t.Errorf("six members with three voters and two standbys: %s", why)
 	}
 }

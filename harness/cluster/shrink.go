@@ -61,7 +61,8 @@ func (e *LastVoterError) Error() string {
 // through the LXD API: the member is evacuated first (its instances move
 // to other members), then removed gracefully (LXD hands its database role
 // over and resets it), then its VM is deleted, and Shrink waits until the
-// remaining members are Online with the database roles settled. The
+// remaining members are Online with the database roles filled
+// (RolesFilled). The
 // record follows. Refusals, before anything changes: *NotMemberError,
 // *UnknownMemberError, *LastVoterError.
 func (c *Cluster) Shrink(ctx context.Context, in ShrinkInput) error {
@@ -132,7 +133,7 @@ func (c *Cluster) Shrink(ctx context.Context, in ShrinkInput) error {
 	}
 	c.event(ctx, Event{Node: name, Phase: PhaseRemoved})
 	c.event(ctx, Event{Phase: PhaseReadiness})
-	if err := c.waitReady(ctx, srv); err != nil {
+	if err := c.waitRoles(ctx, srv, RolesFilled); err != nil {
 		return fail(err)
 	}
 	c.event(ctx, Event{Phase: PhaseReady})

@@ -584,7 +584,36 @@ func RolesSettled(members []api.ClusterMember, want int) (bool, string) {
 	return true, ""
 }
 
+// RolesFilled is the rule for a cluster that lost a member: every member
+// Online, exactly one database-leader, one to three voters, and as many
+// members holding a database role (voter or standby) as LXD keeps (up to
+// cluster.max_voters plus cluster.max_standby, five). Unlike a new
+// cluster's, the split between voters and standbys may differ: LXD need
+// not demote a voter when a member leaves.
+func RolesFilled(members []api.ClusterMember, want int) (bool, string) {
+	if len(members) != want {
+		return false, fmt.Sprintf("%d of %d members", len(members), want)
+	}
+	for _, m := range members {
+		if m.Status != "Online" {
+			return false, fmt.Sprintf("%s is %s", m.ServerName, m.Status)
+		}
+	}
+	leaders, voters, standbys := CountRoles(members)
+	if leaders != 1 {
+		return false, fmt.Sprintf("%d database-leader(s)", leaders)
+	}
+	if voters < 1 || voters > 3 || voters+standbys != min(want, 5) {
+		return false, fmt.Sprintf("roles not filled: %d database, %d standby for %d members", voters, standbys, want)
+	}
+	return true, ""
+}
+
 func (c *Cluster) waitReady(ctx context.Context, srv lxd.InstanceServer) error {
+	return c.waitRoles(ctx, srv, RolesSettled)
+}
+
+func (c *Cluster) waitRoles(ctx context.Context, srv lxd.InstanceServer, rule func([]api.ClusterMember, int) (bool, string)) error {
 	ctx, cancel := context.WithTimeout(ctx, c.spec.Intervals.Ready)
 	defer cancel()
 	err := wait.Until(ctx, c.spec.Intervals.Poll, c.spec.Intervals.PollMax, func(context.Context) (bool, string, error) {
@@ -592,7 +621,7 @@ func (c *Cluster) waitReady(ctx context.Context, srv lxd.InstanceServer) error {
 		if err != nil {
 			return false, err.Error(), nil
 		}
-		if ok, why := RolesSettled(ms, len(c.members)); !ok {
+		if ok, why := rule(ms, len(c.members)); !ok {
 			return false, why, nil
 		}
 		// Each member answers for itself with the pinned cluster
