@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -91,7 +93,19 @@ func (a *app) grow(ctx context.Context, args []string, provFlag string) error {
 	for _, m := range added {
 		names = append(names, m.Name)
 	}
-	return printCluster(cl, a.stdout, fmt.Sprintf("\nCluster %s grew by %s (%s).\n\n", name, strings.Join(names, ", "), cl.Timings()))
+	return printCluster(cl, a.stdout, fmt.Sprintf("\nCluster %s grew by %s (%s).\n\n", name, strings.Join(names, ", "), growTimings(cl.Timings())))
+}
+
+// growTimings is the summary of a Grow's phases: Up's without the
+// bootstrap, which a Grow has none of.
+func growTimings(t cluster.Timings) string {
+	var joins []string
+	for n, d := range t.Joins {
+		joins = append(joins, fmt.Sprintf("%s=%s", n, d.Round(time.Second)))
+	}
+	sort.Strings(joins)
+	return fmt.Sprintf("launch+cloud-init %s, joins [%s], formed @%s, ready %s, total %s",
+		t.Launch.Round(time.Second), strings.Join(joins, " "), t.Formed.Round(time.Second), t.Ready.Round(time.Second), t.Total.Round(time.Second))
 }
 
 // openKept opens the kept cluster name for grow or shrink through the

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/leaks"
@@ -82,5 +83,15 @@ func TestGrowShrinkRefuseBadMembers(t *testing.T) {
 	}
 	if l := launched(); len(l) > 0 {
 		t.Errorf("rows asked a provider to launch VMs: %v", l)
+	}
+}
+
+// TestGrowTimingsLeaveOutTheBootstrap: a Grow has no bootstrap, so its
+// summary does not show one.
+func TestGrowTimingsLeaveOutTheBootstrap(t *testing.T) {
+	got := growTimings(cluster.Timings{Launch: 146e9, Joins: map[string]time.Duration{"C-03": 50e9, "C-02": 47e9}, Formed: 244e9, Ready: 2e9, Total: 247e9})
+	want := "launch+cloud-init 2m26s, joins [C-02=47s C-03=50s], formed @4m4s, ready 2s, total 4m7s"
+	if got != want {
+		t.Errorf("growTimings = %q, want %q", got, want)
 	}
 }

@@ -137,7 +137,7 @@ func (c *Cluster) Shrink(ctx context.Context, in ShrinkInput) error {
 		return fail(err)
 	}
 	c.event(ctx, Event{Phase: PhaseReady})
-	logf(c.spec.Log, "%s: removed %s; %d member(s) left, roles settled, after %s", c.Name(), name, len(rest), time.Since(start).Round(time.Second))
+	logf(c.spec.Log, "%s: removed %s; %d member(s) left, Online with the roles filled, after %s", c.Name(), name, len(rest), time.Since(start).Round(time.Second))
 	return nil
 }
 
