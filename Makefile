@@ -116,7 +116,7 @@ nightly:
 faults: deps
 	mkdir -p $(ARTIFACTS)
 	BCMTEST_FAULTS=1 BCMTEST_MEMBERS=$(or $(FAULT_MEMBERS),2) BCMTEST_ARTIFACTS=$(ARTIFACTS) \
-	  $(GO) test -count=1 -v -timeout 90m ./suites/faults $(GINKGO_FLAGS) \
+	  $(GO) test -count=1 -v -timeout 150m ./suites/faults $(GINKGO_FLAGS) \
 	  -ginkgo.junit-report=$(ARTIFACTS)/faults-$(RUN_ID)-junit.xml
 
 ## bench: provider and cluster benchmarks on real VMs

@@ -171,6 +171,19 @@ func TestBadInputIsRejectedBeforeAnyVMStarts(t *testing.T) {
 		{name: "qemu missing", args: []string{"up", "CLUS1", "--provider", "qemu"}, env: map[string]string{"PATH": emptyPath}, code: exitEnv, field: "qemu-system-x86", rule: "install with `make deps`"},
 		{name: "multipass missing when forced", args: []string{"up", "CLUS1", "--provider", "multipass"}, env: map[string]string{"BCMTEST_MULTIPASS": filepath.Join(emptyPath, "multipass")}, code: exitEnv, field: "BCMTEST_MULTIPASS", rule: "sudo snap install multipass"},
 
+		// grow and shrink (the rows that need a kept cluster are in TestGrowShrinkRefuseBadMembers).
+		{name: "grow without NAME", args: []string{"grow"}, code: exitUsage, field: "NAME [N]", rule: "got 0 arguments"},
+		{name: "grow bad name", args: []string{"grow", "CLUS_1"}, code: exitUsage, field: "cluster name", rule: "only letters, digits and hyphens"},
+		{name: "grow by zero", args: []string{"grow", "CLUS1", "0"}, code: exitUsage, field: "N 0", rule: "must be 1 or more"},
+		{name: "grow by a negative count", args: []string{"grow", "CLUS1", "-1"}, code: exitUsage, field: "N -1", rule: "must be 1 or more"},
+		{name: "grow by a word", args: []string{"grow", "CLUS1", "two"}, code: exitUsage, field: `N "two"`, rule: "must be a whole number"},
+		{name: "grow an unknown cluster", args: []string{"grow", "NOPE", "--provider", "qemu"}, code: exitUsage, field: "NAME", rule: "cluster NOPE: not found"},
+		{name: "shrink without MEMBER", args: []string{"shrink", "CLUS1"}, code: exitUsage, field: "NAME MEMBER", rule: "got 1 argument"},
+		{name: "shrink bad name", args: []string{"shrink", "9x", "9x-01"}, code: exitUsage, field: "cluster name", rule: "must not start with a digit"},
+		{name: "shrink bad member name", args: []string{"shrink", "CLUS1", "../x"}, code: exitUsage, field: "MEMBER", rule: "must start with a letter"},
+		{name: "shrink another cluster's member", args: []string{"shrink", "CLUS1", "CLUS2-01"}, code: exitUsage, field: "MEMBER CLUS2-01", rule: "must be a node of CLUS1"},
+		{name: "shrink an unknown cluster", args: []string{"shrink", "NOPE", "NOPE-01", "--provider", "qemu"}, code: exitUsage, field: "NAME", rule: "cluster NOPE: not found"},
+
 		// down and list.
 		{name: "down without NAME", args: []string{"down"}, code: exitUsage, field: "NAME or --stale", rule: "give exactly one"},
 		{name: "down with NAME and --stale", args: []string{"down", "CLUS1", "--stale"}, code: exitUsage, field: "NAME or --stale", rule: "give exactly one"},

@@ -16,6 +16,10 @@ import (
 // flag, and the user deserves the argument's rule instead.
 const numericArgAnnotation = "bcmtest/numeric-arg"
 
+// numericArgRuleAnnotation is the rule a negative numeric argument breaks,
+// when it is not "must be 0 or more" (grow's N).
+const numericArgRuleAnnotation = "bcmtest/numeric-arg-rule"
+
 // flagError words pflag's parse errors as a usage error that names the
 // flag and the rule, using pflag's typed errors rather than their text.
 func flagError(c *cobra.Command, err error) error {
@@ -29,7 +33,11 @@ func flagError(c *cobra.Command, err error) error {
 		short := notExist.GetSpecifiedShortnames()
 		if arg := c.Annotations[numericArgAnnotation]; arg != "" && short != "" {
 			if _, aerr := strconv.Atoi(short); aerr == nil {
-				return usagef("%s%s -%s: must be 0 or more", at, arg, short)
+				rule := c.Annotations[numericArgRuleAnnotation]
+				if rule == "" {
+					rule = "must be 0 or more"
+				}
+				return usagef("%s%s -%s: %s", at, arg, short, rule)
 			}
 		}
 		if short != "" {

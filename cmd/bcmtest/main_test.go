@@ -190,6 +190,11 @@ func TestCompletionOffersRecordedClustersNodesAndCloudInitFiles(t *testing.T) {
 		{[]string{"cloudinit", "check", ""}, []string{"yaml", "yml"}, cobra.ShellCompDirectiveFilterFileExt},
 		{[]string{"list", "--output", ""}, []string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp},
 		{[]string{"up", "DEV", "--provider", ""}, []string{"auto", "qemu", "multipass"}, cobra.ShellCompDirectiveNoFileComp},
+		{[]string{"grow", ""}, []string{"CLUS1", "CLUS10", "MP"}, cobra.ShellCompDirectiveNoFileComp},
+		{[]string{"grow", "CLUS1", ""}, nil, cobra.ShellCompDirectiveNoFileComp},
+		{[]string{"shrink", "CLUS"}, []string{"CLUS1", "CLUS10"}, cobra.ShellCompDirectiveNoFileComp},
+		{[]string{"shrink", "CLUS1", ""}, []string{"CLUS1-00", "CLUS1-01"}, cobra.ShellCompDirectiveNoFileComp},
+		{[]string{"shrink", "CLUS1", "CLUS1-00", ""}, nil, cobra.ShellCompDirectiveNoFileComp},
 	}
 	for _, c := range cases {
 		got, d := complete(t, c.args...)

@@ -61,7 +61,7 @@ func newRoot(stdout, stderr io.Writer) (*cobra.Command, *bool) {
 	root.SetFlagErrorFunc(flagError)
 	root.SetVersionTemplate("bcmtest {{.Version}}\n")
 	root.AddCommand(
-		a.upCmd(), a.downCmd(), a.listCmd(), a.execCmd(), a.sshCmd(), a.logsCmd(),
+		a.upCmd(), a.growCmd(), a.shrinkCmd(), a.downCmd(), a.listCmd(), a.execCmd(), a.sshCmd(), a.logsCmd(),
 		a.imageCmd(), a.cloudInitCmd(), a.inventoryCmd(), a.matrixCmd(), a.versionCmd(),
 	)
 	root.InitDefaultHelpCmd()

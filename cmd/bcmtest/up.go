@@ -137,7 +137,7 @@ func (a *app) up(ctx context.Context, c *cobra.Command, args []string, o upOptio
 	if err != nil {
 		return err
 	}
-	return printCluster(cl, a.stdout)
+	return printCluster(cl, a.stdout, upLine(cl.Name(), cl.Timings()))
 }
 
 // loadCloudInit reads a --cloud-init file, refusing an empty path: the
@@ -191,8 +191,9 @@ func checkSpec(cmd, name string, fields []specField) error {
 	return nil
 }
 
-func printCluster(c *cluster.Cluster, w io.Writer) error {
-	fmt.Fprint(w, upLine(c.Name(), c.Timings()))
+// printCluster prints headline, the nodes and how to reach the cluster.
+func printCluster(c *cluster.Cluster, w io.Writer, headline string) error {
+	fmt.Fprint(w, headline)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tADDRESS\tLXD API (from this host)")
 	for _, m := range c.Members() {

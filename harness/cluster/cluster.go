@@ -92,12 +92,18 @@ type Cluster struct {
 	creds   Credentials
 	members []Member
 	timings Timings
-	// attached: the handle is to a cluster this run reused, not created;
-	// it never tears it down or changes its record.
+	// attached: the handle is to a cluster this run reused or opened, not
+	// created; it never tears it down, and changes its record only by a
+	// Grow or Shrink.
 	attached bool
 	// useLock is the cluster's lock an attached handle holds while the
 	// run uses the cluster; Destroy and Keep release it.
 	useLock *state.Lock
+
+	// change serialises Grow and Shrink on one handle; since is when
+	// the running one started (progress events count from it).
+	change sync.Mutex
+	since  time.Time
 
 	mu        sync.Mutex
 	destroyed bool
@@ -125,7 +131,7 @@ func (c *Cluster) Members() []Member { return append([]Member(nil), c.members...
 // Provider is the provider the cluster runs on.
 func (c *Cluster) Provider() provider.Provider { return c.p }
 
-// Timings returns the per-phase timings of Up.
+// Timings returns the per-phase timings of Up, or of the last Grow.
 func (c *Cluster) Timings() Timings { return c.timings }
 
 // RecordStep adds a step run on the formed cluster (an image import, a

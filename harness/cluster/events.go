@@ -17,6 +17,10 @@ const (
 	PhaseJoined        Phase = "joined"        // a member is Online
 	PhaseReadiness     Phase = "readiness"     // waiting for roles and trust to settle
 	PhaseReady         Phase = "ready"         // the cluster is ready
+	PhaseEvacuating    Phase = "evacuating"    // Shrink: the member's instances move away
+	PhaseRemoving      Phase = "removing"      // Shrink: the member leaves the LXD cluster
+	PhaseDeleting      Phase = "deleting"      // Shrink: the member's VM is deleted
+	PhaseRemoved       Phase = "removed"       // Shrink: the member is gone
 )
 
 // Event is one step of Up, for progress output. Node is empty for events
@@ -36,6 +40,10 @@ func (c *Cluster) event(ctx context.Context, e Event) {
 		return
 	}
 	e.Cluster = c.Name()
-	e.Elapsed = time.Since(c.rec.Created)
+	since := c.rec.Created
+	if !c.since.IsZero() {
+		since = c.since // a Grow or Shrink counts from its own start
+	}
+	e.Elapsed = time.Since(since)
 	c.spec.OnEvent(e)
 }

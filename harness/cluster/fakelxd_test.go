@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -33,10 +34,12 @@ type fakeLXD struct {
 	failPreseed map[string]bool // nodes whose `lxd init --preseed` exits 1
 	untrusted   map[string]bool // nodes whose API calls the harness "untrusted"
 	unsettled   bool            // the last member to join never gets a database role
+	offline     map[string]bool // members the cluster reports Offline
 	// What happened.
 	members  []string          // nodes that ran `lxd init --preseed`, in order
 	tokens   map[string]string // join-token operation ID -> the member it is for
 	revoked  []string          // "operation ID" and "member NAME" deletions
+	changes  []string          // "evacuate NAME" and "remove NAME" (graceful removals), in order
 	commands []string          // "NODE: argv" of every Exec
 }
 
@@ -45,7 +48,7 @@ type fakeLXD struct {
 func newFakeLXD(t *testing.T, fp *fakeprovider.Provider, nodes ...string) *fakeLXD {
 	t.Helper()
 	f := &fakeLXD{t: t, servers: map[string]*httptest.Server{}, failPreseed: map[string]bool{},
-		untrusted: map[string]bool{}, tokens: map[string]string{}}
+		untrusted: map[string]bool{}, tokens: map[string]string{}, offline: map[string]bool{}}
 	if fp.Forwards == nil {
 		fp.Forwards = map[string]map[int]string{}
 	}
@@ -105,7 +108,7 @@ func (f *fakeLXD) handler(node string) http.Handler {
 		f.mu.Unlock()
 		sync200(w, api.Server{
 			ServerUntrusted: api.ServerUntrusted{
-				APIExtensions: []string{"clustering", "clustering_join", "clustering_join_token"},
+				APIExtensions: []string{"clustering", "clustering_join", "clustering_join_token", "clustering_evacuation"},
 				APIStatus:     "stable", APIVersion: "1.0", Auth: auth, AuthMethods: []string{api.AuthenticationMethodTLS},
 			},
 			Environment: api.ServerEnvironment{ServerName: node, ServerClustered: clustered},
@@ -153,10 +156,33 @@ func (f *fakeLXD) handler(node string) http.Handler {
 		errorResponse(w, http.StatusNotFound, "Cluster member not found")
 	})
 	mux.HandleFunc("DELETE /1.0/cluster/members/{name}", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
 		f.mu.Lock()
-		f.revoked = append(f.revoked, "member "+r.PathValue("name"))
-		f.mu.Unlock()
+		defer f.mu.Unlock()
+		if r.URL.Query().Get("force") == "1" {
+			f.revoked = append(f.revoked, "member "+name)
+		} else {
+			f.changes = append(f.changes, "remove "+name)
+		}
+		f.members = slices.DeleteFunc(f.members, func(m string) bool { return m == name })
 		sync200(w, nil)
+	})
+	mux.HandleFunc("POST /1.0/cluster/members/{name}/state", func(w http.ResponseWriter, r *http.Request) {
+		var req api.ClusterMemberStatePost
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Action != "evacuate" {
+			errorResponse(w, http.StatusBadRequest, fmt.Sprintf("bad member state request %+v: %v", req, err))
+			return
+		}
+		f.mu.Lock()
+		f.changes = append(f.changes, "evacuate "+r.PathValue("name"))
+		f.mu.Unlock()
+		// Already done: the client waits for nothing more.
+		op := api.Operation{ID: "op-evacuate", Class: api.OperationClassTask, Description: "Evacuating cluster member",
+			Status: api.Success.String(), StatusCode: api.Success, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		json.NewEncoder(w).Encode(api.ResponseRaw{Type: api.AsyncResponse, Status: api.OperationCreated.String(),
+			StatusCode: int(api.OperationCreated), Operation: "/1.0/operations/op-evacuate", Metadata: op})
 	})
 	mux.HandleFunc("DELETE /1.0/operations/{id}", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
@@ -200,7 +226,11 @@ func (f *fakeLXD) clusterMembers() []api.ClusterMember {
 		case i < voters+standbys:
 			roles = []string{"database-standby"}
 		}
-		out = append(out, api.ClusterMember{ServerName: name, Status: "Online", Message: "Fully operational", Roles: roles,
+		status := "Online"
+		if f.offline[name] {
+			status = "Offline"
+		}
+		out = append(out, api.ClusterMember{ServerName: name, Status: status, Message: "Fully operational", Roles: roles,
 			URL: "https://" + f.servers[name].Listener.Addr().String()})
 	}
 	return out

@@ -57,13 +57,25 @@ func (e *ReuseError) Error() string { return fmt.Sprintf("reusing %s: %s", e.Clu
 // must have ended. Otherwise it returns a *ReuseError saying why, so that
 // a reuse never quietly builds a new cluster instead.
 func checkReusable(ctx context.Context, p provider.Provider, stateDir, name string) error {
-	fail := func(format string, args ...any) error {
-		return &ReuseError{Cluster: name, Reason: fmt.Sprintf(format, args...)}
+	reason, _, err := keptProblem(ctx, p, stateDir, name)
+	if err != nil {
+		return fmt.Errorf("reusing %s: %w", name, err)
 	}
+	if reason != "" {
+		return &ReuseError{Cluster: name, Reason: reason}
+	}
+	return nil
+}
+
+// keptProblem says what keeps a process that did not create cluster name
+// from using it (a reuse, a Grow or Shrink through Open), or "" when
+// nothing does; unknown is set when nothing of the cluster exists. err is
+// for failing to find out (listing VMs).
+func keptProblem(ctx context.Context, p provider.Provider, stateDir, name string) (reason string, unknown bool, err error) {
 	dir := filepath.Join(ClustersDir(stateDir), name)
 	vms, err := p.List(ctx, "")
 	if err != nil {
-		return fmt.Errorf("reusing %s: listing VMs: %w", name, err)
+		return "", false, fmt.Errorf("listing VMs: %w", err)
 	}
 	var nodes []string
 	for _, v := range vms {
@@ -74,34 +86,34 @@ func checkReusable(ctx context.Context, p provider.Provider, stateDir, name stri
 	rec, err := loadClusterRecord(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && len(nodes) == 0:
-		return fail("not found: no VMs of it on %s and no record in %s", p.Name(), dir)
+		return fmt.Sprintf("not found: no VMs of it on %s and no record in %s", p.Name(), dir), true, nil
 	case errors.Is(err, fs.ErrNotExist):
-		return fail("its VMs (%s) have no record in %s, so this harness did not leave them for reuse", strings.Join(nodes, ", "), dir)
+		return fmt.Sprintf("its VMs (%s) have no record in %s, so this harness did not leave them for reuse", strings.Join(nodes, ", "), dir), false, nil
 	case err != nil:
-		return fail("its record is unusable: %v; remove it with `bcmtest down %s`", err, name)
+		return fmt.Sprintf("its record is unusable: %v; remove it with `bcmtest down %s`", err, name), false, nil
 	}
 	if rec.Provider != "" && rec.Provider != p.Name() {
-		return fail("it runs on %s, not %s", rec.Provider, p.Name())
+		return fmt.Sprintf("it runs on %s, not %s", rec.Provider, p.Name()), false, nil
 	}
 	if rec.Owner != os.Getpid() && state.ProcessAlive(rec.Owner) {
 		owner := fmt.Sprintf("process %d", rec.Owner)
 		if cmd := state.ProcessCommand(rec.Owner); cmd != "" {
 			owner += " (" + cmd + ")"
 		}
-		return fail("its owner, %s, is still running and may tear it down; reuse it after that run has ended", owner)
+		return fmt.Sprintf("its owner, %s, is still running and may tear it down; reuse it after that run has ended", owner), false, nil
 	}
 	if rec.Kept == nil && !rec.Persistent {
-		return fail("it was not kept: its run (process %d) ended without BCMTEST_SKIP_TEARDOWN or keep-on-failure, so the next sweep removes it", rec.Owner)
+		return fmt.Sprintf("it was not kept: its run (process %d) ended without BCMTEST_SKIP_TEARDOWN or keep-on-failure, so the next sweep removes it", rec.Owner), false, nil
 	}
 	if !rec.Ready {
 		why := ""
 		if rec.Kept != nil {
 			why = " (kept: " + rec.Kept.Reason + ")"
 		}
-		return fail("it never finished coming up%s; remove it with `bcmtest down %s`", why, name)
+		return fmt.Sprintf("it never finished coming up%s; remove it with `bcmtest down %s`", why, name), false, nil
 	}
 	if len(nodes) == 0 {
-		return fail("its record is in %s but none of its VMs exist on %s; remove it with `bcmtest down %s`", dir, p.Name(), name)
+		return fmt.Sprintf("its record is in %s but none of its VMs exist on %s; remove it with `bcmtest down %s`", dir, p.Name(), name), false, nil
 	}
-	return nil
+	return "", false, nil
 }

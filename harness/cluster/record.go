@@ -35,7 +35,18 @@ type record struct {
 	// it by that file. Empty in records made before files were recorded.
 	CloudInitName   string `json:"cloud_init_name,omitempty"`
 	CloudInitSHA256 string `json:"cloud_init_sha256,omitempty"`
-	dir             string
+	// Shape is every node's size as Up resolved it, so nodes a Grow adds
+	// match the others (and their booted snapshot). Nil in older records.
+	Shape *Shape `json:"shape,omitempty"`
+	dir   string
+}
+
+// Shape is a node's size.
+type Shape struct {
+	CPUs      int `json:"cpus"`
+	MemoryMiB int `json:"memory_mib"`
+	DiskGiB   int `json:"disk_gib"`
+	PoolGiB   int `json:"pool_gib"`
 }
 
 // userDataFile is the recorded user-data beside cluster.json.

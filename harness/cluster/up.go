@@ -81,7 +81,8 @@ func Up(ctx context.Context, spec Spec) (*Cluster, error) {
 	}
 
 	rec := &record{Name: spec.Name, Provider: spec.Provider.Name(), Members: spec.Members, Nodes: r.NodeNames,
-		Owner: os.Getpid(), Created: time.Now().UTC(), PoolName: spec.PoolName, Persistent: spec.Persistent, dir: dir}
+		Owner: os.Getpid(), Created: time.Now().UTC(), PoolName: spec.PoolName, Persistent: spec.Persistent, dir: dir,
+		Shape: &Shape{CPUs: r.CPUs, MemoryMiB: r.MemoryMiB, DiskGiB: r.DiskGiB, PoolGiB: r.PoolGiB}}
 	if err := rec.saveUserData(r.CloudInitName, r.CloudInit); err != nil {
 		return nil, err
 	}
@@ -186,15 +187,45 @@ func (c *Cluster) form(ctx context.Context) (lxd.InstanceServer, error) {
 	n := len(c.spec.NodeNames)
 	logf(c.spec.Log, "%s: launching %d node(s) on %s, %d at a time (%d vCPU, %d MiB, %d GiB disk each); forming the cluster as they come up",
 		c.Name(), n, c.p.Name(), c.spec.MaxLaunch, c.spec.CPUs, c.spec.MemoryMiB, c.spec.DiskGiB)
-	if pr, ok := c.p.(Preparer); ok {
-		t := time.Now()
-		c.event(ctx, Event{Phase: PhaseImage})
-		if err := pr.Prepare(ctx, c.launchInput(c.spec.NodeNames[0])); err != nil {
-			return nil, err
-		}
-		c.timings.Image = time.Since(t)
-		logf(c.spec.Log, "%s: image ready in %s", c.Name(), c.timings.Image.Round(100*time.Millisecond))
+	if err := c.prepare(ctx, c.spec.NodeNames[0]); err != nil {
+		return nil, err
 	}
+	srv, err := c.launchAndJoin(ctx, c.spec.NodeNames, nil)
+	if err != nil {
+		return nil, err
+	}
+	logf(c.spec.Log, "%s: %d node(s) booted (last after %s) and formed one cluster after %s", c.Name(), n,
+		c.timings.Launch.Round(time.Second), c.timings.Formed.Round(time.Second))
+	return srv, nil
+}
+
+// prepare makes the image (and booted snapshot) of the nodes' shape ready
+// on a provider that can, timed as the image phase.
+func (c *Cluster) prepare(ctx context.Context, node string) error {
+	pr, ok := c.p.(Preparer)
+	if !ok {
+		return nil
+	}
+	t := time.Now()
+	c.event(ctx, Event{Phase: PhaseImage})
+	if err := pr.Prepare(ctx, c.launchInput(node)); err != nil {
+		return err
+	}
+	c.timings.Image = time.Since(t)
+	logf(c.spec.Log, "%s: image ready in %s", c.Name(), c.timings.Image.Round(100*time.Millisecond))
+	return nil
+}
+
+// launchAndJoin launches the nodes names, at most MaxLaunch at a time,
+// and makes each part of the cluster as soon as its cloud-init is done:
+// with srv nil, names[0] bootstraps a new cluster and the rest join it;
+// otherwise every one joins the running cluster srv answers for, whose
+// members c.members holds (Grow). Joins run one at a time, as LXD
+// serialises them through the leader anyway. The first failure cancels
+// everything else, and its error is the one returned; c.members then holds
+// the members that did join.
+func (c *Cluster) launchAndJoin(ctx context.Context, names []string, srv lxd.InstanceServer) (lxd.InstanceServer, error) {
+	n := len(names)
 	g, gctx := errgroup.WithContext(ctx)
 	members := make([]Member, n)
 	booted := make(chan int, n) // indexes of nodes whose cloud-init is done
@@ -202,9 +233,9 @@ func (c *Cluster) form(ctx context.Context) (lxd.InstanceServer, error) {
 	sem := make(chan struct{}, c.spec.MaxLaunch)
 
 	// Launches, in node order: a slot is taken before the next node's
-	// goroutine starts, so NAME-00 is always in the first wave.
+	// goroutine starts, so names[0] is always in the first wave.
 	g.Go(func() error {
-		for i, name := range c.spec.NodeNames {
+		for i, name := range names {
 			select {
 			case sem <- struct{}{}:
 			case <-gctx.Done():
@@ -238,11 +269,12 @@ func (c *Cluster) form(ctx context.Context) (lxd.InstanceServer, error) {
 		return nil
 	})
 
-	var srv lxd.InstanceServer
+	joined := c.Members()
 	g.Go(func() error {
 		// Members that finish booting before the bootstrap wait here, in
 		// the order they finished.
 		var early []int
+		todo := n
 		for srv == nil {
 			select {
 			case i := <-booted:
@@ -264,9 +296,10 @@ func (c *Cluster) form(ctx context.Context) (lxd.InstanceServer, error) {
 			c.timings.Bootstrap = time.Since(t)
 			c.timings.BootstrapAt = time.Since(start)
 			logf(c.spec.Log, "%s: bootstrapped %s in %s", c.Name(), members[0].Name, c.timings.Bootstrap.Round(time.Second))
+			joined = []Member{members[0]}
+			todo--
 		}
-		joined := []Member{members[0]}
-		for len(joined) < n {
+		for ; todo > 0; todo-- {
 			var i int
 			if len(early) > 0 {
 				i, early = early[0], early[1:]
@@ -297,9 +330,6 @@ func (c *Cluster) form(ctx context.Context) (lxd.InstanceServer, error) {
 		return nil, err
 	}
 	c.timings.Formed = time.Since(start)
-	c.setMembers(members)
-	logf(c.spec.Log, "%s: %d node(s) booted (last after %s) and formed one cluster after %s", c.Name(), n,
-		c.timings.Launch.Round(time.Second), c.timings.Formed.Round(time.Second))
 	return srv, nil
 }
 
@@ -554,7 +584,36 @@ func RolesSettled(members []api.ClusterMember, want int) (bool, string) {
 	return true, ""
 }
 
+// RolesFilled is the rule for a cluster that lost a member: every member
+// Online, exactly one database-leader, one to three voters, and as many
+// members holding a database role (voter or standby) as LXD keeps (up to
+// cluster.max_voters plus cluster.max_standby, five). Unlike a new
+// cluster's, the split between voters and standbys may differ: LXD need
+// not demote a voter when a member leaves.
+func RolesFilled(members []api.ClusterMember, want int) (bool, string) {
+	if len(members) != want {
+		return false, fmt.Sprintf("%d of %d members", len(members), want)
+	}
+	for _, m := range members {
+		if m.Status != "Online" {
+			return false, fmt.Sprintf("%s is %s", m.ServerName, m.Status)
+		}
+	}
+	leaders, voters, standbys := CountRoles(members)
+	if leaders != 1 {
+		return false, fmt.Sprintf("%d database-leader(s)", leaders)
+	}
+	if voters < 1 || voters > 3 || voters+standbys != min(want, 5) {
+		return false, fmt.Sprintf("roles not filled: %d database, %d standby for %d members", voters, standbys, want)
+	}
+	return true, ""
+}
+
 func (c *Cluster) waitReady(ctx context.Context, srv lxd.InstanceServer) error {
+	return c.waitRoles(ctx, srv, RolesSettled)
+}
+
+func (c *Cluster) waitRoles(ctx context.Context, srv lxd.InstanceServer, rule func([]api.ClusterMember, int) (bool, string)) error {
 	ctx, cancel := context.WithTimeout(ctx, c.spec.Intervals.Ready)
 	defer cancel()
 	err := wait.Until(ctx, c.spec.Intervals.Poll, c.spec.Intervals.PollMax, func(context.Context) (bool, string, error) {
@@ -562,7 +621,7 @@ func (c *Cluster) waitReady(ctx context.Context, srv lxd.InstanceServer) error {
 		if err != nil {
 			return false, err.Error(), nil
 		}
-		if ok, why := RolesSettled(ms, len(c.members)); !ok {
+		if ok, why := rule(ms, len(c.members)); !ok {
 			return false, why, nil
 		}
 		// Each member answers for itself with the pinned cluster

@@ -1,7 +1,8 @@
 // Package faults is the fault-injection suite (label faults, nightly): a
 // member powered off, the database leader powered off, a member's private
-// link cut, a member paused past the heartbeat. Each spec measures the time
-// to detection and to recovery. Run with `make faults` (BCMTEST_FAULTS=1).
+// link cut, a member paused past the heartbeat; members added and removed
+// under load, LXD killed, a clock an hour ahead, a full pool. Each spec
+// measures the time to detection and to recovery. Run with `make faults` (BCMTEST_FAULTS=1).
 package faults
 
 import (
@@ -106,10 +107,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		if !failed {
 			return
 		}
-		var nodes []string
-		for _, m := range bcm.Members() {
-			nodes = append(nodes, m.Name)
-		}
+		nodes := memberNames(bcm)
 		diag.Collect(ctx, diag.CollectInput{Provider: p, Nodes: nodes, Dir: artifacts, Log: GinkgoWriter})
 	}, NodeTimeout(5*time.Minute))
 	// LXD's heartbeat lateness during the run, from the members' logs.
@@ -120,7 +118,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	// while the nodes are there, and a finding counts as a failed run.
 	DeferCleanup(func(ctx SpecContext) {
 		framework.CheckKernelsAtTeardown(ctx, framework.TeardownKernelCheckInput{
-			KernelHealthInput: framework.KernelHealthInput{Provider: p, Nodes: framework.MemberNames(bcm.Name(), size)},
+			KernelHealthInput: framework.KernelHealthInput{Provider: p, Nodes: memberNames(bcm)},
 			Dir:               artifacts, OnFindings: func() { failed = true }})
 	}, NodeTimeout(5*time.Minute))
 }, NodeTimeout(60*time.Minute))
@@ -129,7 +127,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 // instead of read from the suite's globals in its body.
 type specInput struct {
 	Cluster *cluster.Cluster
-	Members []string // every node, NAME-00..NN
+	Members []string // every member as the spec starts
 	Faults  provider.Faults
 	// Record keeps one fault's measurement for the report and faults.json.
 	Record func(Measurement)
@@ -139,9 +137,19 @@ type specInput struct {
 func forEachSpec() *specInput {
 	in := &specInput{}
 	BeforeEach(func() {
-		*in = specInput{Cluster: bcm, Members: framework.MemberNames(bcm.Name(), size), Faults: faults, Record: record}
+		*in = specInput{Cluster: bcm, Members: memberNames(bcm), Faults: faults, Record: record}
 	})
 	return in
+}
+
+// memberNames are the cluster's members now: the membership specs grow
+// and shrink it, so they are not always NAME-00..NN.
+func memberNames(c *cluster.Cluster) []string {
+	var out []string
+	for _, m := range c.Members() {
+		out = append(out, m.Name)
+	}
+	return out
 }
 
 // pick returns a node that is not the database leader (the victim) and

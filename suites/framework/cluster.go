@@ -228,3 +228,31 @@ func ExpectWritable(ctx context.Context, input ExpectWritableInput, intervals ..
 	})
 	Expect(err).NotTo(HaveOccurred(), "deleting volume %s through %s", vol, input.Via)
 }
+
+// WaitForRolesFilledInput is a cluster whose members and database roles
+// must be whole after a change (a member added or removed, a fault).
+type WaitForRolesFilledInput struct {
+	Cluster *cluster.Cluster
+	// Via is the member asked.
+	Via string
+	// Members is how many members the cluster must list.
+	Members int
+}
+
+// WaitForRolesFilled polls until input.Via lists input.Members members,
+// every one Online, with the database roles filled (cluster.RolesFilled)
+// and returns how long that took.
+func WaitForRolesFilled(ctx context.Context, input WaitForRolesFilledInput, intervals ...any) time.Duration {
+	GinkgoHelper()
+	Expect(intervals).NotTo(BeEmpty(), "WaitForRolesFilled needs intervals")
+	start := time.Now()
+	Eventually(func(g Gomega) {
+		s, err := input.Cluster.LXDOn(input.Via)
+		g.Expect(err).NotTo(HaveOccurred())
+		ms, err := s.GetClusterMembers()
+		g.Expect(err).NotTo(HaveOccurred(), "listing members through %s", input.Via)
+		ok, why := cluster.RolesFilled(ms, input.Members)
+		g.Expect(ok).To(BeTrue(), "members through %s: %s", input.Via, why)
+	}, intervals...).WithContext(ctx).Should(Succeed())
+	return time.Since(start)
+}
