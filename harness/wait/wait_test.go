@@ -148,3 +148,26 @@ func TestLoadRejectsBadValuesNamingTheVariableAndKey(t *testing.T) {
 		t.Errorf("Get(nope) = %v", err)
 	}
 }
+
+// TestUntilKeepsTheReasonSeenBeforeTheDeadline: an attempt cut short by
+// the wait's own deadline says only that it was cancelled; the error names
+// what the attempt before it saw.
+func TestUntilKeepsTheReasonSeenBeforeTheDeadline(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	attempts := 0
+	err := Until(ctx, time.Millisecond, time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		attempts++
+		if attempts == 1 {
+			return false, "CLUS1-01 does not trust the harness certificate", nil
+		}
+		<-ctx.Done() // this attempt runs into the deadline
+		return false, "Get https://CLUS1-00/1.0: context deadline exceeded", nil
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the deadline", err)
+	}
+	if !strings.Contains(err.Error(), "CLUS1-01 does not trust the harness certificate") || strings.Contains(err.Error(), "CLUS1-00/1.0") {
+		t.Fatalf("err = %v, want the last reason seen before the deadline", err)
+	}
+}
