@@ -139,7 +139,11 @@ func Until(ctx context.Context, first, max time.Duration, cond func(context.Cont
 		if done {
 			return nil
 		}
-		why = reason
+		// An attempt the deadline cut short saw only the deadline: keep
+		// what the one before it saw.
+		if ctx.Err() == nil || why == "" {
+			why = reason
+		}
 		t := time.NewTimer(interval)
 		select {
 		case <-ctx.Done():
