@@ -191,14 +191,16 @@ func (n *Node) ExecResult(ctx context.Context, argv ...string) (provider.ExecRes
 }
 
 // LXD returns a client for the cluster, connected to the bootstrap node.
-func (c *Cluster) LXD() (lxd.InstanceServer, error) { return c.LXDOn(c.members[0].Name) }
+func (c *Cluster) LXD(ctx context.Context) (lxd.InstanceServer, error) {
+	return c.LXDOn(ctx, c.members[0].Name)
+}
 
 // LXDOn connects directly to member name's API, pinning the cluster
 // certificate; it proves that member answers for itself.
-func (c *Cluster) LXDOn(name string) (lxd.InstanceServer, error) {
+func (c *Cluster) LXDOn(ctx context.Context, name string) (lxd.InstanceServer, error) {
 	for _, m := range c.members {
 		if m.Name == name {
-			return connect(m.Endpoint, c.creds)
+			return connect(ctx, m.Endpoint, c.creds)
 		}
 	}
 	return nil, fmt.Errorf("cluster %s has no node %s", c.Name(), name)
@@ -206,21 +208,31 @@ func (c *Cluster) LXDOn(name string) (lxd.InstanceServer, error) {
 
 // LXDTarget returns a client whose requests target member name, routed
 // through the bootstrap node (?target=).
-func (c *Cluster) LXDTarget(name string) (lxd.InstanceServer, error) {
-	s, err := c.LXD()
+func (c *Cluster) LXDTarget(ctx context.Context, name string) (lxd.InstanceServer, error) {
+	s, err := c.LXD(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return s.UseTarget(name), nil
 }
 
-func connect(endpoint string, cr Credentials) (lxd.InstanceServer, error) {
-	s, err := lxd.ConnectLXD("https://"+endpoint, &lxd.ConnectionArgs{
+// connect's first request (GET /1.0) ends with ctx: a member that accepts
+// and never answers must not hold the caller past its deadline. The
+// client's later requests are not tied to ctx (LXD's client would keep it
+// for every request): Up hands the bootstrap's client from the phase that
+// made it to the joins that follow.
+func connect(ctx context.Context, endpoint string, cr Credentials) (lxd.InstanceServer, error) {
+	s, err := lxd.ConnectLXDWithContext(ctx, "https://"+endpoint, &lxd.ConnectionArgs{
 		TLSClientCert: cr.ClientCert, TLSClientKey: cr.ClientKey, TLSServerCert: cr.ClusterCert,
 		UserAgent: "bcmtest",
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connecting to LXD at %s: %w", endpoint, err)
+	}
+	if wc, ok := s.(interface {
+		WithContext(context.Context) lxd.InstanceServer
+	}); ok {
+		s = wc.WithContext(context.WithoutCancel(ctx))
 	}
 	return s, nil
 }

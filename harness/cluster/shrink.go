@@ -218,7 +218,7 @@ func (c *Cluster) clientExcept(ctx context.Context, except string) (lxd.Instance
 		if m.Name == except {
 			continue
 		}
-		s, err := connect(m.Endpoint, c.creds)
+		s, err := connect(ctx, m.Endpoint, c.creds)
 		if err == nil {
 			if _, _, err = s.GetServer(); err == nil {
 				return s, nil

@@ -440,7 +440,7 @@ func (c *Cluster) bootstrap(ctx context.Context) (lxd.InstanceServer, error) {
 	}
 	var srv lxd.InstanceServer
 	err = wait.Until(ctx, c.spec.Intervals.Poll, c.spec.Intervals.PollMax, func(context.Context) (bool, string, error) {
-		s, err := connect(b.Endpoint, c.creds)
+		s, err := connect(ctx, b.Endpoint, c.creds)
 		if err != nil {
 			return false, err.Error(), nil
 		}
@@ -628,7 +628,7 @@ func (c *Cluster) waitRoles(ctx context.Context, srv lxd.InstanceServer, rule fu
 		// certificate and trusts the harness (a joined member loads the
 		// trust store a moment after it reports Online).
 		for _, m := range c.members {
-			s, err := connect(m.Endpoint, c.creds)
+			s, err := connect(ctx, m.Endpoint, c.creds)
 			if err != nil {
 				return false, fmt.Sprintf("%s: %v", m.Name, err), nil
 			}
@@ -674,7 +674,7 @@ func attach(ctx context.Context, r resolved, dir string) (*Cluster, error) {
 	if len(c.members) != r.Members+1 {
 		return nil, fmt.Errorf("reusing %s: it has %d node(s), the spec asks for %d", r.Name, len(c.members), r.Members+1)
 	}
-	srv, err := c.LXD()
+	srv, err := c.LXD(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reusing %s: %w", r.Name, err)
 	}

@@ -21,7 +21,7 @@ func specOnFakeLXD(t *testing.T) (Spec, *fakeprovider.Provider, *fakeLXD) {
 	fp := fakeprovider.New()
 	s := validSpec()
 	s.Provider, s.StateDir, s.Members, s.MaxParallel, s.Log = fp, t.TempDir(), 2, 3, testLog{t}
-	s.Intervals = wait.Intervals{Ready: 300 * time.Millisecond, Poll: 5 * time.Millisecond, PollMax: 20 * time.Millisecond}
+	s.Intervals = wait.Intervals{Ready: 2 * time.Second, Poll: 5 * time.Millisecond, PollMax: 20 * time.Millisecond}
 	f := newFakeLXD(t, fp, NodeName(s.Name, 0), NodeName(s.Name, 1), NodeName(s.Name, 2))
 	return s, fp, f
 }

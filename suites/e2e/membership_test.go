@@ -35,7 +35,7 @@ var _ = Describe("cluster membership", Label("membership"), sizeLabel(), func() 
 	It("answers on every member's own API with the pinned certificate, and every member reports the same member list", Label("nightly"), func(ctx SpecContext) {
 		var reference []string
 		for _, m := range in.Cluster.Members() {
-			srv, err := in.Cluster.LXDOn(m.Name)
+			srv, err := in.Cluster.LXDOn(ctx, m.Name)
 			Expect(err).NotTo(HaveOccurred(), "connecting to %s", m.Name)
 			info, _, err := srv.GetServer()
 			Expect(err).NotTo(HaveOccurred(), "GET /1.0 on %s", m.Name)

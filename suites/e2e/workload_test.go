@@ -209,7 +209,7 @@ var _ = Describe("workload", Ordered, Label("workload"), sizeLabel(), func() {
 		start := time.Now()
 		Expect(framework.SetMemberStateE(ctx, GinkgoT(), framework.MemberStateInput{Cluster: c, Member: victim, Action: "evacuate"})).To(Succeed())
 		AddReportEntry("evacuate "+victim, time.Since(start).Round(100*time.Millisecond).String())
-		srv, err := c.LXD()
+		srv, err := c.LXD(ctx)
 		Expect(err).NotTo(HaveOccurred())
 		mem, _, err := srv.GetClusterMember(victim)
 		Expect(err).NotTo(HaveOccurred())

@@ -32,7 +32,7 @@ var _ = Describe("ZFS", Label("zfs"), sizeLabel(), func() {
 	It("creates and deletes a custom volume on each member, seen as a ZFS dataset there", Label("nightly"), func(ctx SpecContext) {
 		pool := in.Cluster.Spec().PoolName
 		for _, m := range in.Cluster.Members() {
-			srv, err := in.Cluster.LXDTarget(m.Name)
+			srv, err := in.Cluster.LXDTarget(ctx, m.Name)
 			Expect(err).NotTo(HaveOccurred())
 			vol := framework.RunName("bcmtest-")
 			dataset := fmt.Sprintf("%s/custom/default_%s", pool, vol)

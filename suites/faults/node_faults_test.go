@@ -19,7 +19,7 @@ import (
 // instances and the custom storage volumes, by name.
 func (in *specInput) inventory(ctx context.Context, via string) (instances, volumes []string) {
 	GinkgoHelper()
-	s, err := in.Cluster.LXDOn(via)
+	s, err := in.Cluster.LXDOn(ctx, via)
 	Expect(err).NotTo(HaveOccurred())
 	insts, err := s.GetInstances(api.InstanceTypeAny)
 	Expect(err).NotTo(HaveOccurred(), "listing instances through %s", via)
@@ -60,11 +60,11 @@ var _ = Describe("faults of one node", Ordered, Label("faults", "nightly", "node
 			}
 			wl := in.startWorkload(ctx, victim, "sigkill-"+role)
 			volume := framework.RunName("vol")
-			s, err := in.Cluster.LXDOn(survivor)
+			s, err := in.Cluster.LXDOn(ctx, survivor)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(s.UseTarget(victim).CreateStoragePoolVolume(in.Cluster.Spec().PoolName, api.StorageVolumesPost{Name: volume, Type: "custom"})).To(Succeed())
 			DeferCleanup(func(ctx SpecContext) {
-				s, err := in.Cluster.LXDOn(survivor)
+				s, err := in.Cluster.LXDOn(ctx, survivor)
 				if err == nil {
 					s.UseTarget(victim).DeleteStoragePoolVolume(in.Cluster.Spec().PoolName, "custom", volume)
 				}
@@ -141,7 +141,7 @@ var _ = Describe("faults of one node", Ordered, Label("faults", "nightly", "node
 		// Certificates: an hour ahead is inside every certificate's validity,
 		// so the member's API still answers with the pinned certificate and
 		// trusts the harness.
-		s, err := in.Cluster.LXDOn(victim)
+		s, err := in.Cluster.LXDOn(ctx, victim)
 		Expect(err).NotTo(HaveOccurred())
 		info, _, err := s.GetServer()
 		Expect(err).NotTo(HaveOccurred(), "%s's API with its clock an hour ahead", victim)
@@ -173,7 +173,7 @@ var _ = Describe("faults of one node", Ordered, Label("faults", "nightly", "node
 			framework.RunE(ctx, GinkgoT(), framework.NodeOf(in.Cluster, victim), "sh", "-c", "zfs destroy "+fill+" 2>/dev/null || true")
 		})
 		start := time.Now()
-		s, err := in.Cluster.LXDOn(leader)
+		s, err := in.Cluster.LXDOn(ctx, leader)
 		Expect(err).NotTo(HaveOccurred())
 		create := func(name, target string) error {
 			framework.DeferInstanceDeletion(in.Cluster, name)

@@ -33,7 +33,7 @@ func ExpectMembersOnlineOnZFS(ctx context.Context, input ExpectMembersOnlineOnZF
 	Expect(input.Members).NotTo(BeEmpty(), "ExpectMembersOnlineOnZFS needs the members to expect")
 	c := input.Cluster
 	Eventually(func(g Gomega) {
-		srv, err := c.LXD()
+		srv, err := c.LXD(ctx)
 		g.Expect(err).NotTo(HaveOccurred())
 		ms, err := srv.GetClusterMembers()
 		g.Expect(err).NotTo(HaveOccurred(), "listing the members of %s", c.Name())
@@ -44,7 +44,7 @@ func ExpectMembersOnlineOnZFS(ctx context.Context, input ExpectMembersOnlineOnZF
 		}
 		g.Expect(got).To(ConsistOf(input.Members), "members of %s", c.Name())
 		for _, name := range input.Members {
-			target, err := c.LXDTarget(name)
+			target, err := c.LXDTarget(ctx, name)
 			g.Expect(err).NotTo(HaveOccurred())
 			pool, _, err := target.GetStoragePool(c.Spec().PoolName)
 			g.Expect(err).NotTo(HaveOccurred(), "pool %s on %s", c.Spec().PoolName, name)
@@ -76,7 +76,7 @@ type MembersInput struct {
 func MembersE(ctx context.Context, t testing.TestingT, input MembersInput) ([]api.ClusterMember, error) {
 	var ms []api.ClusterMember
 	_, err := RetryTransientE(ctx, t, "listing members through "+input.Via, func() (string, error) {
-		s, err := input.Cluster.LXDOn(input.Via)
+		s, err := input.Cluster.LXDOn(ctx, input.Via)
 		if err != nil {
 			return "", err
 		}
@@ -141,7 +141,7 @@ func WaitForMemberStatus(ctx context.Context, input WaitForMemberStatusInput, in
 	Expect(intervals).NotTo(BeEmpty(), "WaitForMemberStatus needs intervals: detection and recovery differ")
 	start := time.Now()
 	Eventually(func(g Gomega) string {
-		s, err := input.Cluster.LXDOn(input.Via)
+		s, err := input.Cluster.LXDOn(ctx, input.Via)
 		g.Expect(err).NotTo(HaveOccurred())
 		ms, err := s.GetClusterMembers()
 		g.Expect(err).NotTo(HaveOccurred(), "listing members through %s", input.Via)
@@ -169,7 +169,7 @@ func WaitForNewLeader(ctx context.Context, input WaitForNewLeaderInput, interval
 	GinkgoHelper()
 	var leader string
 	Eventually(func(g Gomega) string {
-		s, err := input.Cluster.LXDOn(input.Via)
+		s, err := input.Cluster.LXDOn(ctx, input.Via)
 		g.Expect(err).NotTo(HaveOccurred())
 		ms, err := s.GetClusterMembers()
 		g.Expect(err).NotTo(HaveOccurred(), "listing members through %s", input.Via)
@@ -215,7 +215,7 @@ type ExpectWritableInput struct {
 // its leader may refuse writes for a while) and deletes it again.
 func ExpectWritable(ctx context.Context, input ExpectWritableInput, intervals ...any) {
 	GinkgoHelper()
-	s, err := input.Cluster.LXDOn(input.Via)
+	s, err := input.Cluster.LXDOn(ctx, input.Via)
 	Expect(err).NotTo(HaveOccurred())
 	pool := input.Cluster.Spec().PoolName
 	vol := RunName("bcmtest-")
@@ -247,7 +247,7 @@ func WaitForRolesFilled(ctx context.Context, input WaitForRolesFilledInput, inte
 	Expect(intervals).NotTo(BeEmpty(), "WaitForRolesFilled needs intervals")
 	start := time.Now()
 	Eventually(func(g Gomega) {
-		s, err := input.Cluster.LXDOn(input.Via)
+		s, err := input.Cluster.LXDOn(ctx, input.Via)
 		g.Expect(err).NotTo(HaveOccurred())
 		ms, err := s.GetClusterMembers()
 		g.Expect(err).NotTo(HaveOccurred(), "listing members through %s", input.Via)

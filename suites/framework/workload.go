@@ -26,7 +26,7 @@ import (
 // lxdFor is a client of cluster c whose requests end with ctx: a member
 // that stops answering (paused) does not hold a spec past its context.
 func lxdFor(ctx context.Context, c *cluster.Cluster) (lxd.InstanceServer, error) {
-	srv, err := c.LXD()
+	srv, err := c.LXD(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +118,7 @@ func ImportInstanceImage(ctx context.Context, in ImportInstanceImageInput) Impor
 	in.Cluster.RecordStep(step, out.Lookup)
 	GinkgoWriter.Printf("%s: %s %s in %s\n", in.Cluster.Name(), step, img.Key, out.Lookup.Round(time.Millisecond))
 
-	srv, err := in.Cluster.LXD()
+	srv, err := in.Cluster.LXD(ctx)
 	Expect(err).NotTo(HaveOccurred())
 	ictx, icancel := opContext(ctx, "image-import")
 	defer icancel()
@@ -173,7 +173,7 @@ func CreateInstanceNetwork(ctx context.Context, in CreateInstanceNetworkInput) {
 		Expect(errs[i]).NotTo(HaveOccurred())
 		parents[m.Name] = nics[i]
 	}
-	srv, err := in.Cluster.LXD()
+	srv, err := in.Cluster.LXD(ctx)
 	Expect(err).NotTo(HaveOccurred())
 	_, _, getErr := workload.WithContext(ctx, srv).GetNetwork(in.Name)
 	if getErr != nil {
@@ -479,7 +479,7 @@ func RunInInstance(ctx context.Context, t testing.TestingT, in ExecInInstanceInp
 
 // zpoolOf is the ZFS pool behind the cluster's storage pool on member.
 func zpoolOf(ctx context.Context, c *cluster.Cluster, member string) (string, error) {
-	srv, err := c.LXDTarget(member)
+	srv, err := c.LXDTarget(ctx, member)
 	if err != nil {
 		return "", err
 	}

@@ -265,7 +265,7 @@ var _ = Describe("the multipass provider on the multipass stand-in", Label("mult
 			Expect(m.Info.Forwards).To(BeEmpty())
 			Expect(m.Endpoint).To(Equal(m.Address+":8443"), "member %s", m.Name)
 			addrs = append(addrs, m.Address)
-			srv, err := c.LXDOn(m.Name)
+			srv, err := c.LXDOn(ctx, m.Name)
 			Expect(err).NotTo(HaveOccurred())
 			info, _, err := srv.GetServer()
 			Expect(err).NotTo(HaveOccurred(), "LXD of %s at %s", m.Name, m.Endpoint)
