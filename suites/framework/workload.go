@@ -622,8 +622,54 @@ func MoveInstanceE(ctx context.Context, t testing.TestingT, in MoveInstanceInput
 	if err != nil {
 		return err
 	}
-	op, err := srv.UseTarget(in.Target).MigrateInstance(in.Instance, api.InstancePost{Name: in.Instance, Migration: true})
-	return waitOp(ctx, srv, "instance-op", op, err, fmt.Sprintf("moving instance %s to %s", in.Instance, in.Target))
+	what := fmt.Sprintf("moving instance %s to %s", in.Instance, in.Target)
+	return moveOnceOnline(
+		func() error {
+			op, err := srv.UseTarget(in.Target).MigrateInstance(in.Instance, api.InstancePost{Name: in.Instance, Migration: true})
+			return waitOp(ctx, srv, "instance-op", op, err, what)
+		},
+		func() (bool, error) { return memberOnline(srv, in.Target) },
+		func() error {
+			iv, err := wait.Load()
+			if err != nil {
+				return err
+			}
+			return wait.For(ctx, iv.MembersOnline, func(context.Context) (bool, string, error) {
+				online, err := memberOnline(srv, in.Target)
+				if err != nil {
+					return false, err.Error(), nil
+				}
+				return online, in.Target + " is not Online", nil
+			})
+		})
+}
+
+// moveOnceOnline runs move; if it failed while the cluster lists the
+// target as not Online (LXD marks a member offline after a missed
+// heartbeat, which a busy TCG host produces, and refuses it as a target
+// until the next round), it waits for the target to be Online and moves
+// once more. The decision reads the member's state, not the error's text.
+func moveOnceOnline(move func() error, online func() (bool, error), waitOnline func() error) error {
+	err := move()
+	if err == nil {
+		return nil
+	}
+	if up, serr := online(); serr != nil || up {
+		return err
+	}
+	if werr := waitOnline(); werr != nil {
+		return fmt.Errorf("%w (the target was not Online and stayed so: %w)", err, werr)
+	}
+	return move()
+}
+
+// memberOnline says whether the cluster lists member as Online.
+func memberOnline(srv lxd.InstanceServer, member string) (bool, error) {
+	m, _, err := srv.GetClusterMember(member)
+	if err != nil {
+		return false, fmt.Errorf("looking up member %s: %w", member, err)
+	}
+	return m.Status == "Online", nil
 }
 
 // CopyInstanceInput is an instance to copy to another member.
