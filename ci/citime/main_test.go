@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -127,5 +128,30 @@ func TestRunReadsItsFilesAndOrdersThePhases(t *testing.T) {
 	}
 	if err := run(&b, filepath.Join(dir, "nope"), start, end, "", "", time.Hour, 0); err == nil || !strings.Contains(err.Error(), "phase log") {
 		t.Errorf("missing phase log: got %v", err)
+	}
+}
+
+// TestTableGivesNoVerdictOnARunThatStopped: a run whose e2e specs did not
+// finish and whose unit, fuzz and integration phases never began has no
+// fresh-machine estimate to judge; the table says what is missing.
+func TestTableGivesNoVerdictOnARunThatStopped(t *testing.T) {
+	ps := []Phase{{Name: "image", Time: 10 * time.Minute}, {Name: "e2e bring-up", Time: 3 * time.Minute},
+		{Name: "e2e specs", Note: "did not finish"}}
+	missing := Incomplete(ps, DefaultPhases)
+	want := []string{"e2e specs did not finish", "deps did not run", "snapshot did not run", "unit did not run", "fuzz did not run", "integration did not run"}
+	for _, w := range want {
+		if !slices.Contains(missing, w) {
+			t.Errorf("Incomplete = %q, lacks %q", missing, w)
+		}
+	}
+	var b bytes.Buffer
+	Table(&b, ps, 25*time.Minute, 0.2, 15*time.Minute, nil, 45*time.Minute, missing...)
+	out := b.String()
+	if strings.Contains(out, "within") || !strings.Contains(out, "no verdict: the run is incomplete (e2e specs did not finish") {
+		t.Errorf("table of a stopped run:\n%s", out)
+	}
+	if got := Incomplete([]Phase{{Name: "deps"}, {Name: "image"}, {Name: "snapshot"}, {Name: "e2e bring-up"}, {Name: "e2e specs"},
+		{Name: "unit"}, {Name: "fuzz"}, {Name: "integration"}}, DefaultPhases); len(got) != 0 {
+		t.Errorf("a complete run: Incomplete = %q", got)
 	}
 }
