@@ -226,8 +226,32 @@ func FreshEstimate(ps []Phase, cached []Cached) (time.Duration, []string) {
 	return total.Round(time.Second), notes
 }
 
-// Table writes the table, the steal line and the estimate with its verdict.
-func Table(w io.Writer, ps []Phase, wall time.Duration, steal float64, estimate time.Duration, notes []string, budget time.Duration) {
+// DefaultPhases are the phases a whole `.ci/run` marks, in order.
+var DefaultPhases = []string{"deps", "image", "snapshot", "e2e bring-up", "e2e specs", "unit", "fuzz", "integration"}
+
+// Incomplete lists what keeps ps from being a whole run: expected phases
+// that did not finish or never began. An estimate over such a run counts
+// the missing phases as nothing, so it can be no verdict.
+func Incomplete(ps []Phase, expected []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range ps {
+		seen[p.Name] = true
+		if p.Note == "did not finish" || p.Note == "no begin mark" {
+			out = append(out, p.Name+" "+p.Note)
+		}
+	}
+	for _, e := range expected {
+		if !seen[e] {
+			out = append(out, e+" did not run")
+		}
+	}
+	return out
+}
+
+// Table writes the table, the steal line and the estimate with its
+// verdict, or without one when incomplete names what the run lacks.
+func Table(w io.Writer, ps []Phase, wall time.Duration, steal float64, estimate time.Duration, notes []string, budget time.Duration, incomplete ...string) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PHASE\tTIME\tNOTE")
 	for _, p := range ps {
@@ -238,6 +262,10 @@ func Table(w io.Writer, ps []Phase, wall time.Duration, steal float64, estimate 
 	fmt.Fprintf(w, "CPU steal over the run: %.1f%% of CPU time (from /proc/stat)\n", steal)
 	for _, n := range notes {
 		fmt.Fprintf(w, "estimate: %s\n", n)
+	}
+	if len(incomplete) > 0 {
+		fmt.Fprintf(w, "fresh-machine estimate: no verdict: the run is incomplete (%s); what ran adds up to %s\n", strings.Join(incomplete, ", "), estimate)
+		return
 	}
 	verdict := "within"
 	if estimate > budget {
@@ -303,6 +331,6 @@ func run(w io.Writer, phasesPath, statStart, statEnd, timingsPath, imagesPath st
 		}
 	}
 	est, notes := FreshEstimate(ps, cached)
-	Table(w, ps, wall, StealPercent(stats[0], stats[1]), est, notes, budget)
+	Table(w, ps, wall, StealPercent(stats[0], stats[1]), est, notes, budget, Incomplete(ps, DefaultPhases)...)
 	return nil
 }
