@@ -11,6 +11,7 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/providers"
 )
 
@@ -157,6 +158,23 @@ func providerChoice(flagValue string) (string, error) {
 		return "", usagef("BCMTEST_PROVIDER: %v", err)
 	}
 	return v, nil
+}
+
+// imageChoice checks --image, or BCMTEST_IMAGE when the flag is not
+// given, as input before anything is opened; neither means the default.
+func imageChoice(flagValue string) (image.Release, error) {
+	if flagValue != "" {
+		rel, err := image.ParseRelease(flagValue)
+		if err != nil {
+			return "", usagef("--image: %v", err)
+		}
+		return rel, nil
+	}
+	rel, err := providers.ImageFromEnv()
+	if err != nil {
+		return "", usagef("%v", err)
+	}
+	return rel, nil
 }
 
 // checkAccelEnv checks BCMTEST_ACCEL before a provider is opened with it.

@@ -21,9 +21,12 @@ func (a *app) imageCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "image",
 		Short: "The embedded QEMU provider's VM images",
-		Long: `The embedded QEMU provider's VM images (Debian 12 with LXD, ZFS, Tor, wait-for-it,
-cloud-init), cached under the user's cache directory and keyed by the recipe's hash.`,
+		Long: `The embedded QEMU provider's VM images (Debian with LXD, ZFS, Tor, wait-for-it,
+cloud-init), cached under the user's cache directory and keyed by the recipe's hash.
+One recipe per Debian release: bookworm (Debian 12, the default) and trixie
+(Debian 13), chosen with --image or BCMTEST_IMAGE.`,
 		Example: `  bcmtest image build
+  bcmtest image build --image trixie
   bcmtest image key
   bcmtest image list -o json
   bcmtest image prune`,
@@ -45,26 +48,36 @@ func imageStore(progress stamp) (state.Dirs, image.Store, error) {
 }
 
 func (a *app) imageBuildCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:               "build",
-		Short:             "Build the current recipe's image unless it is cached (takes minutes)",
-		Example:           "  bcmtest image build",
+	var img string
+	c := &cobra.Command{
+		Use:   "build",
+		Short: "Build the chosen release's image unless it is cached (takes minutes)",
+		Long: `Builds the VM image of the chosen release (--image, else BCMTEST_IMAGE, else
+bookworm) unless it is cached, saying which stage it is in: bootstrap, packages,
+the ZFS module build, customising, packing.`,
+		Example:           "  bcmtest image build\n  bcmtest image build --image trixie",
 		Args:              noArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(c *cobra.Command, args []string) error {
-			return a.imageBuild(c.Context())
+			rel, err := imageChoice(img)
+			if err != nil {
+				return fmt.Errorf("image build: %w", err)
+			}
+			return a.imageBuild(c.Context(), rel)
 		},
 	}
+	addImageFlag(c, &img)
+	return c
 }
 
-func (a *app) imageBuild(ctx context.Context) error {
+func (a *app) imageBuild(ctx context.Context, rel image.Release) error {
 	d, _, err := imageStore(stamp{a.stderr})
 	if err != nil {
 		return err
 	}
 	pr := newProgress(a.stderr)
 	defer pr.Close()
-	p, err := qemu.New(qemu.Config{Dirs: d, Log: pr})
+	p, err := qemu.New(qemu.Config{Dirs: d, Recipe: image.RecipeFor(rel), Log: pr})
 	if err != nil {
 		return envError{err}
 	}
