@@ -83,6 +83,9 @@ func checkReusable(ctx context.Context, p provider.Provider, stateDir, name stri
 	if rec.Provider != "" && rec.Provider != p.Name() {
 		return fail("it runs on %s, not %s", rec.Provider, p.Name())
 	}
+	if cur := provider.ReleaseOf(p); rec.Image != "" && cur != "" && rec.Image != cur {
+		return fail("its nodes run image %s, not %s; reuse it with --image %s (BCMTEST_IMAGE=%s)", rec.Image, cur, rec.Image, rec.Image)
+	}
 	if rec.Owner != os.Getpid() && state.ProcessAlive(rec.Owner) {
 		owner := fmt.Sprintf("process %d", rec.Owner)
 		if cmd := state.ProcessCommand(rec.Owner); cmd != "" {

@@ -111,3 +111,13 @@ func (r Release) Long() string {
 
 // Release is the release a recipe builds (its suite).
 func (r Recipe) Release() Release { return Release(r.Suite) }
+
+// CurrentKeys are the keys of every release's recipe: the images (and
+// their snapshots) a prune keeps, whichever release the run chose.
+func CurrentKeys() []string {
+	var keys []string
+	for _, r := range Releases() {
+		keys = append(keys, RecipeFor(r).Key())
+	}
+	return keys
+}
