@@ -21,6 +21,7 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/inventory"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/progress"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/providers"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
 	"github.com/BitcoinCacheMachine/bcmtest/suites/framework"
@@ -89,7 +90,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		// offline Debian image, removing its LXD...) before booting them.
 		st, err := state.Default()
 		Expect(err).NotTo(HaveOccurred())
-		problems, err := cloudinit.ProviderLint(ctx, name, cloudInit, providers.LintTarget(p.Name(), st))
+		problems, err := cloudinit.ProviderLint(ctx, name, cloudInit, providers.LintTarget(p.Name(), st, image.Release(provider.ReleaseOf(p))))
 		Expect(err).NotTo(HaveOccurred())
 		for _, pr := range problems {
 			GinkgoWriter.Printf("cloud-init lint for %s: %s\n", p.Name(), pr.Error())

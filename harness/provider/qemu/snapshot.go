@@ -201,9 +201,10 @@ func (p *Provider) makeAndPrune(ctx context.Context, img image.Image, sh Shape, 
 	if err != nil {
 		return Snapshot{}, err
 	}
-	// Every release's current image keeps its snapshots: a trixie run
-	// must not remove what bookworm runs restore from, nor the reverse.
-	if err := p.pruneSnapshots(SnapshotsKept, image.CurrentKeys()...); err != nil {
+	// The image in use and every release's current image keep their
+	// snapshots: a trixie run must not remove what bookworm runs restore
+	// from, nor the reverse.
+	if err := p.pruneSnapshots(SnapshotsKept, append(image.CurrentKeys(), img.Key)...); err != nil {
 		p.logf("snapshot cache: %v", err)
 	}
 	return openSnapshot(e.Dir)

@@ -82,7 +82,11 @@ type reporter struct {
 	out    bytes.Buffer
 }
 
-func (r *reporter) ImageStage(s Stage) { r.mu.Lock(); r.stages = append(r.stages, s.String()); r.mu.Unlock() }
+func (r *reporter) ImageStage(s Stage) {
+	r.mu.Lock()
+	r.stages = append(r.stages, s.String())
+	r.mu.Unlock()
+}
 func (r *reporter) Write(b []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
