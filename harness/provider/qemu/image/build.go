@@ -156,7 +156,7 @@ func (s Store) build(ctx context.Context, r Recipe, tmp string) error {
 	key := r.Key()
 	b := &buildRun{s: s, key: key, start: time.Now()}
 	b.reporter, b.structured = s.Progress.(StageReporter)
-	s.printf("image %s: building Debian %s image with mmdebstrap (takes minutes)\n", key, r.Release().Long())
+	s.printf("image %s: building the %s image with mmdebstrap (takes minutes)\n", key, r.Release().Long())
 	b.enter(Stage{Stage: StageBootstrap, Of: StageBootstrap})
 
 	hook := filepath.Join(tmp, "customize.sh")

@@ -60,7 +60,7 @@ func TestABuildSaysItsNamedStagesAndRecordsTheirTimes(t *testing.T) {
 		}
 		prev = i
 	}
-	if !strings.Contains(log, "; bootstrap took ") || !strings.Contains(log, "building Debian trixie (Debian 13) image") {
+	if !strings.Contains(log, "; bootstrap took ") || !strings.Contains(log, "building the trixie (Debian 13) image") {
 		t.Errorf("the stage lines do not say the stage before's time or the release:\n%s", log)
 	}
 	var names []string
