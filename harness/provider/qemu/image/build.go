@@ -169,6 +169,9 @@ func (s Store) build(ctx context.Context, r Recipe, tmp string) error {
 		"--components=" + strings.Join(r.Components, ","),
 		"--include=" + strings.Join(r.Packages, ","),
 		"--aptopt=Acquire::Retries \"3\"",
+		// apt's and dpkg's lines ("Setting up zfs-dkms ..."): without
+		// them the stages cannot tell the ZFS build from the packages.
+		"--verbose",
 		// Quoted: the cache dir may have spaces or quotes in it.
 		"--customize-hook=sh " + buildstep.ShellQuote(hook) + ` "$1"`,
 	}
