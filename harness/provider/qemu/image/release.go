@@ -38,6 +38,10 @@ type releaseInfo struct {
 	// that writes the host keys: cloud-init.service until 24.3, then
 	// cloud-init-network.service.
 	cloudInitNetwork string
+	// routeNotGateway: the nodes' default route goes in the network-config
+	// as a route, not gateway4, which cloud-init 23.4+ reports as a
+	// deprecation that makes `cloud-init status` exit 2 (degraded done).
+	routeNotGateway bool
 	// extraCustomize is shell the release's customize script runs after
 	// the common part (empty, or lines ending in a newline).
 	extraCustomize string
@@ -46,6 +50,7 @@ type releaseInfo struct {
 var releases = map[Release]releaseInfo{
 	Bookworm: {debianVersion: "12", cloudInit: "22.4", pythonLib: "/usr/lib/python3.11", cloudInitNetwork: "cloud-init.service"},
 	Trixie: {debianVersion: "13", cloudInit: "25.1", pythonLib: "/usr/lib/python3.13", cloudInitNetwork: "cloud-init-network.service",
+		routeNotGateway: true,
 		// Since 24.3 one cloud-init process (cloud-init-main.service) runs
 		// every stage, started before cloud-init-local.service. In the
 		// template it must not start at all: its Python state would be
@@ -100,6 +105,10 @@ func ParseRelease(name string) (Release, error) {
 // CloudInitVersion is the cloud-init version (major.minor) the release's
 // image ships: the schema a cloud-init file for its nodes is judged by.
 func (r Release) CloudInitVersion() string { return releases[r].cloudInit }
+
+// DefaultRouteAsRoute says the release's cloud-init wants the default
+// route as a route in network-config, not as the deprecated gateway4.
+func (r Release) DefaultRouteAsRoute() bool { return releases[r].routeNotGateway }
 
 // Long is the release with its Debian version: "trixie (Debian 13)".
 func (r Release) Long() string {
