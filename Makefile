@@ -8,6 +8,9 @@ RUN_ID ?= $(shell date -u +%Y%m%d-%H%M%S)
 MEMBERS ?= 1
 PROVIDER ?= auto
 CLOUD_INIT ?=
+# The Debian release of the qemu provider's nodes: bookworm or trixie
+# (default $BCMTEST_IMAGE, else bookworm). The suites read BCMTEST_IMAGE.
+IMAGE ?= $(BCMTEST_IMAGE)
 FORCE ?=
 # What each target runs is a Ginkgo label filter; `make targets` lists them
 # and ci/targets_test.go checks that every spec is run by at least one.
@@ -38,7 +41,7 @@ HOST_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap debian-archive-keyring ge
 # BCMTEST_PHASE_LOG names a file.
 PHASE := @ci/phase
 
-.PHONY: deps build unit fuzz integration integration-rest test e2e dry-run nightly faults bench lint targets soak
+.PHONY: check-image deps build unit fuzz integration integration-rest test e2e dry-run nightly faults bench lint targets soak
 
 ## deps: install host packages for this distribution (sudo when not root) and Go modules
 deps:
@@ -63,10 +66,10 @@ fuzz:
 	$(PHASE) end fuzz
 
 ## integration: the integration specs CI runs (label ci) on real VMs
-integration: deps
+integration: deps check-image
 	mkdir -p $(ARTIFACTS)
 	$(PHASE) begin integration
-	BCMTEST_INTEGRATION=1 $(GO) test -count=1 -v -timeout 90m ./suites/integration \
+	BCMTEST_INTEGRATION=1 BCMTEST_IMAGE=$(IMAGE) $(GO) test -count=1 -v -timeout 90m ./suites/integration \
 	  $(GINKGO_FLAGS) -ginkgo.label-filter='$(INTEGRATION_LABELS)' \
 	  -ginkgo.junit-report=$(ARTIFACTS)/integration-$(RUN_ID)-junit.xml
 	$(PHASE) end integration
@@ -78,12 +81,12 @@ integration-rest:
 ## test: unit tests, the lint fuzz target, then the CI integration specs on real VMs
 test: unit fuzz integration
 
-## e2e: the smoke specs (LABELS) against one cluster of 1+MEMBERS nodes (main job)
-e2e: deps
+## e2e: the smoke specs (LABELS) against one cluster of 1+MEMBERS nodes on IMAGE (main job)
+e2e: deps check-image
 	$(PHASE) begin e2e
 	@if [ -n "$(CLOUD_INIT)" ] && [ ! -f "$(CLOUD_INIT)" ]; then echo "CLOUD_INIT=$(CLOUD_INIT): no such file" >&2; exit 2; fi
 	mkdir -p $(ARTIFACTS)/$(RUN_ID)
-	BCMTEST_E2E=1 BCMTEST_FORCE=$(FORCE) BCMTEST_MEMBERS=$(MEMBERS) BCMTEST_PROVIDER=$(PROVIDER) BCMTEST_CLOUD_INIT=$(if $(CLOUD_INIT),$(abspath $(CLOUD_INIT))) \
+	BCMTEST_E2E=1 BCMTEST_IMAGE=$(IMAGE) BCMTEST_FORCE=$(FORCE) BCMTEST_MEMBERS=$(MEMBERS) BCMTEST_PROVIDER=$(PROVIDER) BCMTEST_CLOUD_INIT=$(if $(CLOUD_INIT),$(abspath $(CLOUD_INIT))) \
 	  BCMTEST_ARTIFACTS=$(abspath $(ARTIFACTS)) BCMTEST_RUN_ID=$(RUN_ID) \
 	  $(GO) test -count=1 -v -timeout 90m ./suites/e2e $(GINKGO_FLAGS) \
 	  $(if $(LABELS),-ginkgo.label-filter='$(LABELS)') \
@@ -113,15 +116,20 @@ nightly:
 	$(MAKE) e2e MEMBERS=3 LABELS=
 
 ## faults: the fault-injection suite on a cluster with 2 members (three nodes)
-faults: deps
+faults: deps check-image
 	mkdir -p $(ARTIFACTS)
-	BCMTEST_FAULTS=1 BCMTEST_MEMBERS=$(or $(FAULT_MEMBERS),2) BCMTEST_ARTIFACTS=$(ARTIFACTS) \
+	BCMTEST_FAULTS=1 BCMTEST_IMAGE=$(IMAGE) BCMTEST_MEMBERS=$(or $(FAULT_MEMBERS),2) BCMTEST_ARTIFACTS=$(ARTIFACTS) \
 	  $(GO) test -count=1 -v -timeout 150m ./suites/faults $(GINKGO_FLAGS) \
 	  -ginkgo.junit-report=$(ARTIFACTS)/faults-$(RUN_ID)-junit.xml
 
 ## bench: provider and cluster benchmarks on real VMs
-bench: deps
-	BCMTEST_INTEGRATION=1 $(GO) test -count=1 -run '^$$' -bench '$(BENCH)' -benchtime 1x -timeout 90m ./suites/bench
+bench: deps check-image
+	BCMTEST_INTEGRATION=1 BCMTEST_IMAGE=$(IMAGE) $(GO) test -count=1 -run '^$$' -bench '$(BENCH)' -benchtime 1x -timeout 90m ./suites/bench
+
+# check-image: IMAGE names a release with a recipe (the CLI's own check and
+# message), before a suite compiles or a VM starts.
+check-image:
+	@$(GO) run ./cmd/bcmtest image key --image '$(IMAGE)' >/dev/null
 
 ## lint: go vet, and actionlint plus structure checks on ci/workflows (shellcheck when installed)
 lint:

@@ -19,7 +19,9 @@ import (
 // "x: &a [[x], [x], ...]" and "runcmd: [*a, *a, ...]" cost the product of
 // the two lengths and listed millions of problems.
 type checker struct {
-	file     string
+	file string
+	// schema is the cloud-init release the file is judged by.
+	schema   Schema
 	errs     []*Problem
 	warnings []*Problem
 	// done holds the collections whose contents have been checked.
@@ -55,10 +57,6 @@ func (c *checker) top(root *yaml.Node) {
 		c.errorf(root, "", "top level must be a mapping of cloud-config keys (key: value), got %s", k)
 		return
 	}
-	known := make(map[string]bool, len(knownKeys224))
-	for _, k := range knownKeys224 {
-		known[k] = true
-	}
 	last := map[string]*yaml.Node{}
 	c.pairs(deref(root), "", func(key string, kn, vn *yaml.Node) {
 		last[key] = vn
@@ -66,19 +64,21 @@ func (c *checker) top(root *yaml.Node) {
 		if s, ok := typedKeys[key]; ok {
 			c.value(vn, s, path)
 		}
+		known, addedIn := c.schema.known(key)
+		v := c.schema.release()
 		switch {
 		case key == "<<":
 			// A YAML merge key; the merged keys are not ours to judge.
-		case slices.Contains(laterKeys, key):
-			c.warnf(kn, path, "not known to cloud-init 22.4 (added in a later release); the guest will ignore it")
-		case known[key]:
-			if use, ok := deprecatedKeys[key]; ok {
-				c.warnf(kn, path, "deprecated in cloud-init 22.4; %s", use)
+		case !known && addedIn != "":
+			c.warnf(kn, path, "not known to cloud-init %s (added in cloud-init %s); the guest will ignore it", v, addedIn)
+		case known:
+			if rule := c.schema.deprecated(key); rule != "" {
+				c.warnf(kn, path, "%s", rule)
 			}
 		case keyHints[key] != "":
-			c.warnf(kn, path, "unknown top-level key: %s", keyHints[key])
+			c.warnf(kn, path, "%s: %s", unknownKeyRule, keyHints[key])
 		default:
-			c.warnf(kn, path, "unknown top-level key; cloud-init 22.4 will ignore it%s", suggest(key, knownKeys224))
+			c.warnf(kn, path, "%s; cloud-init %s will ignore it%s", unknownKeyRule, v, suggest(key, c.schema.keys()))
 		}
 	})
 	if c.err == nil {

@@ -35,14 +35,6 @@ var knownKeys224 = []string{
 	"apt_sources",
 }
 
-// laterKeys are accepted by newer cloud-init releases but not by 22.4, which
-// ignores them: worth a warning because the file was probably written
-// against newer documentation.
-var laterKeys = []string{
-	"create_hostname_file", "ubuntu_pro", "enable_rpi_connect",
-	"rpi_interfaces", "rpi_userconf", "disable_piwiz",
-}
-
 // deprecatedKeys still work in 22.4 but have a replacement.
 var deprecatedKeys = map[string]string{
 	"apt_update":                "use package_update",

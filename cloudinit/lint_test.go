@@ -17,7 +17,7 @@ func TestLint(t *testing.T) {
 		{"unknown key without a near match", "#cloud-config\nbitcoin_network: testnet\n",
 			[]string{"vm.yaml:2:1: bitcoin_network: unknown top-level key; cloud-init 22.4 will ignore it"}},
 		{"key from a later release", "#cloud-config\ncreate_hostname_file: false\n",
-			[]string{"vm.yaml:2:1: create_hostname_file: not known to cloud-init 22.4 (added in a later release); the guest will ignore it"}},
+			[]string{"vm.yaml:2:1: create_hostname_file: not known to cloud-init 22.4 (added in cloud-init 23.4); the guest will ignore it"}},
 		{"deprecated key", "#cloud-config\napt_update: true\n",
 			[]string{"vm.yaml:2:1: apt_update: deprecated in cloud-init 22.4; use package_update"}},
 		{"network in user-data", "#cloud-config\nnetwork: {version: 2}\n",
@@ -57,8 +57,8 @@ func TestLintReturnsValidationErrors(t *testing.T) {
 // would call a checked key unknown.
 func TestKeyTablesAgree(t *testing.T) {
 	for key := range typedKeys {
-		if !slices.Contains(knownKeys224, key) && !slices.Contains(laterKeys, key) {
-			t.Errorf("typedKeys has %q, which is in neither knownKeys224 nor laterKeys", key)
+		if _, later := keyAdded[key]; !slices.Contains(knownKeys224, key) && !later {
+			t.Errorf("typedKeys has %q, which is in neither knownKeys224 nor keyAdded", key)
 		}
 	}
 	for key := range deprecatedKeys {
@@ -66,9 +66,17 @@ func TestKeyTablesAgree(t *testing.T) {
 			t.Errorf("deprecatedKeys has %q, which is not in knownKeys224", key)
 		}
 	}
-	for _, key := range laterKeys {
+	for key, since := range keyAdded {
 		if slices.Contains(knownKeys224, key) {
-			t.Errorf("%q is in both knownKeys224 and laterKeys", key)
+			t.Errorf("%q is in both knownKeys224 and keyAdded", key)
+		}
+		if _, err := parseVersion(since); err != nil || !Schema224.before(since) {
+			t.Errorf("keyAdded[%q] = %q: must be a release after 22.4 (%v)", key, since, err)
+		}
+	}
+	for key, d := range laterDeprecations {
+		if ok, _ := Schema224.known(key); !ok || !Schema224.before(d.since) {
+			t.Errorf("laterDeprecations[%q]: must be a key 22.4 knows, deprecated after 22.4", key)
 		}
 	}
 	modules := knownKeys224[:slices.Index(knownKeys224, "add_apt_repo_match")]

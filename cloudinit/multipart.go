@@ -20,7 +20,7 @@ import (
 // parts are checked like standalone files. Problems inside a part are
 // reported against "name (MIME part N)" with lines counted from the start of
 // that part's body.
-func checkMultipart(ctx context.Context, name string, data []byte) ([]*Problem, error) {
+func checkMultipart(ctx context.Context, schema Schema, name string, data []byte) ([]*Problem, error) {
 	fail := func(format string, args ...any) ([]*Problem, error) {
 		return nil, &Problem{File: name, Rule: fmt.Sprintf(format, args...)}
 	}
@@ -63,7 +63,7 @@ func checkMultipart(ctx context.Context, name string, data []byte) ([]*Problem, 
 			return fail("MIME part %d is malformed: %v", n+1, err)
 		}
 		n++
-		ws, perr := checkPart(ctx, fmt.Sprintf("%s (MIME part %d)", name, n), part)
+		ws, perr := checkPart(ctx, schema, fmt.Sprintf("%s (MIME part %d)", name, n), part)
 		warnings = append(warnings, ws...)
 		if ctx.Err() != nil {
 			return nil, stopped(name, ctx.Err())
@@ -84,7 +84,7 @@ func checkMultipart(ctx context.Context, name string, data []byte) ([]*Problem, 
 }
 
 // checkPart checks the parts cloud-init would parse or execute itself.
-func checkPart(ctx context.Context, name string, part *multipart.Part) ([]*Problem, error) {
+func checkPart(ctx context.Context, schema Schema, name string, part *multipart.Part) ([]*Problem, error) {
 	body, err := io.ReadAll(io.LimitReader(part, MaxSize+1))
 	if err != nil {
 		return nil, &Problem{File: name, Rule: fmt.Sprintf("cannot read MIME part: %v", err)}
@@ -101,7 +101,7 @@ func checkPart(ctx context.Context, name string, part *multipart.Part) ([]*Probl
 		if p := checkText(name, body); p != nil {
 			return nil, p
 		}
-		return checkCloudConfig(ctx, name, body)
+		return checkCloudConfig(ctx, schema, name, body)
 	case "text/x-shellscript":
 		if !bytes.HasPrefix(body, []byte("#!")) {
 			return nil, &Problem{File: name, Line: 1, Column: 1, Rule: "a text/x-shellscript part must start with #! (e.g. #!/bin/sh)"}

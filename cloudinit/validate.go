@@ -32,6 +32,11 @@ func Validate(name string, data []byte) error {
 // check validates data and also returns the warnings Lint reports. It stops
 // with ctx's error, wrapped by stopped, once ctx is done.
 func check(ctx context.Context, name string, data []byte) (warnings []*Problem, err error) {
+	return checkWith(ctx, Schema224, name, data)
+}
+
+// checkWith is check judged by schema's release.
+func checkWith(ctx context.Context, schema Schema, name string, data []byte) (warnings []*Problem, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, stopped(name, err)
 	}
@@ -50,7 +55,7 @@ func check(ctx context.Context, name string, data []byte) (warnings []*Problem, 
 			return nil, &Problem{File: name, Line: 1, Column: 1,
 				Rule: fmt.Sprintf(`first line must be exactly "#cloud-config", got %q`, first)}
 		}
-		return checkCloudConfig(ctx, name, data)
+		return checkCloudConfig(ctx, schema, name, data)
 	case strings.HasPrefix(first, "#!"):
 		if p := checkScript(name, data, first); p != nil {
 			return nil, p
@@ -75,7 +80,7 @@ func check(ctx context.Context, name string, data []byte) (warnings []*Problem, 
 		}
 		return nil, asError(errs)
 	case isMIMEHeader(first):
-		return checkMultipart(ctx, name, data)
+		return checkMultipart(ctx, schema, name, data)
 	}
 	return nil, &Problem{File: name, Line: 1, Column: 1, Rule: headerRule + headerHint(data, first)}
 }
@@ -115,12 +120,12 @@ func checkText(name string, data []byte) *Problem {
 }
 
 // checkCloudConfig parses a #cloud-config document and type-checks it.
-func checkCloudConfig(ctx context.Context, name string, data []byte) ([]*Problem, error) {
+func checkCloudConfig(ctx context.Context, schema Schema, name string, data []byte) ([]*Problem, error) {
 	root, err := parseCloudConfig(ctx, name, data)
 	if err != nil {
 		return nil, err
 	}
-	c := &checker{file: name, poll: poll{ctx: ctx}}
+	c := &checker{file: name, schema: schema, poll: poll{ctx: ctx}}
 	c.top(root)
 	if c.err != nil {
 		return nil, stopped(name, c.err)

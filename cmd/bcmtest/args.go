@@ -11,7 +11,9 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/providers"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
 )
 
 // Exit codes, documented in --help and README.
@@ -157,6 +159,46 @@ func providerChoice(flagValue string) (string, error) {
 		return "", usagef("BCMTEST_PROVIDER: %v", err)
 	}
 	return v, nil
+}
+
+// imageChoice checks --image, or BCMTEST_IMAGE when the flag is not
+// given, as input before anything is opened; neither means the default.
+func imageChoice(flagValue string) (image.Release, error) {
+	if flagValue != "" {
+		rel, err := image.ParseRelease(flagValue)
+		if err != nil {
+			return "", usagef("--image: %v", err)
+		}
+		return rel, nil
+	}
+	rel, err := providers.ImageFromEnv()
+	if err != nil {
+		return "", usagef("%v", err)
+	}
+	return rel, nil
+}
+
+// clusterImage is the release of an existing cluster's nodes when a
+// command works on one (existing): --image or BCMTEST_IMAGE when given,
+// else the release its record names, else the default. Grow and reuse
+// so launch what the cluster already runs.
+func clusterImage(flagValue string, existing bool, name string) (image.Release, error) {
+	rel, err := imageChoice(flagValue)
+	if err != nil || !existing || flagValue != "" || os.Getenv(image.ImageEnv) != "" {
+		return rel, err
+	}
+	d, err := state.Default()
+	if err != nil {
+		return "", envError{err}
+	}
+	recorded, err := cluster.RecordedImage(d.State, name)
+	if err != nil || recorded == "" {
+		return rel, nil // no record to go by: the reuse check says what is wrong
+	}
+	if rel, err = image.ParseRelease(recorded); err != nil {
+		return "", fmt.Errorf("cluster %s: its record names %w", name, err)
+	}
+	return rel, nil
 }
 
 // checkAccelEnv checks BCMTEST_ACCEL before a provider is opened with it.

@@ -208,6 +208,22 @@ func TestBadInputIsRejectedBeforeAnyVMStarts(t *testing.T) {
 		{name: "logs without a name", args: []string{"logs"}, code: exitUsage, field: "NAME", rule: "got 0 arguments"},
 		{name: "logs out under a file", args: []string{"logs", "CLUS1", "--out", filepath.Join(plainFile, "sub")}, code: exitUsage, field: "--out", rule: "not a directory"},
 
+		// --image and BCMTEST_IMAGE, on every command that launches VMs or judges a file by the image.
+		{name: "up unknown image", args: []string{"up", "CLUS1", "--image", "sid"}, code: exitUsage, field: "--image", rule: `image "sid": must be bookworm or trixie`},
+		{name: "up unknown image from the environment", args: []string{"up", "CLUS1"}, env: map[string]string{"BCMTEST_IMAGE": "bullseye"}, code: exitUsage, field: "BCMTEST_IMAGE", rule: `image "bullseye": must be bookworm or trixie`},
+		{name: "up image of the wrong case", args: []string{"up", "CLUS1", "--image", "Trixie"}, code: exitUsage, field: "--image", rule: "must be bookworm or trixie"},
+		{name: "up --reuse unknown image from the environment", args: []string{"up", "TAKEN", "--reuse"}, setup: taken, env: map[string]string{"BCMTEST_IMAGE": "sid"}, code: exitUsage, field: "BCMTEST_IMAGE", rule: "must be bookworm or trixie"},
+		{name: "image build unknown image", args: []string{"image", "build", "--image", "sid"}, code: exitUsage, field: "--image", rule: "must be bookworm or trixie"},
+		{name: "image build unknown image from the environment", args: []string{"image", "build"}, env: map[string]string{"BCMTEST_IMAGE": "sid"}, code: exitUsage, field: "BCMTEST_IMAGE", rule: "must be bookworm or trixie"},
+		{name: "image key unknown image", args: []string{"image", "key", "--image", "sid"}, code: exitUsage, field: "--image", rule: "must be bookworm or trixie"},
+		{name: "image key empty image from the flag", args: []string{"image", "key", "--image"}, code: exitUsage, field: "--image", rule: "needs a value"},
+		{name: "cloudinit lint unknown image", args: []string{"cloudinit", "lint", "--image", "sid", wrongType}, code: exitUsage, field: "--image", rule: "must be bookworm or trixie"},
+		{name: "cloudinit check unknown image", args: []string{"cloudinit", "check", "--image", "sid", unknownKey}, code: exitUsage, field: "--image", rule: "must be bookworm or trixie"},
+		{name: "cloudinit check unknown image from the environment", args: []string{"cloudinit", "check", unknownKey}, env: map[string]string{"BCMTEST_IMAGE": "sid"}, code: exitUsage, field: "BCMTEST_IMAGE", rule: "must be bookworm or trixie"},
+		{name: "cloudinit diff unknown image", args: []string{"cloudinit", "diff", "--image", "sid", unknownKey, unknownKey}, code: exitUsage, field: "--image", rule: "must be bookworm or trixie"},
+		{name: "matrix unknown image", args: []string{"matrix", "--sizes", "0", "--image", "sid"}, code: exitUsage, field: "--image", rule: "must be bookworm or trixie"},
+		{name: "matrix unknown image from the environment", args: []string{"matrix", "--sizes", "0"}, env: map[string]string{"BCMTEST_IMAGE": "sid"}, code: exitUsage, field: "BCMTEST_IMAGE", rule: "must be bookworm or trixie"},
+
 		// image and cloudinit.
 		{name: "image without a subcommand", args: []string{"image"}, code: exitUsage, field: "build, key, list or prune", rule: "want a subcommand"},
 		{name: "image unknown subcommand", args: []string{"image", "frob"}, code: exitUsage, field: `"frob"`, rule: "unknown subcommand"},

@@ -44,22 +44,25 @@ Exit codes: 0 ok, 2 the file is bad (problems listed with file:line:col), 1 the 
 }
 
 func (a *app) lintCmd() *cobra.Command {
-	var prov string
+	var prov, img string
 	c := &cobra.Command{
 		Use:   "lint FILE",
 		Short: "Check a cloud-init file before any VM starts",
 		Long: `Checks a cloud-init file before any VM starts: the #cloud-config header, YAML
 errors with line and column, types of well-known keys, unknown top-level keys
-(cloud-init ignores them silently), and cloud-init's own schema check
+(cloud-init ignores them silently; keys of a later cloud-init are warned about
+with the release that added them), and cloud-init's own schema check
 ('cloud-init schema') run with the cloud-init of the VM image, so the verdict
 matches the VMs' cloud-init version (needs root and a built image; skipped
-with a notice otherwise). Then warns about what the provider's VMs cannot give
+with a notice otherwise). The image is the one --image chooses (default
+$BCMTEST_IMAGE or bookworm): bookworm's cloud-init is 22.4, trixie's 25.1. Then warns about what the provider's VMs cannot give
 the file (--provider, default $BCMTEST_PROVIDER or auto): on the qemu provider's
 offline Debian image snap, PPAs and packages the image does not know.
 
 Exit codes: 0 ok, 2 the file is bad (problems listed with file:line:col).`,
 		Example: `  bcmtest cloudinit lint fixtures/bcm-debian.yaml
-  bcmtest cloudinit lint my-cloud-init.yml --provider multipass`,
+  bcmtest cloudinit lint my-cloud-init.yml --provider multipass
+  bcmtest cloudinit lint my-cloud-init.yml --image trixie`,
 		Args:              wantArgs(1, 1, "FILE"),
 		ValidArgsFunction: completeCloudInitFile,
 		RunE: func(c *cobra.Command, args []string) error {
@@ -70,16 +73,22 @@ Exit codes: 0 ok, 2 the file is bad (problems listed with file:line:col).`,
 			if err != nil {
 				return fmt.Errorf("cloudinit lint: %w", err)
 			}
-			_, _, err = lint(c.Context(), args[0], lintTarget(c.Context(), choice), a.stdout, a.stderr)
+			rel, err := imageChoice(img)
+			if err != nil {
+				return fmt.Errorf("cloudinit lint: %w", err)
+			}
+			_, _, err = lint(c.Context(), args[0], lintTarget(c.Context(), choice), rel, a.stdout, a.stderr)
 			return err
 		},
 	}
 	addProviderFlag(c, &prov)
+	addImageFlag(c, &img)
 	return c
 }
 
 func (a *app) checkCmd() *cobra.Command {
 	var force bool
+	var img string
 	c := &cobra.Command{
 		Use:   "check FILE",
 		Short: "Lint, then boot one VM and report each cloud-init module",
@@ -90,16 +99,22 @@ the VM boots, unless --force.
 
 Exit codes: 0 ok, 2 the file is bad (problems listed with file:line:col), 1 the VM check failed.`,
 		Example: `  bcmtest cloudinit check my-cloud-init.yml
-  bcmtest cloudinit check --force fixtures/bcm-original.yaml`,
+  bcmtest cloudinit check --force fixtures/bcm-original.yaml
+  bcmtest cloudinit check --image trixie my-cloud-init.yml`,
 		Args:              wantArgs(1, 1, "FILE"),
 		ValidArgsFunction: completeCloudInitFile,
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := checkFileArg(c, args[0]); err != nil {
 				return err
 			}
-			return a.check(c.Context(), args[0], force)
+			rel, err := imageChoice(img)
+			if err != nil {
+				return fmt.Errorf("cloudinit check: %w", err)
+			}
+			return a.check(c.Context(), args[0], rel, force)
 		},
 	}
+	addImageFlag(c, &img)
 	c.Flags().BoolVarP(&force, "force", "f", false, "boot even when the file needs what the provider's VMs lack (snap, PPAs, unknown packages)")
 	return c
 }
@@ -122,7 +137,7 @@ func lintProblems(file string, problems []string) error {
 // With a target provider it also runs the provider lint, prints what that
 // finds as warnings and returns it: whether those refuse the file is the
 // caller's decision.
-func lint(ctx context.Context, file, target string, stdout, stderr io.Writer) ([]byte, []cloudinit.Problem, error) {
+func lint(ctx context.Context, file, target string, rel image.Release, stdout, stderr io.Writer) ([]byte, []cloudinit.Problem, error) {
 	data, err := cloudinit.LoadContext(ctx, file)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -131,20 +146,21 @@ func lint(ctx context.Context, file, target string, stdout, stderr io.Writer) ([
 		return nil, nil, lintProblems(file, strings.Split(err.Error(), "\n"))
 	}
 	var problems []string
-	unknown, err := cloudinit.UnknownKeys(file, data)
+	judge := lintSchema(rel)
+	unknown, err := judge.UnknownKeys(file, data)
 	if err != nil {
 		return nil, nil, lintProblems(file, []string{err.Error()})
 	}
 	for _, p := range unknown {
 		problems = append(problems, p.Error())
 	}
-	warnings, _ := cloudinit.Lint(file, data)
+	warnings, _ := judge.Lint(file, data)
 	for _, w := range warnings {
 		if !strings.Contains(w, "unknown top-level key") {
 			fmt.Fprintf(stdout, "warning: %s\n", w)
 		}
 	}
-	schema, note := schemaCheck(ctx, file, data)
+	schema, note := schemaCheck(ctx, file, data, rel)
 	if note != "" {
 		fmt.Fprintf(stderr, "notice: %s\n", note)
 	}
@@ -156,7 +172,7 @@ func lint(ctx context.Context, file, target string, stdout, stderr io.Writer) ([
 	}
 	var forTarget []cloudinit.Problem
 	if target != "" {
-		if forTarget, err = providerLint(ctx, file, data, target); err != nil {
+		if forTarget, err = providerLint(ctx, file, data, target, rel); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -169,6 +185,15 @@ func lint(ctx context.Context, file, target string, stdout, stderr io.Writer) ([
 		fmt.Fprintf(stdout, "%s: ok\n", file)
 	}
 	return data, forTarget, nil
+}
+
+// lintSchema is the cloud-init release a file for rel's nodes is judged by.
+func lintSchema(rel image.Release) cloudinit.Schema {
+	s, err := cloudinit.SchemaFor(rel.CloudInitVersion())
+	if err != nil {
+		return cloudinit.Schema224
+	}
+	return s
 }
 
 // lintTarget is the provider whose VMs will run a cloud-init file: the one
@@ -188,12 +213,12 @@ func lintTarget(ctx context.Context, choice string) string {
 // providerLint finds what the target provider's VMs cannot give the file
 // (snap on the offline Debian image, PPAs, packages the image lacks), so it
 // is said before a VM boots rather than in a failed module minutes later.
-func providerLint(ctx context.Context, file string, data []byte, target string) ([]cloudinit.Problem, error) {
+func providerLint(ctx context.Context, file string, data []byte, target string, rel image.Release) ([]cloudinit.Problem, error) {
 	d, err := state.Default()
 	if err != nil {
 		return nil, envError{err}
 	}
-	ps, err := cloudinit.ProviderLint(ctx, file, data, providers.LintTarget(target, d))
+	ps, err := cloudinit.ProviderLint(ctx, file, data, providers.LintTarget(target, d, rel))
 	if err != nil {
 		return nil, fmt.Errorf("checking %s for the %s provider: %w", file, target, err)
 	}
@@ -220,9 +245,9 @@ func refuseForProvider(at, file, target string, problems []cloudinit.Problem, fo
 		at, file, len(problems), target, strings.Join(lines, "\n  "))
 }
 
-// schemaCheck runs `cloud-init schema` with the image's own cloud-init.
-// It returns a notice instead when that cannot run here.
-func schemaCheck(ctx context.Context, file string, data []byte) ([]cloudinit.Problem, string) {
+// schemaCheck runs `cloud-init schema` with the own cloud-init of rel's
+// image. It returns a notice instead when that cannot run here.
+func schemaCheck(ctx context.Context, file string, data []byte, rel image.Release) ([]cloudinit.Problem, string) {
 	if !strings.HasPrefix(string(data), "#cloud-config") {
 		return nil, ""
 	}
@@ -230,9 +255,9 @@ func schemaCheck(ctx context.Context, file string, data []byte) ([]cloudinit.Pro
 	if err != nil {
 		return nil, "skipped cloud-init's schema check: " + err.Error()
 	}
-	img, err := image.Store{Dir: d.Cache + "/images"}.Lookup(image.DefaultRecipe())
+	img, err := image.Store{Dir: d.Cache + "/images"}.Lookup(image.RecipeFor(rel))
 	if err != nil {
-		return nil, "skipped cloud-init's schema check: the VM image is not built yet (bcmtest image build)"
+		return nil, fmt.Sprintf("skipped cloud-init's schema check: the %s VM image is not built yet (bcmtest image build --image %s)", rel, rel)
 	}
 	iv, err := wait.Load()
 	if err != nil {
@@ -256,8 +281,8 @@ func schemaCheck(ctx context.Context, file string, data []byte) ([]cloudinit.Pro
 
 // check lints, then boots one VM with the file and reports cloud-init's
 // per-module results, then deletes the VM.
-func (a *app) check(ctx context.Context, file string, force bool) error {
-	data, problems, err := lint(ctx, file, providers.QEMU, a.stdout, a.stderr)
+func (a *app) check(ctx context.Context, file string, rel image.Release, force bool) error {
+	data, problems, err := lint(ctx, file, providers.QEMU, rel, a.stdout, a.stderr)
 	if err != nil {
 		return err
 	}
@@ -275,7 +300,7 @@ func (a *app) check(ctx context.Context, file string, force bool) error {
 	// launch returns, before the report on stdout.
 	pr := newProgress(a.stderr)
 	defer pr.Close()
-	p, err := newProvider(ctx, providers.Options{Name: providers.QEMU, Dirs: d, Log: pr})
+	p, err := newProvider(ctx, providers.Options{Name: providers.QEMU, Image: rel, Dirs: d, Log: pr})
 	if err != nil {
 		return envError{err}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/inventory"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/progress"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/providers"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
 )
@@ -30,6 +31,7 @@ type diffOptions struct {
 	output     string
 	out        string
 	provider   string
+	image      string
 	failOnDiff bool
 	force      bool
 }
@@ -84,6 +86,7 @@ file not tracked at it); 3 environment.`,
 	f.BoolVar(&o.failOnDiff, "fail-on-diff", false, "exit 1 on any difference or regression, not only when NEW fails")
 	f.BoolVarP(&o.force, "force", "f", false, "boot even when a file needs what the provider's VMs lack, or NEW has lint problems OLD has not")
 	addProviderFlag(c, &o.provider)
+	addImageFlag(c, &o.image)
 	c.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json", "markdown"}, cobra.ShellCompDirectiveNoFileComp))
 	return c
 }
@@ -250,7 +253,7 @@ type lintFinding struct {
 // lintSide runs the file checks (validity, unknown keys, cloud-init's
 // schema) and the provider lint on one side, without refusing anything:
 // the caller compares the two sides.
-func lintSide(ctx context.Context, s diffSide, target string, stderr io.Writer) ([]lintFinding, []cloudinit.Problem, error) {
+func lintSide(ctx context.Context, s diffSide, target string, rel image.Release, stderr io.Writer) ([]lintFinding, []cloudinit.Problem, error) {
 	var out []lintFinding
 	add := func(p cloudinit.Problem, tag string) {
 		out = append(out, lintFinding{key: p.Path + ": " + p.Rule + tag, text: p.Error() + tag})
@@ -270,21 +273,21 @@ func lintSide(ctx context.Context, s diffSide, target string, stderr io.Writer) 
 		}
 		return out, nil, nil
 	}
-	unknown, err := cloudinit.UnknownKeys(s.Name, s.Data)
+	unknown, err := lintSchema(rel).UnknownKeys(s.Name, s.Data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("linting %s %s: %w", s.Field, s.Name, err)
 	}
 	for _, p := range unknown {
 		add(p, "")
 	}
-	schema, note := schemaCheck(ctx, s.Name, s.Data)
+	schema, note := schemaCheck(ctx, s.Name, s.Data, rel)
 	if note != "" {
 		fmt.Fprintf(stderr, "notice: %s: %s\n", s.Field, note)
 	}
 	for _, p := range schema {
 		add(p, " (cloud-init schema)")
 	}
-	forTarget, err := providerLint(ctx, s.Name, s.Data, target)
+	forTarget, err := providerLint(ctx, s.Name, s.Data, target, rel)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -320,11 +323,15 @@ func (a *app) cloudInitDiff(ctx context.Context, sides [2]diffSide, o diffOption
 	if err != nil {
 		return fmt.Errorf("cloudinit diff: %w", err)
 	}
+	rel, err := imageChoice(o.image)
+	if err != nil {
+		return fmt.Errorf("cloudinit diff: %w", err)
+	}
 	target := lintTarget(ctx, choice)
 	var findings [2][]lintFinding
 	var forTarget [2][]cloudinit.Problem
 	for i, s := range sides {
-		if findings[i], forTarget[i], err = lintSide(ctx, s, target, a.stderr); err != nil {
+		if findings[i], forTarget[i], err = lintSide(ctx, s, target, rel, a.stderr); err != nil {
 			return err
 		}
 		for _, f := range findings[i] {
@@ -361,7 +368,7 @@ func (a *app) cloudInitDiff(ctx context.Context, sides [2]diffSide, o diffOption
 	}
 	pr := newProgress(a.stderr)
 	defer pr.Close()
-	p, err := newProvider(ctx, providers.Options{Name: choice, Dirs: dirs, Log: pr})
+	p, err := newProvider(ctx, providers.Options{Name: choice, Image: rel, Dirs: dirs, Log: pr})
 	if err != nil {
 		return envError{err}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/providers"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
 )
@@ -37,13 +38,19 @@ func chooseProvider(flagValue string) (string, error) {
 	return name, nil
 }
 
-// openEnv opens the provider chosen by chooseProvider.
+// openEnv opens the provider chosen by chooseProvider, its nodes on the
+// image BCMTEST_IMAGE names (checked by imageChoice before).
 func openEnv(ctx context.Context, providerName string, log io.Writer) (*env, error) {
+	return openEnvImage(ctx, providerName, "", log)
+}
+
+// openEnvImage is openEnv with the nodes' image chosen by imageChoice.
+func openEnvImage(ctx context.Context, providerName string, rel image.Release, log io.Writer) (*env, error) {
 	d, err := state.Default()
 	if err != nil {
 		return nil, envError{err}
 	}
-	p, err := newProvider(ctx, providers.Options{Name: providerName, Dirs: d, Log: log})
+	p, err := newProvider(ctx, providers.Options{Name: providerName, Image: rel, Dirs: d, Log: log})
 	if err != nil {
 		if v := os.Getenv("BCMTEST_MULTIPASS"); v != "" && providerName == providers.Multipass {
 			err = fmt.Errorf("%w (the binary named by BCMTEST_MULTIPASS=%s)", err, v)
@@ -73,6 +80,17 @@ func addProviderFlag(c *cobra.Command, v *string) {
 	c.Flags().StringVarP(v, "provider", "p", "", "VM provider: auto, qemu or multipass (default $BCMTEST_PROVIDER or auto)")
 	c.RegisterFlagCompletionFunc("provider", cobra.FixedCompletions(
 		[]string{providers.Auto, providers.QEMU, providers.Multipass}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// addImageFlag is --image, shared by the commands that launch VMs.
+func addImageFlag(c *cobra.Command, v *string) {
+	c.Flags().StringVar(v, "image", "", "Debian release the qemu provider's nodes run: "+image.ReleaseNames()+
+		" (default $"+image.ImageEnv+" or "+string(image.DefaultRelease)+")")
+	names := []string{}
+	for _, r := range image.Releases() {
+		names = append(names, string(r))
+	}
+	c.RegisterFlagCompletionFunc("image", cobra.FixedCompletions(names, cobra.ShellCompDirectiveNoFileComp))
 }
 
 // addOutputFlag is --output/-o table|json for the listing commands.

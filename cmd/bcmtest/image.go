@@ -21,9 +21,12 @@ func (a *app) imageCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "image",
 		Short: "The embedded QEMU provider's VM images",
-		Long: `The embedded QEMU provider's VM images (Debian 12 with LXD, ZFS, Tor, wait-for-it,
-cloud-init), cached under the user's cache directory and keyed by the recipe's hash.`,
+		Long: `The embedded QEMU provider's VM images (Debian with LXD, ZFS, Tor, wait-for-it,
+cloud-init), cached under the user's cache directory and keyed by the recipe's hash.
+One recipe per Debian release: bookworm (Debian 12, the default) and trixie
+(Debian 13), chosen with --image or BCMTEST_IMAGE.`,
 		Example: `  bcmtest image build
+  bcmtest image build --image trixie
   bcmtest image key
   bcmtest image list -o json
   bcmtest image prune`,
@@ -45,26 +48,36 @@ func imageStore(progress stamp) (state.Dirs, image.Store, error) {
 }
 
 func (a *app) imageBuildCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:               "build",
-		Short:             "Build the current recipe's image unless it is cached (takes minutes)",
-		Example:           "  bcmtest image build",
+	var img string
+	c := &cobra.Command{
+		Use:   "build",
+		Short: "Build the chosen release's image unless it is cached (takes minutes)",
+		Long: `Builds the VM image of the chosen release (--image, else BCMTEST_IMAGE, else
+bookworm) unless it is cached, saying which stage it is in: bootstrap, packages,
+the ZFS module build, customising, packing.`,
+		Example:           "  bcmtest image build\n  bcmtest image build --image trixie",
 		Args:              noArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(c *cobra.Command, args []string) error {
-			return a.imageBuild(c.Context())
+			rel, err := imageChoice(img)
+			if err != nil {
+				return fmt.Errorf("image build: %w", err)
+			}
+			return a.imageBuild(c.Context(), rel)
 		},
 	}
+	addImageFlag(c, &img)
+	return c
 }
 
-func (a *app) imageBuild(ctx context.Context) error {
+func (a *app) imageBuild(ctx context.Context, rel image.Release) error {
 	d, _, err := imageStore(stamp{a.stderr})
 	if err != nil {
 		return err
 	}
 	pr := newProgress(a.stderr)
 	defer pr.Close()
-	p, err := qemu.New(qemu.Config{Dirs: d, Log: pr})
+	p, err := qemu.New(qemu.Config{Dirs: d, Recipe: image.RecipeFor(rel), Log: pr})
 	if err != nil {
 		return envError{err}
 	}
@@ -81,48 +94,62 @@ func (a *app) imageBuild(ctx context.Context) error {
 
 func (a *app) imageKeyCmd() *cobra.Command {
 	var wl bool
+	var img string
 	c := &cobra.Command{
 		Use:   "key",
 		Short: "Print the current recipe's cache key without building anything",
 		Long: `Prints the cache key of the VM image the qemu provider builds or reuses: the name of
 its directory under the cache's images/ (the recipe's hash). With --workload, the key
-of the workload specs' container image instead. Reads no state and needs no root:
-CI uses it to name a cache of the images and booted snapshots.`,
+of the workload specs' container image instead (of the same Debian release). The
+release is --image's (default $BCMTEST_IMAGE or bookworm). Reads no state and needs
+no root: CI uses it to name a cache of the images and booted snapshots.`,
 		Example: `  bcmtest image key
   bcmtest image key --workload
+  bcmtest image key --image trixie
   echo "key=bcmtest-$(bcmtest image key)-$(bcmtest image key --workload)"`,
 		Args:              noArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(c *cobra.Command, args []string) error {
-			fmt.Fprintln(a.stdout, imageKey(wl))
+			rel, err := imageChoice(img)
+			if err != nil {
+				return fmt.Errorf("image key: %w", err)
+			}
+			fmt.Fprintln(a.stdout, imageKey(rel, wl))
 			return nil
 		},
 	}
 	c.Flags().BoolVar(&wl, "workload", false, "the workload container image's key instead of the VM image's")
+	addImageFlag(c, &img)
 	return c
 }
 
 // imageKey is the key of the recipe the build would use, computed from the
-// recipe alone: the VM image the qemu provider defaults to, or the
-// workload specs' instance image.
-func imageKey(wl bool) string {
+// recipe alone: rel's VM image, or the workload specs' instance image of
+// the same release.
+func imageKey(rel image.Release, wl bool) string {
 	if wl {
-		return workload.DefaultImageRecipe().Key()
+		return workload.ImageRecipeFor(string(rel)).Key()
 	}
-	return image.DefaultRecipe().Key()
+	return image.RecipeFor(rel).Key()
 }
 
 // imageJSON is one image, or one booted snapshot made from an image, in
 // `image list --output json`.
 type imageJSON struct {
-	Kind          string    `json:"kind"` // image or snapshot
-	Key           string    `json:"key"`
+	Kind string `json:"kind"` // image or snapshot
+	Key  string `json:"key"`
+	// Release is the image's Debian release (bookworm, trixie).
+	Release       string    `json:"release"`
 	KernelVersion string    `json:"kernel_version"`
 	Built         time.Time `json:"built"`
 	BuildSeconds  float64   `json:"build_seconds"`
 	SizeBytes     int64     `json:"size_bytes"`
-	Current       bool      `json:"current"`
-	Dir           string    `json:"dir"`
+	// Current: the image is its release's current recipe (a snapshot:
+	// of such an image).
+	Current bool `json:"current"`
+	// Stages is how long each named stage of the image's build took.
+	Stages []image.StageTime `json:"stages,omitempty"`
+	Dir    string            `json:"dir"`
 	// Snapshots only: what it restores into, and the VMs layered on it.
 	Shape *qemu.Shape `json:"shape,omitempty"`
 	InUse []string    `json:"in_use,omitempty"`
@@ -132,7 +159,7 @@ func (a *app) imageListCmd() *cobra.Command {
 	var output string
 	c := &cobra.Command{
 		Use:   "list",
-		Short: "Cached images, newest first, marking the current one",
+		Short: "Cached images, newest first, with their Debian release, marking each release's current one",
 		Example: `  bcmtest image list
   bcmtest image list -o json`,
 		Args:              noArgs,
@@ -149,14 +176,19 @@ func (a *app) imageListCmd() *cobra.Command {
 }
 
 // cachedImages is what list and prune both start from: the directories,
-// the cached images (newest first) and the current recipe's key.
-func (a *app) cachedImages() (state.Dirs, []image.Image, string, error) {
+// the cached images (newest first) and the keys of every release's current
+// recipe.
+func (a *app) cachedImages() (state.Dirs, []image.Image, map[string]bool, error) {
 	d, store, err := imageStore(stamp{a.stderr})
 	if err != nil {
-		return d, nil, "", err
+		return d, nil, nil, err
 	}
 	imgs, err := store.List()
-	return d, imgs, image.DefaultRecipe().Key(), err
+	current := map[string]bool{}
+	for _, k := range image.CurrentKeys() {
+		current[k] = true
+	}
+	return d, imgs, current, err
 }
 
 func (a *app) imageList(output string) error {
@@ -171,13 +203,13 @@ func (a *app) imageList(output string) error {
 	if output == "json" {
 		out := []imageJSON{}
 		for _, im := range imgs {
-			out = append(out, imageJSON{Kind: "image", Key: im.Key, KernelVersion: im.Manifest.KernelVersion, Built: im.Manifest.Built,
-				BuildSeconds: im.Manifest.BuildTime.Seconds(), SizeBytes: im.Manifest.SizeBytes, Current: im.Key == current, Dir: im.Dir})
+			out = append(out, imageJSON{Kind: "image", Key: im.Key, Release: im.Manifest.Recipe.Suite, KernelVersion: im.Manifest.KernelVersion, Built: im.Manifest.Built,
+				BuildSeconds: im.Manifest.BuildTime.Seconds(), SizeBytes: im.Manifest.SizeBytes, Current: current[im.Key], Dir: im.Dir, Stages: im.Manifest.Stages})
 		}
 		for _, sn := range snaps {
 			sh := sn.Manifest.Shape
-			out = append(out, imageJSON{Kind: "snapshot", Key: sn.Key, Built: sn.Manifest.Created, BuildSeconds: sn.Manifest.CreateTime.Seconds(),
-				SizeBytes: sn.Manifest.SizeBytes, Current: sh.Image == current, Dir: sn.Dir, Shape: &sh, InUse: sn.InUse})
+			out = append(out, imageJSON{Kind: "snapshot", Key: sn.Key, Release: imageRelease(sh.Image), Built: sn.Manifest.Created, BuildSeconds: sn.Manifest.CreateTime.Seconds(),
+				SizeBytes: sn.Manifest.SizeBytes, Current: current[sh.Image], Dir: sn.Dir, Shape: &sh, InUse: sn.InUse})
 		}
 		return writeJSON(a.stdout, out)
 	}
@@ -187,20 +219,20 @@ func (a *app) imageList(output string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KEY\tKERNEL\tBUILT\tBUILD TIME\tSIZE\tCURRENT")
+	fmt.Fprintln(tw, "KEY\tRELEASE\tKERNEL\tBUILT\tBUILD TIME\tSIZE\tCURRENT")
 	for _, im := range imgs {
 		cur := ""
-		if im.Key == current {
+		if current[im.Key] {
 			cur = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f GiB\t%s\n", im.Key, im.Manifest.KernelVersion, im.Manifest.Built.Format(time.RFC3339),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f GiB\t%s\n", im.Key, image.Release(im.Manifest.Recipe.Suite).Long(), im.Manifest.KernelVersion, im.Manifest.Built.Format(time.RFC3339),
 			im.Manifest.BuildTime.Round(time.Second), float64(im.Manifest.SizeBytes)/(1<<30), cur)
 	}
 	return tw.Flush()
 }
 
 // snapshotTable lists the booted snapshots below the images.
-func (a *app) snapshotTable(snaps []qemu.SnapshotInfo, current string) {
+func (a *app) snapshotTable(snaps []qemu.SnapshotInfo, current map[string]bool) {
 	if len(snaps) == 0 {
 		return
 	}
@@ -209,7 +241,7 @@ func (a *app) snapshotTable(snaps []qemu.SnapshotInfo, current string) {
 	fmt.Fprintln(tw, "SNAPSHOT\tSHAPE\tMADE\tMAKE TIME\tSIZE\tCURRENT IMAGE\tIN USE BY")
 	for _, sn := range snaps {
 		cur := ""
-		if sn.Manifest.Shape.Image == current {
+		if current[sn.Manifest.Shape.Image] {
 			cur = "yes"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.0f MiB\t%s\t%s\n", sn.Key, sn.Manifest.Shape, sn.Manifest.Created.Format(time.RFC3339),
@@ -221,7 +253,7 @@ func (a *app) snapshotTable(snaps []qemu.SnapshotInfo, current string) {
 func (a *app) imagePruneCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:               "prune",
-		Short:             "Remove every image but the current recipe's, and every snapshot no VM uses beyond the newest few",
+		Short:             "Remove every image but each release's current one, and every snapshot no VM uses beyond the newest few of those",
 		Example:           "  bcmtest image prune",
 		Args:              noArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
@@ -238,7 +270,7 @@ func (a *app) imagePrune() error {
 	}
 	n := 0
 	for _, im := range imgs {
-		if im.Key == current {
+		if current[im.Key] {
 			continue
 		}
 		if err := os.RemoveAll(im.Dir); err != nil {
@@ -247,13 +279,20 @@ func (a *app) imagePrune() error {
 		fmt.Fprintf(a.stdout, "removed %s\n", im.Key)
 		n++
 	}
-	fmt.Fprintf(a.stdout, "%d image(s) removed; kept the current %s\n", n, current)
-	// Snapshots: none of an older image, and only the newest few of the
+	fmt.Fprintf(a.stdout, "%d image(s) removed; kept each release's current one (%s)\n", n, strings.Join(image.CurrentKeys(), ", "))
+	// Snapshots: none of an older image, and only the newest few of each
 	// current one; never one a VM's disk is layered on.
-	removed, err := qemu.PruneSnapshots(d, qemu.SnapshotsKept, current)
+	removed, err := qemu.PruneSnapshots(d, qemu.SnapshotsKept, image.CurrentKeys()...)
 	for _, k := range removed {
 		fmt.Fprintf(a.stdout, "removed snapshot %s\n", k)
 	}
 	fmt.Fprintf(a.stdout, "%d snapshot(s) removed\n", len(removed))
 	return err
+}
+
+// imageRelease is the release an image key names (its prefix, as
+// Recipe.Key makes it).
+func imageRelease(key string) string {
+	rel, _, _ := strings.Cut(key, "-")
+	return rel
 }

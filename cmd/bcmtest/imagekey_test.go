@@ -72,7 +72,7 @@ func TestImageKeyIsTheBuildsKey(t *testing.T) {
 func TestImageKeyFollowsTheRecipe(t *testing.T) {
 	r := image.DefaultRecipe()
 	r.Packages = append(r.Packages, "vim")
-	if r.Key() == imageKey(false) {
+	if r.Key() == imageKey(image.DefaultRelease, false) {
 		t.Errorf("a recipe with one more package has the same key %s", r.Key())
 	}
 }
@@ -134,7 +134,7 @@ func TestImageKeyNeedsNoRootNorState(t *testing.T) {
 		t.Fatalf("child printed no time: %q", errb.String())
 	}
 	took := time.Duration(ns)
-	if got, want := strings.TrimSpace(string(out)), imageKey(false); got != want {
+	if got, want := strings.TrimSpace(string(out)), imageKey(image.DefaultRelease, false); got != want {
 		t.Errorf("image key as nobody printed %q, want %q", got, want)
 	}
 	if took > time.Second {

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/report"
 )
 
@@ -46,10 +47,10 @@ const matrixExample = `  bcmtest matrix --sizes 0,1
   bcmtest matrix --sizes 1 --from-runs artifacts/soak-20261203-100000`
 
 type matrixOptions struct {
-	sizes, labels, out, provider, suites, cloudInit string
-	repeat                                          int
-	keepGoing                                       bool
-	fromRuns                                        string
+	sizes, labels, out, provider, suites, cloudInit, image string
+	repeat                                                 int
+	keepGoing                                              bool
+	fromRuns                                               string
 }
 
 func (a *app) matrixCmd() *cobra.Command {
@@ -71,6 +72,7 @@ func (a *app) matrixCmd() *cobra.Command {
 	f.IntVar(&o.repeat, "repeat", 1, "runs per size (repeats reveal flakes)")
 	f.StringVar(&o.out, "out", "", "report directory (default artifacts/matrix-<time>)")
 	addProviderFlag(c, &o.provider)
+	addImageFlag(c, &o.image)
 	f.StringVar(&o.suites, "suites", "./suites/e2e", "the e2e suites package (a directory)")
 	f.StringVar(&o.cloudInit, "cloud-init", "", "cloud-init file for every node")
 	f.BoolVar(&o.keepGoing, "keep-going", false, "report kernel findings at teardown without failing the run")
@@ -104,13 +106,17 @@ func (a *app) matrix(ctx context.Context, o matrixOptions) error {
 	if err != nil {
 		return fmt.Errorf("matrix: %w", err)
 	}
+	rel, err := imageChoice(o.image)
+	if err != nil {
+		return fmt.Errorf("matrix: %w", err)
+	}
 	// The suites run in their own directory: relative paths would break.
 	ci, err := absPath("--cloud-init", o.cloudInit)
 	if err != nil {
 		return err
 	}
 	if ci != "" {
-		if _, _, err := lint(ctx, ci, "", io.Discard, a.stderr); err != nil {
+		if _, _, err := lint(ctx, ci, "", rel, io.Discard, a.stderr); err != nil {
 			return fmt.Errorf("matrix: --cloud-init: %w", err)
 		}
 	}
@@ -149,7 +155,7 @@ func (a *app) matrix(ctx context.Context, o matrixOptions) error {
 			if ctx.Err() != nil {
 				break
 			}
-			r := runSize(ctx, matrixRun{size: n, attempt: at, repeat: o.repeat, dir: dir, labels: o.labels, provider: sum.Provider,
+			r := runSize(ctx, matrixRun{size: n, attempt: at, repeat: o.repeat, dir: dir, labels: o.labels, provider: sum.Provider, image: rel,
 				suiteBin: bin, suiteDir: suites, cloudInit: ci, keepGoing: o.keepGoing}, log)
 			sum.Runs = append(sum.Runs, r)
 			p, f, s := r.Counts()
@@ -215,6 +221,7 @@ func compileSuites(ctx context.Context, suitesDir, outDir string, log io.Writer)
 type matrixRun struct {
 	size, attempt, repeat         int
 	dir, labels, provider         string
+	image                         image.Release
 	suiteBin, suiteDir, cloudInit string
 	keepGoing                     bool
 }
@@ -237,7 +244,7 @@ func (m matrixRun) command(runDir string) *exec.Cmd {
 	cmd := exec.Command(m.suiteBin, args...)
 	cmd.Dir = m.suiteDir
 	cmd.Env = append(os.Environ(), "BCMTEST_E2E=1", "BCMTEST_MEMBERS="+strconv.Itoa(m.size), "BCMTEST_PROVIDER="+m.provider,
-		"BCMTEST_ARTIFACTS="+m.dir, "BCMTEST_RUN_ID="+m.id(), "BCMTEST_CLOUD_INIT="+m.cloudInit)
+		image.ImageEnv+"="+string(m.image), "BCMTEST_ARTIFACTS="+m.dir, "BCMTEST_RUN_ID="+m.id(), "BCMTEST_CLOUD_INIT="+m.cloudInit)
 	if m.keepGoing {
 		cmd.Env = append(cmd.Env, "BCMTEST_KEEP_GOING=1")
 	}

@@ -21,7 +21,8 @@ shows and collects their state, checks cloud-init files, and runs the e2e
 suites over cluster sizes.
 
 Environment: BCMTEST_PROVIDER (auto|qemu|multipass), BCMTEST_ACCEL (auto|kvm|tcg),
-BCMTEST_STATE_DIR, BCMTEST_CACHE_DIR, BCMTEST_MULTIPASS (path to multipass).
+BCMTEST_IMAGE (bookworm|trixie), BCMTEST_STATE_DIR, BCMTEST_CACHE_DIR,
+BCMTEST_MULTIPASS (path to multipass).
 
 Exit codes: 0 ok, 1 failure (an operation or tests failed), 2 usage error,
 3 environment problem (missing qemu, multipass, disk), 130 interrupted, each with

@@ -17,9 +17,9 @@ import (
 )
 
 type upOptions struct {
-	provider, memory, disk, cloudInit, poolSize string
-	cpus                                        int
-	keep, reuse, force                          bool
+	provider, memory, disk, cloudInit, poolSize, image string
+	cpus                                               int
+	keep, reuse, force                                 bool
 }
 
 func (a *app) upCmd() *cobra.Command {
@@ -32,10 +32,15 @@ prints how to reach it. MEMBERS defaults to 0 (a single-node cluster).
 
 A --cloud-init file is checked before any VM starts, also for what the provider's
 VMs cannot give it (snap, PPAs and unknown packages on the qemu provider's offline
-Debian image); such a file is refused unless --force.`,
+Debian image); such a file is refused unless --force.
+
+--image chooses the Debian release of the qemu provider's nodes (default
+$BCMTEST_IMAGE or bookworm); the cluster's record keeps it, so --reuse
+attaches with the cluster's own release when neither is given.`,
 		Example: `  bcmtest up CLUS1 3
   bcmtest up DEV 1 --cloud-init my-cloud-init.yml --memory 3G
-  bcmtest up OLD 0 --cloud-init fixtures/bcm-original.yaml --force`,
+  bcmtest up OLD 0 --cloud-init fixtures/bcm-original.yaml --force
+  bcmtest up NEW 1 --image trixie`,
 		Args:              wantArgs(1, 2, "NAME [MEMBERS]"),
 		Annotations:       map[string]string{numericArgAnnotation: "MEMBERS"},
 		ValidArgsFunction: cobra.NoFileCompletions,
@@ -45,6 +50,7 @@ Debian image); such a file is refused unless --force.`,
 	}
 	f := c.Flags()
 	addProviderFlag(c, &o.provider)
+	addImageFlag(c, &o.image)
 	f.IntVar(&o.cpus, "cpus", cluster.DefaultCPUs, "vCPUs per node")
 	f.StringVarP(&o.memory, "memory", "m", cluster.DefaultMemory, "memory per node (e.g. 2G, 1536M)")
 	f.StringVar(&o.disk, "disk", cluster.DefaultDisk, "disk per node")
@@ -88,9 +94,13 @@ func (a *app) up(ctx context.Context, c *cobra.Command, args []string, o upOptio
 	if err != nil {
 		return fmt.Errorf("up: %w", err)
 	}
+	rel, err := clusterImage(o.image, o.reuse, name)
+	if err != nil {
+		return fmt.Errorf("up: %w", err)
+	}
 	if userData != nil {
 		target := lintTarget(ctx, prov)
-		problems, err := providerLint(ctx, o.cloudInit, userData, target)
+		problems, err := providerLint(ctx, o.cloudInit, userData, target, rel)
 		if err != nil {
 			return fmt.Errorf("up: --cloud-init: %w", err)
 		}
@@ -111,7 +121,7 @@ func (a *app) up(ctx context.Context, c *cobra.Command, args []string, o upOptio
 	// lines go above its bars.
 	pr := newProgress(a.stderr)
 	defer pr.Close()
-	e, err := openEnv(ctx, prov, pr)
+	e, err := openEnvImage(ctx, prov, rel, pr)
 	if err != nil {
 		return err
 	}

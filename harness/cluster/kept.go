@@ -95,6 +95,9 @@ func keptProblem(ctx context.Context, p provider.Provider, stateDir, name string
 	if rec.Provider != "" && rec.Provider != p.Name() {
 		return fmt.Sprintf("it runs on %s, not %s", rec.Provider, p.Name()), false, nil
 	}
+	if cur := provider.ReleaseOf(p); rec.Image != "" && cur != "" && rec.Image != cur {
+		return fmt.Sprintf("its nodes run image %s, not %s; reuse it with --image %s (BCMTEST_IMAGE=%s)", rec.Image, cur, rec.Image, rec.Image), false, nil
+	}
 	if rec.Owner != os.Getpid() && state.ProcessAlive(rec.Owner) {
 		owner := fmt.Sprintf("process %d", rec.Owner)
 		if cmd := state.ProcessCommand(rec.Owner); cmd != "" {

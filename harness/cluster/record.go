@@ -17,8 +17,11 @@ import (
 // record is a cluster's bookkeeping in the state directory, written before
 // the first VM starts so a killed run can be found and swept.
 type record struct {
-	Name     string    `json:"name"`
-	Provider string    `json:"provider"`
+	Name     string `json:"name"`
+	Provider string `json:"provider"`
+	// Image is the Debian release its nodes run (provider.Releaser); ""
+	// for providers that choose none and records made before it was kept.
+	Image    string    `json:"image,omitempty"`
 	Members  int       `json:"members"`
 	Nodes    []string  `json:"nodes"`
 	Owner    int       `json:"owner"`

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 )
 
 // TestReusedClusterIsLockedWhileInUse: a run that reuses a cluster holds
@@ -54,5 +57,49 @@ func TestReusedClusterIsLockedWhileInUse(t *testing.T) {
 	}
 	if left := fp.Names(); len(left) != 0 {
 		t.Errorf("VMs left: %v", left)
+	}
+}
+
+// releaseProvider is a provider whose nodes run a chosen Debian release.
+type releaseProvider struct {
+	provider.Provider
+	rel string
+}
+
+func (r releaseProvider) Release() string { return r.rel }
+
+// TestTheRecordKeepsTheImageAndAReuseOnAnotherIsRefused: a cluster made on
+// trixie nodes says so in its record; a reuse through a provider set to
+// bookworm is refused naming both and the flag that fixes it, and the
+// same release reuses it.
+func TestTheRecordKeepsTheImageAndAReuseOnAnotherIsRefused(t *testing.T) {
+	s, fp, _ := specOnFakeLXD(t)
+	s.Persistent = true
+	s.Provider = releaseProvider{Provider: fp, rel: "trixie"}
+	made, err := Up(t.Context(), s)
+	if err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	if got, err := RecordedImage(s.StateDir, "CLUS1"); err != nil || got != "trixie" {
+		t.Fatalf("recorded image = %q, %v; want trixie", got, err)
+	}
+	reuse := s
+	reuse.Reuse = true
+	reuse.Provider = releaseProvider{Provider: fp, rel: "bookworm"}
+	var re *ReuseError
+	if _, err := Up(t.Context(), reuse); !errors.As(err, &re) || !strings.Contains(re.Reason, "image trixie, not bookworm") ||
+		!strings.Contains(re.Reason, "--image trixie") {
+		t.Fatalf("reuse on bookworm: %v", err)
+	}
+	reuse.Provider = releaseProvider{Provider: fp, rel: "trixie"}
+	same, err := Up(t.Context(), reuse)
+	if err != nil {
+		t.Fatalf("reuse on trixie: %v", err)
+	}
+	if err := same.Destroy(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := made.Destroy(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

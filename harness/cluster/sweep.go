@@ -81,6 +81,22 @@ func RecordedProvider(stateDir, name string) (string, error) {
 	return rec.Provider, nil
 }
 
+// RecordedImage returns the Debian release cluster name's nodes run, from
+// its record in stateDir; "" when it has no record or names none.
+func RecordedImage(stateDir, name string) (string, error) {
+	if err := ValidateName(name); err != nil {
+		return "", err
+	}
+	rec, err := loadClusterRecord(filepath.Join(ClustersDir(stateDir), name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return rec.Image, nil
+}
+
 // ClusterStatus is what the harness knows about a cluster on this host.
 type ClusterStatus struct {
 	Name       string

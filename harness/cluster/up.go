@@ -80,7 +80,7 @@ func Up(ctx context.Context, spec Spec) (*Cluster, error) {
 			spec.Name, strings.Join(names(existing), ", "), spec.Name)
 	}
 
-	rec := &record{Name: spec.Name, Provider: spec.Provider.Name(), Members: spec.Members, Nodes: r.NodeNames,
+	rec := &record{Name: spec.Name, Provider: spec.Provider.Name(), Image: provider.ReleaseOf(spec.Provider), Members: spec.Members, Nodes: r.NodeNames,
 		Owner: os.Getpid(), Created: time.Now().UTC(), PoolName: spec.PoolName, Persistent: spec.Persistent, dir: dir,
 		Shape: &Shape{CPUs: r.CPUs, MemoryMiB: r.MemoryMiB, DiskGiB: r.DiskGiB, PoolGiB: r.PoolGiB}}
 	if err := rec.saveUserData(r.CloudInitName, r.CloudInit); err != nil {

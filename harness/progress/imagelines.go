@@ -1,6 +1,10 @@
 package progress
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
+)
 
 // harnessImageLine reads the image store's own progress lines ("image KEY:
 // unpacking root tree (3m2s)"): the stage they start, whether the build
@@ -20,10 +24,10 @@ func harnessImageLine(line string) (stage string, begin, end, ok bool) {
 	case strings.HasPrefix(what, "another run is making it"):
 		return "waiting for another run's build", true, false, true
 	case strings.HasPrefix(what, "unpacking root tree"):
-		return "unpacking root tree", false, false, true
+		return image.StagePacking + ": unpacking root tree", false, false, true
 	case strings.HasPrefix(what, "writing ") && strings.Contains(what, " root filesystem"):
 		s, _, _ := strings.Cut(what, " (")
-		return s, false, false, true
+		return image.StagePacking + ": " + s, false, false, true
 	case strings.HasPrefix(what, "built in "):
 		return "built", false, true, true
 	}

@@ -201,11 +201,11 @@ func TestPlainImageBuild(t *testing.T) {
 	p.Write([]byte(" (kernel 6.1.0-28-amd64)\n"))
 	p.expect(t, "image build",
 		"15:04:05 image 3f2a: building Debian bookworm image with mmdebstrap (takes minutes)",
-		"15:04:06 image: apt-get update (1s)",
-		"15:04:10 image: installing remaining packages (5s)",
-		"15:04:40 image: still in installing remaining packages, 1/2 unpacked, 0/2 set up (35s)",
-		"15:04:41 image: unpacking root tree (36s)",
-		"15:04:51 image: writing 8 GiB ext4 root filesystem (46s)",
+		"15:04:06 image: bootstrap: apt-get update (1s)",
+		"15:04:10 image: packages: installing remaining packages (5s)",
+		"15:04:40 image: still in packages: installing remaining packages, 1/2 unpacked, 0/2 set up (35s)",
+		"15:04:41 image: packing: unpacking root tree (36s)",
+		"15:04:51 image: packing: writing 8 GiB ext4 root filesystem (46s)",
 		"15:04:51 image 3f2a: built in 4m2s (kernel 6.1.0-28-amd64)")
 }
 

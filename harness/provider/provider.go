@@ -367,6 +367,22 @@ func RunInput(ctx context.Context, p Provider, name string, stdin io.Reader, arg
 	return string(res.Stdout), nil
 }
 
+// Releaser is a provider whose nodes run a Debian release the harness
+// chose (the qemu provider's image): the cluster record keeps it, and
+// the workload image follows it.
+type Releaser interface {
+	// Release is the Debian release's name: bookworm, trixie.
+	Release() string
+}
+
+// ReleaseOf is p's node release, "" when p chooses none.
+func ReleaseOf(p Provider) string {
+	if r, ok := p.(Releaser); ok {
+		return r.Release()
+	}
+	return ""
+}
+
 // Faults are the disruptions a backend can inject for the fault suite.
 type Faults interface {
 	Pause(ctx context.Context, name string) error

@@ -10,14 +10,14 @@ import (
 
 // LintTarget is what cloudinit.ProviderLint needs to know about the
 // provider that will run a file: its name and, for the embedded provider,
-// the package names its current image's apt lists know (nil, so no package
-// check, while that image is not built).
-func LintTarget(provider string, dirs state.Dirs) cloudinit.Target {
+// the package names the apt lists of rel's current image know (nil, so no
+// package check, while that image is not built).
+func LintTarget(provider string, dirs state.Dirs, rel image.Release) cloudinit.Target {
 	t := cloudinit.Target{Provider: provider}
 	if provider != QEMU {
 		return t
 	}
-	img, err := image.Store{Dir: filepath.Join(dirs.Cache, "images")}.Lookup(image.DefaultRecipe())
+	img, err := image.Store{Dir: filepath.Join(dirs.Cache, "images")}.Lookup(image.RecipeFor(rel))
 	if err != nil {
 		return t
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/wait"
 )
@@ -32,6 +33,10 @@ type Options struct {
 	// NoSnapshot boots qemu VMs cold instead of from the booted snapshot
 	// (BCMTEST_SNAPSHOT=0).
 	NoSnapshot bool
+	// Image is the Debian release the qemu provider's nodes run; ""
+	// reads BCMTEST_IMAGE (unset: image.DefaultRelease). Multipass
+	// launches its own image (MultipassImage).
+	Image image.Release
 	// MultipassBinary is the multipass executable (BCMTEST_MULTIPASS).
 	MultipassBinary string
 	// MultipassImage is the image multipass launches (BCMTEST_MULTIPASS_IMAGE).
@@ -54,6 +59,13 @@ func (o *Options) defaults() error {
 	}
 	if o.MultipassBinary == "" {
 		o.MultipassBinary = os.Getenv("BCMTEST_MULTIPASS")
+	}
+	if o.Image == "" {
+		rel, err := ImageFromEnv()
+		if err != nil {
+			return err
+		}
+		o.Image = rel
 	}
 	switch v := os.Getenv("BCMTEST_SNAPSHOT"); v {
 	case "", "1":
@@ -98,6 +110,16 @@ func Validate(name string) error {
 	return fmt.Errorf("provider %q: must be auto, qemu or multipass", name)
 }
 
+// ImageFromEnv is the release BCMTEST_IMAGE names (unset: the default);
+// a name without a recipe is an error naming the variable and the choices.
+func ImageFromEnv() (image.Release, error) {
+	rel, err := image.ParseRelease(os.Getenv(image.ImageEnv))
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", image.ImageEnv, err)
+	}
+	return rel, nil
+}
+
 // New constructs the provider. With auto it uses multipass when `multipass
 // version` answers and the embedded QEMU provider otherwise, and prints the
 // choice and why.
@@ -122,6 +144,10 @@ func New(ctx context.Context, o Options) (provider.Provider, error) {
 	case Multipass:
 		return newMultipass(ctx, o)
 	default:
-		return qemu.New(qemu.Config{Dirs: o.Dirs, Accel: o.Accel, Log: o.Log, NoSnapshot: o.NoSnapshot, Intervals: o.Intervals})
+		rel, err := image.ParseRelease(string(o.Image))
+		if err != nil {
+			return nil, err
+		}
+		return qemu.New(qemu.Config{Dirs: o.Dirs, Recipe: image.RecipeFor(rel), Accel: o.Accel, Log: o.Log, NoSnapshot: o.NoSnapshot, Intervals: o.Intervals})
 	}
 }

@@ -73,13 +73,18 @@ func (r ImageRecipe) Validate() error {
 	return errors.Join(errs...)
 }
 
-// DefaultImageRecipe is a Debian 12 container of about 24 MB compressed:
+// DefaultImageRecipe is the instance image of Debian 12 nodes (bookworm):
+// ImageRecipeFor("bookworm").
+func DefaultImageRecipe() ImageRecipe { return ImageRecipeFor("bookworm") }
+
+// ImageRecipeFor is a Debian container of about 24 MB compressed, of the
+// release suite (the nodes' own, so instances run what their host runs):
 // the Essential set, iproute2 and ping, and a tiny init. It needs nothing
 // from the VM image beyond LXD itself, and nothing from the network but
-// Debian's archive on the host.
-func DefaultImageRecipe() ImageRecipe {
+// Debian's archive on the host. Validate checks the suite's form.
+func ImageRecipeFor(suite string) ImageRecipe {
 	return ImageRecipe{
-		Suite:        "bookworm",
+		Suite:        suite,
 		Mirror:       "http://deb.debian.org/debian",
 		Components:   []string{"main"},
 		Variant:      "essential",

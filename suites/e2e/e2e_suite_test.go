@@ -21,6 +21,7 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/inventory"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/progress"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/providers"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
 	"github.com/BitcoinCacheMachine/bcmtest/suites/framework"
@@ -59,7 +60,13 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	GinkgoWriter.Printf("run %s: %d member(s), provider %s, artifacts %s\n", cfg.RunID, cfg.Members, cfg.Provider, cfg.Artifacts)
 	Expect(CheckArtifactsDir(cfg.Artifacts)).To(Succeed())
 
-	p, err := providers.New(ctx, providers.Options{Name: cfg.Provider, Log: GinkgoWriter})
+	// The same progress events as `bcmtest up` prints, as timestamped lines
+	// (a suite's output is never a terminal). The provider logs through it
+	// too, so an image build is one stream of named stages with one "still
+	// in" line per quiet stretch.
+	prog := progress.New(GinkgoWriter, progress.Options{Mode: progress.Plain})
+	DeferCleanup(prog.Close)
+	p, err := providers.New(ctx, providers.Options{Name: cfg.Provider, Log: prog})
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(p.Close)
 
@@ -83,7 +90,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		// offline Debian image, removing its LXD...) before booting them.
 		st, err := state.Default()
 		Expect(err).NotTo(HaveOccurred())
-		problems, err := cloudinit.ProviderLint(ctx, name, cloudInit, providers.LintTarget(p.Name(), st))
+		problems, err := cloudinit.ProviderLint(ctx, name, cloudInit, providers.LintTarget(p.Name(), st, image.Release(provider.ReleaseOf(p))))
 		Expect(err).NotTo(HaveOccurred())
 		for _, pr := range problems {
 			GinkgoWriter.Printf("cloud-init lint for %s: %s\n", p.Name(), pr.Error())
@@ -101,10 +108,6 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		files, err := diag.Collect(ctx, diag.CollectInput{Provider: p, Nodes: nodes, Dir: cfg.Artifacts, Log: GinkgoWriter})
 		GinkgoWriter.Printf("collected %d diagnostic files under %s (%v)\n", len(files), cfg.Artifacts, err)
 	}
-	// The same progress events as `bcmtest up` prints, as timestamped lines
-	// (a suite's output is never a terminal).
-	prog := progress.New(GinkgoWriter, progress.Options{Mode: progress.Plain})
-	DeferCleanup(prog.Close)
 	bcm, err = cluster.Up(ctx, cluster.Spec{
 		Name: clusterName, Members: cfg.Members, CPUs: cfg.CPUs, Memory: cfg.Memory, Disk: cfg.Disk,
 		CloudInit: cloudInit, CloudInitName: name, Provider: p, Log: prog,

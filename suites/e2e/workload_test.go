@@ -105,7 +105,7 @@ var _ = Describe("workload", Ordered, Label("workload"), sizeLabel(), func() {
 	It("runs commands inside each container through the LXD exec API, with their exit codes and output", Label("smoke"), func(ctx SpecContext) {
 		for _, m := range members {
 			inst := placed[m]
-			Expect(framework.RunInInstance(ctx, GinkgoT(), exec(inst, "cat", "/etc/os-release"))).To(ContainSubstring("VERSION_CODENAME=bookworm"), "os-release in %s", inst)
+			Expect(framework.RunInInstance(ctx, GinkgoT(), exec(inst, "cat", "/etc/os-release"))).To(ContainSubstring("VERSION_CODENAME="+framework.InstanceImageRecipe(c.Provider()).Suite), "os-release in %s (the nodes' release)", inst)
 			Expect(strings.TrimSpace(framework.RunInInstance(ctx, GinkgoT(), exec(inst, "uname", "-n")))).To(Equal(inst), "host name of %s", inst)
 			res := framework.ExecInInstance(ctx, GinkgoT(), exec(inst, "sh", "-c", "echo to-out; echo to-err >&2; exit 7"))
 			Expect(res).To(Equal(framework.InstanceExecResult{Stdout: "to-out\n", Stderr: "to-err\n", ExitCode: 7}), "exit code and streams in %s", inst)

@@ -76,8 +76,19 @@ type ImportInstanceImageInput struct {
 	Cluster *cluster.Cluster
 	// Alias names the image for launches.
 	Alias string
-	// Recipe is the image to build; zero means workload.DefaultImageRecipe.
+	// Recipe is the image to build; zero means the recipe of the nodes'
+	// own Debian release (provider.Releaser), or workload.DefaultImageRecipe
+	// when the provider chooses none.
 	Recipe workload.ImageRecipe
+}
+
+// InstanceImageRecipe is the instance image for p's nodes: a container of
+// the Debian release they run, so instances run what their host runs.
+func InstanceImageRecipe(p provider.Provider) workload.ImageRecipe {
+	if rel := provider.ReleaseOf(p); rel != "" {
+		return workload.ImageRecipeFor(rel)
+	}
+	return workload.DefaultImageRecipe()
 }
 
 // ImportedImage is the instance image in the host's cache and the cluster.
@@ -99,7 +110,7 @@ func ImportInstanceImage(ctx context.Context, in ImportInstanceImageInput) Impor
 	Expect(in.Cluster).NotTo(BeNil(), "ImportInstanceImage needs a cluster")
 	r := in.Recipe
 	if r.Suite == "" {
-		r = workload.DefaultImageRecipe()
+		r = InstanceImageRecipe(in.Cluster.Provider())
 	}
 	dirs, err := state.Default()
 	Expect(err).NotTo(HaveOccurred())

@@ -7,6 +7,8 @@ import (
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/cluster"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/fakeprovider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/workload"
 )
 
 // Bad input is refused before any cluster is asked, naming what and why.
@@ -66,5 +68,22 @@ func TestDatasetListedTellsAbsentFromFailed(t *testing.T) {
 		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
 			t.Errorf("%s: datasetListed = %v, %v; want an error saying %q", c.name, listed, err, c.err)
 		}
+	}
+}
+
+// trixieProvider is a provider whose nodes run trixie.
+type trixieProvider struct{ provider.Provider }
+
+func (trixieProvider) Release() string { return "trixie" }
+
+// The instance image follows the nodes' release; a provider that chooses
+// none (multipass) gets the default, bookworm's.
+func TestTheInstanceImageFollowsTheNodesRelease(t *testing.T) {
+	fp := fakeprovider.New()
+	if r := InstanceImageRecipe(trixieProvider{fp}); r.Suite != "trixie" || !strings.HasPrefix(r.Key(), "instance-trixie-") {
+		t.Errorf("trixie nodes: instance image %s (suite %s)", r.Key(), r.Suite)
+	}
+	if r := InstanceImageRecipe(fp); r.Key() != workload.DefaultImageRecipe().Key() {
+		t.Errorf("no release: instance image %s, want the default %s", r.Key(), workload.DefaultImageRecipe().Key())
 	}
 }

@@ -55,7 +55,8 @@ func (p *Provider) Launch(ctx context.Context, in provider.LaunchInput) (provide
 		return provider.Info{}, fmt.Errorf("launching %s: %w", in.Name, err)
 	}
 	seed, err := BuildSeed(SeedInput{Name: in.Name, InstanceID: in.Name + "-" + strconv.FormatInt(rec.Created.UnixNano(), 36),
-		UserData: in.UserData, AuthorizedKey: p.authKey, PrivateCIDR: rec.PrivateIP + "/24", MACs: rec.MACs, Clock: time.Now()})
+		UserData: in.UserData, AuthorizedKey: p.authKey, PrivateCIDR: rec.PrivateIP + "/24", MACs: rec.MACs, Clock: time.Now(),
+		DefaultRouteAsRoute: p.cfg.Recipe.Release().DefaultRouteAsRoute()})
 	if err != nil {
 		return provider.Info{}, fmt.Errorf("launching %s: rendering seed: %w", in.Name, err)
 	}

@@ -132,6 +132,9 @@ func (p *Provider) Image(ctx context.Context) (image.Image, error) {
 // Images is the provider's image store.
 func (p *Provider) Images() image.Store { return p.images }
 
+// Release is the Debian release of the image in use (provider.Releaser).
+func (p *Provider) Release() string { return p.cfg.Recipe.Suite }
+
 // Recipe is the image recipe in use.
 func (p *Provider) Recipe() image.Recipe { return p.cfg.Recipe }
 

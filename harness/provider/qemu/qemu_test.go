@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
 )
 
 func TestSeedKeepsUserDataAndAddsHarnessAccessAsVendorData(t *testing.T) {
@@ -97,6 +98,25 @@ func TestNetworkConfigPutsTheSegmentOnEth1(t *testing.T) {
 	}
 	if got := nc.Ethernets["eth1"].Addresses; len(got) != 1 || got[0] != "10.77.0.12/24" {
 		t.Errorf("eth1 addresses = %v", got)
+	}
+}
+
+// On trixie (cloud-init 25.1) the default route is a route: gateway4
+// there makes `cloud-init status` exit 2 (degraded done, DEPRECATED).
+// Bookworm's seed keeps gateway4, as before.
+func TestTheDefaultRouteIsARouteWhereGateway4IsDeprecated(t *testing.T) {
+	for _, rel := range []image.Release{image.Bookworm, image.Trixie} {
+		s, err := BuildSeed(SeedInput{Name: "a", InstanceID: "a", UserData: []byte("#cloud-config\n"), PrivateCIDR: "10.77.0.12/24",
+			DefaultRouteAsRoute: rel.DefaultRouteAsRoute()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(s.NetworkConfig)
+		hasGateway := strings.Contains(text, "gateway4: 10.0.2.2")
+		hasRoute := strings.Contains(text, "to: 0.0.0.0/0") && strings.Contains(text, "via: 10.0.2.2")
+		if want := rel == image.Trixie; hasRoute != want || hasGateway == want {
+			t.Errorf("%s network-config (route %v, gateway4 %v):\n%s", rel, hasRoute, hasGateway, text)
+		}
 	}
 }
 

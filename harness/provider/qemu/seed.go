@@ -50,6 +50,9 @@ type SeedInput struct {
 	// Clock is the host's time when the seed was written: a floor for the
 	// restored guest's clock.
 	Clock time.Time
+	// DefaultRouteAsRoute writes eth0's default route as a route instead
+	// of gateway4 (image.Release.DefaultRouteAsRoute).
+	DefaultRouteAsRoute bool
 }
 
 // BuildSeed renders the seed. The user's user-data is kept byte for byte; the
@@ -61,7 +64,7 @@ func BuildSeed(in SeedInput) (Seed, error) {
 	if err != nil {
 		return Seed{}, err
 	}
-	net, err := yaml.Marshal(networkConfig(in.PrivateCIDR))
+	net, err := yaml.Marshal(networkConfig(in.PrivateCIDR, in.DefaultRouteAsRoute))
 	if err != nil {
 		return Seed{}, err
 	}
@@ -90,9 +93,15 @@ type netv2 struct {
 }
 
 type ethernetV2 struct {
-	DHCP4     bool     `yaml:"dhcp4"`
-	Addresses []string `yaml:"addresses,omitempty"`
-	Gateway4  string   `yaml:"gateway4,omitempty"`
+	DHCP4     bool      `yaml:"dhcp4"`
+	Addresses []string  `yaml:"addresses,omitempty"`
+	Gateway4  string    `yaml:"gateway4,omitempty"`
+	Routes    []routeV2 `yaml:"routes,omitempty"`
+}
+
+type routeV2 struct {
+	To  string `yaml:"to"`
+	Via string `yaml:"via"`
 }
 
 // QEMU's user network has fixed addresses: the guest is 10.0.2.15 (where
@@ -105,10 +114,16 @@ const (
 // networkConfig: eth0 is QEMU's user network (host forwards, no route off
 // the machine) with the address its DHCP server would lease, set statically:
 // dhclient took ~2 s of every boot under software emulation for an answer
-// known in advance. eth1 is the cluster's private segment.
-func networkConfig(cidr string) netv2 {
+// known in advance. eth1 is the cluster's private segment. The default
+// route is gateway4, or with asRoute a route (cloud-init 23.4+ reports
+// gateway4 as deprecated, and `cloud-init status` then exits 2).
+func networkConfig(cidr string, asRoute bool) netv2 {
+	eth0 := ethernetV2{Addresses: []string{userNetGuest}, Gateway4: userNetGateway}
+	if asRoute {
+		eth0.Gateway4, eth0.Routes = "", []routeV2{{To: "0.0.0.0/0", Via: userNetGateway}}
+	}
 	return netv2{Version: 2, Ethernets: map[string]ethernetV2{
-		"eth0": {Addresses: []string{userNetGuest}, Gateway4: userNetGateway},
+		"eth0": eth0,
 		"eth1": {Addresses: []string{cidr}},
 	}}
 }

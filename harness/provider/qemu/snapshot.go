@@ -201,7 +201,10 @@ func (p *Provider) makeAndPrune(ctx context.Context, img image.Image, sh Shape, 
 	if err != nil {
 		return Snapshot{}, err
 	}
-	if err := p.pruneSnapshots(SnapshotsKept, img.Key); err != nil {
+	// The image in use and every release's current image keep their
+	// snapshots: a trixie run must not remove what bookworm runs restore
+	// from, nor the reverse.
+	if err := p.pruneSnapshots(SnapshotsKept, append(image.CurrentKeys(), img.Key)...); err != nil {
 		p.logf("snapshot cache: %v", err)
 	}
 	return openSnapshot(e.Dir)
@@ -253,13 +256,16 @@ func (p *Provider) markRestoreFailed(rec *record, snap Snapshot, cause error) {
 	}
 }
 
-// pruneRestoreMarks removes the failure marks of images other than
-// currentImage whose snapshots are gone.
-func pruneRestoreMarks(d state.Dirs, currentImage string) {
+// pruneRestoreMarks removes the failure marks of images other than the
+// current ones whose snapshots are gone.
+func pruneRestoreMarks(d state.Dirs, current map[string]int) {
 	marks, _ := filepath.Glob(filepath.Join(snapshotsDir(d), "*"+restoreFailedSuffix))
 	for _, m := range marks {
 		var f restoreFailure
-		if state.LoadJSON(m, &f) != nil || f.Image == currentImage {
+		if state.LoadJSON(m, &f) != nil {
+			continue
+		}
+		if _, ok := current[f.Image]; ok {
 			continue
 		}
 		if _, err := os.Stat(strings.TrimSuffix(m, restoreFailedSuffix)); errors.Is(err, os.ErrNotExist) {
@@ -663,18 +669,18 @@ func liveUsers(d state.Dirs, key string, local []string) (users, stale []string)
 }
 
 // PruneSnapshots removes snapshots no VM is layered on: every one of an
-// image other than currentImage or that failed to restore, and beyond the
-// newest keep of the rest.
+// image other than currentImages or that failed to restore, and beyond the
+// newest keep of each current image.
 // It returns the keys removed.
-func (p *Provider) PruneSnapshots(keep int, currentImage string) ([]string, error) {
-	return PruneSnapshots(p.cfg.Dirs, keep, currentImage)
+func (p *Provider) PruneSnapshots(keep int, currentImages ...string) ([]string, error) {
+	return PruneSnapshots(p.cfg.Dirs, keep, currentImages...)
 }
 
 // PruneSnapshots is Provider.PruneSnapshots for the cache under d, without
 // a provider (`bcmtest image prune`). Each snapshot's users are counted
 // under its lock, the one a restore holds while it claims the snapshot, so
 // a VM is either seen as a user or finds the snapshot gone and boots cold.
-func PruneSnapshots(d state.Dirs, keep int, currentImage string) ([]string, error) {
+func PruneSnapshots(d state.Dirs, keep int, currentImages ...string) ([]string, error) {
 	snaps, err := Snapshots(d)
 	if err != nil {
 		return nil, err
@@ -683,15 +689,19 @@ func PruneSnapshots(d state.Dirs, keep int, currentImage string) ([]string, erro
 	if err != nil {
 		return nil, err
 	}
+	kept := map[string]int{}
+	for _, img := range currentImages {
+		kept[img] = 0
+	}
 	var removed []string
 	var errs []error
-	kept := 0
 	for _, s := range snaps {
 		if len(s.InUse) > 0 {
 			continue
 		}
-		if s.Manifest.Shape.Image == currentImage && s.RestoreFailed == "" && kept < keep {
-			kept++
+		img := s.Manifest.Shape.Image
+		if n, current := kept[img]; current && s.RestoreFailed == "" && n < keep {
+			kept[img]++
 			continue
 		}
 		gone, err := pruneOne(d, s.Key, local[s.Key])
@@ -702,7 +712,7 @@ func PruneSnapshots(d state.Dirs, keep int, currentImage string) ([]string, erro
 			removed = append(removed, s.Key)
 		}
 	}
-	pruneRestoreMarks(d, currentImage)
+	pruneRestoreMarks(d, kept)
 	return removed, errors.Join(errs...)
 }
 
@@ -731,8 +741,8 @@ func pruneOne(d state.Dirs, key string, local []string) (bool, error) {
 	return true, nil
 }
 
-func (p *Provider) pruneSnapshots(keep int, currentImage string) error {
-	removed, err := p.PruneSnapshots(keep, currentImage)
+func (p *Provider) pruneSnapshots(keep int, currentImages ...string) error {
+	removed, err := p.PruneSnapshots(keep, currentImages...)
 	for _, k := range removed {
 		p.logf("snapshot cache: removed %s (over %d kept, or of an older image)", k, keep)
 	}

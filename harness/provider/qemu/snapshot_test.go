@@ -188,3 +188,29 @@ func TestASnapshotWhoseUserCannotBeReadIsKept(t *testing.T) {
 		t.Fatalf("prune removed %v (%v) although its user's record is unreadable, not gone", removed, err)
 	}
 }
+
+// TestPruneKeepsTheSnapshotsOfEveryCurrentImage: a run on one release
+// prunes the snapshot cache; the other release's current image keeps its
+// snapshots, and only an image that is no release's current one loses them.
+func TestPruneKeepsTheSnapshotsOfEveryCurrentImage(t *testing.T) {
+	a, _ := twoStateDirs(t)
+	shapes := map[string]Shape{}
+	for _, img := range []string{"bookworm-current", "trixie-current", "bookworm-old"} {
+		sh := testShape()
+		sh.Image = img
+		shapes[img] = sh
+		fakeSnapshotEntry(t, a, sh)
+	}
+	removed, err := PruneSnapshots(a, 1, "bookworm-current", "trixie-current")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0] != shapes["bookworm-old"].Key() {
+		t.Errorf("removed %v, want only the old image's snapshot", removed)
+	}
+	for _, img := range []string{"bookworm-current", "trixie-current"} {
+		if _, err := os.Stat(filepath.Join(snapshotsDir(a), shapes[img].Key(), "disk.qcow2")); err != nil {
+			t.Errorf("the snapshot of current image %s was removed: %v", img, err)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/artifact"
@@ -38,6 +39,9 @@ type Manifest struct {
 	Built         time.Time     `json:"built"`
 	BuildTime     time.Duration `json:"build_time_ns"`
 	SizeBytes     int64         `json:"size_bytes"`
+	// Stages is how long each named stage of the build took (none in
+	// images built before stages were timed).
+	Stages []StageTime `json:"stages,omitempty"`
 }
 
 const manifestName = "manifest.json"
@@ -149,9 +153,11 @@ func (s Store) printf(format string, args ...any) {
 
 // build makes the image for r in tmp; the store publishes it.
 func (s Store) build(ctx context.Context, r Recipe, tmp string) error {
-	start := time.Now()
 	key := r.Key()
-	s.printf("image %s: building Debian %s image with mmdebstrap (takes minutes)\n", key, r.Suite)
+	b := &buildRun{s: s, key: key, start: time.Now()}
+	b.reporter, b.structured = s.Progress.(StageReporter)
+	s.printf("image %s: building the %s image with mmdebstrap (takes minutes)\n", key, r.Release().Long())
+	b.enter(Stage{Stage: StageBootstrap, Of: StageBootstrap})
 
 	hook := filepath.Join(tmp, "customize.sh")
 	if err := os.WriteFile(hook, []byte(r.Customize), 0o700); err != nil {
@@ -163,6 +169,9 @@ func (s Store) build(ctx context.Context, r Recipe, tmp string) error {
 		"--components=" + strings.Join(r.Components, ","),
 		"--include=" + strings.Join(r.Packages, ","),
 		"--aptopt=Acquire::Retries \"3\"",
+		// apt's and dpkg's lines ("Setting up zfs-dkms ..."): without
+		// them the stages cannot tell the ZFS build from the packages.
+		"--verbose",
 		// Quoted: the cache dir may have spaces or quotes in it.
 		"--customize-hook=sh " + buildstep.ShellQuote(hook) + ` "$1"`,
 	}
@@ -171,15 +180,16 @@ func (s Store) build(ctx context.Context, r Recipe, tmp string) error {
 	}
 	args = append(args, r.Suite, tarball)
 	args = append(args, r.Sources()...)
-	if err := s.run(ctx, start, "mmdebstrap", args...); err != nil {
-		return fmt.Errorf("building image %s with mmdebstrap: %w", key, err)
+	if err := b.run(ctx, "mmdebstrap", args...); err != nil {
+		return fmt.Errorf("building image %s with mmdebstrap (in stage %s): %w", key, b.clock.cur, err)
 	}
 	tree := filepath.Join(tmp, "rootfs")
 	if err := os.Mkdir(tree, 0o755); err != nil {
 		return err
 	}
-	s.printf("image %s: unpacking root tree (%s)\n", key, since(start))
-	if err := s.run(ctx, start, "tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", tarball, "-C", tree); err != nil {
+	b.enter(Stage{Stage: "unpacking root tree", Of: StagePacking})
+	s.printf("image %s: unpacking root tree (%s)\n", key, since(b.start))
+	if err := b.run(ctx, "tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", tarball, "-C", tree); err != nil {
 		return fmt.Errorf("unpacking image %s: %w", key, err)
 	}
 	os.Remove(tarball)
@@ -190,9 +200,10 @@ func (s Store) build(ctx context.Context, r Recipe, tmp string) error {
 	if err != nil {
 		return fmt.Errorf("extracting kernel of image %s: %w", key, err)
 	}
-	s.printf("image %s: writing %d GiB ext4 root filesystem (%s)\n", key, r.RootSizeGiB, since(start))
+	b.enter(Stage{Stage: fmt.Sprintf("writing %d GiB ext4 root filesystem", r.RootSizeGiB), Of: StagePacking})
+	s.printf("image %s: writing %d GiB ext4 root filesystem (%s)\n", key, r.RootSizeGiB, since(b.start))
 	root := filepath.Join(tmp, "root.img")
-	if err := s.run(ctx, start, "mkfs.ext4", "-q", "-F", "-L", "root", "-d", tree, root, strconv.Itoa(r.RootSizeGiB)+"G"); err != nil {
+	if err := b.run(ctx, "mkfs.ext4", "-q", "-F", "-L", "root", "-d", tree, root, strconv.Itoa(r.RootSizeGiB)+"G"); err != nil {
 		return fmt.Errorf("writing root filesystem of image %s: %w", key, err)
 	}
 	if err := os.RemoveAll(tree); err != nil {
@@ -207,12 +218,13 @@ func (s Store) build(ctx context.Context, r Recipe, tmp string) error {
 		}
 		return nil
 	})
-	m := Manifest{Key: key, Recipe: r, KernelVersion: kver, Built: time.Now().UTC(), BuildTime: time.Since(start), SizeBytes: size}
-	b, _ := json.MarshalIndent(m, "", "  ")
-	if err := os.WriteFile(filepath.Join(tmp, manifestName), b, 0o644); err != nil {
+	stages := b.clock.stop(time.Now())
+	m := Manifest{Key: key, Recipe: r, KernelVersion: kver, Built: time.Now().UTC(), BuildTime: time.Since(b.start), SizeBytes: size, Stages: stages}
+	buf, _ := json.MarshalIndent(m, "", "  ")
+	if err := os.WriteFile(filepath.Join(tmp, manifestName), buf, 0o644); err != nil {
 		return fmt.Errorf("writing manifest of image %s: %w", key, err)
 	}
-	s.printf("image %s: built in %s (kernel %s)\n", key, since(start), kver)
+	s.printf("image %s: built in %s (kernel %s): %s\n", key, since(b.start), kver, StageTimes(stages))
 	return nil
 }
 
@@ -292,28 +304,64 @@ func copyBootFiles(tree, dst string) (string, error) {
 
 func since(t time.Time) string { return time.Since(t).Round(time.Second).String() }
 
+// buildRun is one build's progress: its named stages, timed, and the step
+// within them, reported as they change and, in quiet stretches, as one
+// "still in" line (by the StageReporter when Progress is one, by the
+// store's own lines otherwise; never both).
+type buildRun struct {
+	s          Store
+	key        string
+	start      time.Time
+	reporter   StageReporter
+	structured bool
+	clock      stageClock
+	mu         sync.Mutex
+	cur        Stage
+}
+
+// enter makes st the build's step; a new named stage gets a line saying
+// how long the one before took.
+func (b *buildRun) enter(st Stage) {
+	b.mu.Lock()
+	b.cur = st
+	ended, changed := b.clock.enter(st.Of, time.Now())
+	b.mu.Unlock()
+	if changed {
+		took := ""
+		if ended.Stage != "" {
+			took = fmt.Sprintf("; %s took %s", ended.Stage, ended.Took.Round(time.Second))
+		}
+		b.s.printf("image %s: stage %s (%s%s)\n", b.key, st.Of, since(b.start), took)
+	}
+}
+
 // run executes a build step, streaming its output as progress and keeping
-// the tail for the error (harness/buildstep); quiet stretches get a "still
-// running" line. When Progress takes structured progress (StageReporter),
-// mmdebstrap's output becomes its stages and package counts instead, with
-// only its warnings and errors as lines, and the reporter says when a step
-// is quiet.
-func (s Store) run(ctx context.Context, start time.Time, name string, args ...string) error {
-	reporter, structured := s.Progress.(StageReporter)
-	var stages MmdebstrapParser
+// the tail for the error (harness/buildstep). mmdebstrap's output becomes
+// the build's stages; with a StageReporter only its warnings and errors
+// are lines, and the reporter says when a step is quiet.
+func (b *buildRun) run(ctx context.Context, name string, args ...string) error {
+	var parser MmdebstrapParser
 	step := buildstep.Step{Name: name, Args: args, OnLine: func(line string) {
-		if structured && name == "mmdebstrap" {
-			if st, changed := stages.Line(line); changed {
-				reporter.ImageStage(st)
+		if name == "mmdebstrap" {
+			if st, changed := parser.Line(line); changed {
+				b.enter(st)
+				if b.structured {
+					b.reporter.ImageStage(st)
+				}
 			}
-			if !strings.HasPrefix(line, "W: ") && !strings.HasPrefix(line, "E: ") {
+			if b.structured && !strings.HasPrefix(line, "W: ") && !strings.HasPrefix(line, "E: ") {
 				return
 			}
 		}
-		s.printf("  [%s] %s\n", since(start), line)
+		b.s.printf("  [%s] %s\n", since(b.start), line)
 	}}
-	if !structured {
-		step.OnQuiet = func() { s.printf("  [%s] %s still running\n", since(start), name) }
+	if !b.structured {
+		step.OnQuiet = func() {
+			b.mu.Lock()
+			cur := b.cur
+			b.mu.Unlock()
+			b.s.printf("image %s: still in %s (%s)\n", b.key, cur, since(b.start))
+		}
 	}
 	return buildstep.Run(ctx, step)
 }

@@ -10,6 +10,7 @@ import (
 
 // gateScript is the seed gate as the image installs it.
 func gateScript(t *testing.T) string {
+	customizeScript := customizeScript(Bookworm)
 	t.Helper()
 	_, rest, ok := strings.Cut(customizeScript, "<<'GATE'\n")
 	body, _, ok2 := strings.Cut(rest, "\nGATE\n")

@@ -38,12 +38,21 @@ func (r Recipe) Key() string {
 	return r.Suite + "-" + hex.EncodeToString(sum[:])[:12]
 }
 
-// DefaultRecipe is the BCM host image: what the original cloud_init.yml
-// installed (LXD, ZFS, Tor, wait-for-it) plus what cloud-init, SSH and the
-// kernel need to boot it under QEMU.
-func DefaultRecipe() Recipe {
+// DefaultRecipe is the default release's recipe (RecipeFor(DefaultRelease)).
+func DefaultRecipe() Recipe { return RecipeFor(DefaultRelease) }
+
+// RecipeFor is the BCM host image of a release: what the original
+// cloud_init.yml installed (LXD, ZFS, Tor, wait-for-it) plus what
+// cloud-init, SSH and the kernel need to boot it under QEMU. The package
+// names are the same in both releases; what differs (paths, cloud-init's
+// unit names) is in the release's customize script. An unknown release
+// gets the default's recipe; ParseRelease is where a name is checked.
+func RecipeFor(rel Release) Recipe {
+	if _, ok := releases[rel]; !ok {
+		rel = DefaultRelease
+	}
 	return Recipe{
-		Suite:      "bookworm",
+		Suite:      string(rel),
 		Mirror:     "http://deb.debian.org/debian",
 		Security:   "http://deb.debian.org/debian-security",
 		Components: []string{"main", "contrib"},
@@ -55,7 +64,7 @@ func DefaultRecipe() Recipe {
 			"lxd", "lxd-client", "zfs-dkms", "zfsutils-linux",
 			"tor", "wait-for-it", "netcat-openbsd", "curl", "ca-certificates",
 		},
-		Customize:    customizeScript,
+		Customize:    customizeScript(rel),
 		KeepAptLists: true,
 		RootSizeGiB:  8,
 		KernelArgs:   "root=LABEL=root rw console=ttyS0 net.ifnames=0 biosdevname=0 systemd.show_status=1",
@@ -72,10 +81,21 @@ func (r Recipe) Sources() []string {
 	}
 }
 
-// customizeScript prepares the tree for booting many VMs from one base:
+// customizeScript is the release's customize script: customizeTemplate
+// with the release's paths and unit names filled in.
+func customizeScript(rel Release) string {
+	r := releases[rel]
+	return strings.NewReplacer(
+		"@PYTHON_LIB@", r.pythonLib,
+		"@CLOUD_INIT_NETWORK@", r.cloudInitNetwork,
+		"@EXTRA@\n", r.extraCustomize,
+	).Replace(customizeTemplate)
+}
+
+// customizeTemplate prepares the tree for booting many VMs from one base:
 // only the NoCloud datasource, no per-image identity, no apt timers that
 // would hold the dpkg lock while cloud-init installs packages.
-const customizeScript = `set -eu
+const customizeTemplate = `set -eu
 root="$1"
 cat > "$root/etc/cloud/cloud.cfg.d/90_bcmtest.cfg" <<'CFG'
 # bcmtest: VMs get their seed from a NoCloud ISO; never probe network datasources.
@@ -91,7 +111,7 @@ cat > "$root/etc/systemd/system/ssh.service.d/bcmtest.conf" <<'UNIT'
 # cloud-init generates this VM's host keys; start sshd after it so the key a
 # client sees first is the key it keeps.
 [Unit]
-After=cloud-init.service
+After=@CLOUD_INIT_NETWORK@
 [Service]
 # Only when cloud-init made none: ssh-keygen -A would add an RSA key, ~10 s
 # of every boot under software emulation.
@@ -136,7 +156,7 @@ if found; then say "seed present at boot ($dev)"; exit 0; fi
 # say so: the harness takes the snapshot once it reads this line, so the
 # work above is never redone after a restore. (Best effort: a miss here
 # costs time, not correctness.)
-find /usr/lib/python3/dist-packages/cloudinit /usr/lib/python3.11 -name '*.pyc' -exec cat {} + >/dev/null 2>&1 || true
+find /usr/lib/python3/dist-packages/cloudinit @PYTHON_LIB@ -name '*.pyc' -exec cat {} + >/dev/null 2>&1 || true
 apt-cache gencaches >/dev/null 2>&1 || true
 cat /var/cache/apt/*.bin /var/lib/apt/lists/*_Packages /var/lib/dpkg/status >/dev/null 2>&1 || true
 sync
@@ -202,7 +222,7 @@ cat > "$root/etc/systemd/system/bcmtest-reexec.service" <<'UNIT'
 Description=bcmtest: PID 1 takes the node's machine-id after a restore
 DefaultDependencies=no
 After=bcmtest-seed-gate.service
-Before=cloud-init.service sysinit.target shutdown.target
+Before=@CLOUD_INIT_NETWORK@ sysinit.target shutdown.target
 Conflicts=shutdown.target
 ConditionPathExists=/run/bcmtest-restored
 [Service]
@@ -216,10 +236,11 @@ chroot "$root" systemctl enable bcmtest-reexec.service
 # What makes keys or certificates starts after the seed, never in the template.
 for u in lxd.service lxd.socket tor@.service tor.service; do
   after=bcmtest-seed-gate.service
-  case $u in tor*) after="$after cloud-init.service" ;; esac
+  case $u in tor*) after="$after @CLOUD_INIT_NETWORK@" ;; esac
   mkdir -p "$root/etc/systemd/system/$u.d"
   printf '[Unit]\nAfter=%s\n' "$after" > "$root/etc/systemd/system/$u.d/bcmtest-seed.conf"
 done
+@EXTRA@
 # apt-key verifies each InRelease against every armoured key in
 # trusted.gpg.d, dearmouring them in shell first: ~2.5 s per file under
 # software emulation. Naming Debian's binary keyring cuts that to ~1 s.

@@ -5,11 +5,30 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
+
+// The build's named stages, in order: what a build reports with the time
+// each took. Each of mmdebstrap's steps and the harness's belongs to one.
+const (
+	StageBootstrap = "bootstrap"        // apt-get update, the essential packages
+	StagePackages  = "packages"         // the recipe's packages
+	StageZFS       = "ZFS module build" // zfs-dkms compiling the module for the image's kernel
+	StageCustomize = "customising"      // the recipe's customize script
+	StagePacking   = "packing"          // tarball, root tree, ext4 root filesystem
+)
+
+// StageTime is how long one named stage of a build took.
+type StageTime struct {
+	Stage string        `json:"stage"`
+	Took  time.Duration `json:"took_ns"`
+}
 
 // Stage is where a VM image build is: mmdebstrap's own steps, then
 // the harness's (unpacking the root tree, writing the root filesystem).
 type Stage struct {
+	// Of is the named stage (StageBootstrap...) the step belongs to.
+	Of string
 	// Stage names the step: "apt-get update", "downloading packages",
 	// "extracting archives", "installing essential packages", "installing
 	// remaining packages", "customize hook", "cleaning up", "creating
@@ -21,19 +40,24 @@ type Stage struct {
 	Unpacked, Configured, Total int
 }
 
-// String is the stage with its package counts, if any.
+// String is the named stage, the step when it says more, and the package
+// counts, if any: "packages: installing remaining packages, 3/9 set up".
 func (s Stage) String() string {
+	step := s.Stage
+	if s.Of != "" && s.Of != s.Stage {
+		step = s.Of + ": " + s.Stage
+	}
 	if s.Unpacked == 0 && s.Configured == 0 {
 		if s.Total > 0 {
-			return fmt.Sprintf("%s, %d packages", s.Stage, s.Total)
+			return fmt.Sprintf("%s, %d packages", step, s.Total)
 		}
-		return s.Stage
+		return step
 	}
 	of := ""
 	if s.Total > 0 {
 		of = "/" + strconv.Itoa(s.Total)
 	}
-	return fmt.Sprintf("%s, %d%s unpacked, %d%s set up", s.Stage, s.Unpacked, of, s.Configured, of)
+	return fmt.Sprintf("%s, %d%s unpacked, %d%s set up", step, s.Unpacked, of, s.Configured, of)
 }
 
 // StageReporter takes structured image build progress. An image store
@@ -43,21 +67,30 @@ type StageReporter interface {
 	ImageStage(Stage)
 }
 
-// mmdebstrapStages maps the start of mmdebstrap's "I: " lines to stages.
-var mmdebstrapStages = []struct{ prefix, stage string }{
-	{"running apt-get update", "apt-get update"},
-	{"downloading packages", "downloading packages"},
-	{"extracting archives", "extracting archives"},
-	{"installing essential packages", "installing essential packages"},
-	{"installing remaining packages", "installing remaining packages"},
-	{"running --setup-hook", "setup hook"},
-	{"running --extract-hook", "extract hook"},
-	{"running --essential-hook", "essential hook"},
-	{"running --customize-hook", "customize hook"},
-	{"cleaning package lists", "cleaning up"},
-	{"cleaning apt cache", "cleaning up"},
-	{"creating tarball", "creating tarball"},
+// mmdebstrapStages maps the start of mmdebstrap's "I: " lines to steps
+// and the named stage each belongs to.
+var mmdebstrapStages = []struct{ prefix, stage, of string }{
+	{"running apt-get update", "apt-get update", StageBootstrap},
+	{"downloading packages", "downloading packages", StageBootstrap},
+	{"extracting archives", "extracting archives", StageBootstrap},
+	{"installing essential packages", "installing essential packages", StageBootstrap},
+	{"installing remaining packages", "installing remaining packages", StagePackages},
+	{"running --setup-hook", "setup hook", StageBootstrap},
+	{"running --extract-hook", "extract hook", StageBootstrap},
+	{"running --essential-hook", "essential hook", StageBootstrap},
+	{"running --customize-hook", "customize hook", StageCustomize},
+	{"cleaning package lists", "cleaning up", StagePacking},
+	{"cleaning apt cache", "cleaning up", StagePacking},
+	{"creating tarball", "creating tarball", StagePacking},
 }
+
+// zfsStep is the step in which dpkg configures zfs-dkms, whose postinst
+// compiles the module with DKMS: minutes under no other output.
+const zfsStep = "compiling zfs.ko with DKMS"
+
+// zfsStart is dpkg's line that starts it; the next "Setting up" line of
+// another package ends it.
+const zfsStart = "Setting up zfs-dkms "
 
 // newlyInstalled is apt's summary line: "0 upgraded, 312 newly installed, ...".
 var newlyInstalled = regexp.MustCompile(`^\d+ upgraded, (\d+) newly installed`)
@@ -66,6 +99,8 @@ var newlyInstalled = regexp.MustCompile(`^\d+ upgraded, (\d+) newly installed`)
 // value is ready.
 type MmdebstrapParser struct {
 	cur Stage
+	// outer is the step the ZFS build interrupted, resumed after it.
+	outer Stage
 }
 
 // Line reads one line of mmdebstrap's output and returns the build's stage
@@ -78,7 +113,7 @@ func (p *MmdebstrapParser) Line(line string) (Stage, bool) {
 				if s.stage == p.cur.Stage {
 					return p.cur, false
 				}
-				p.cur = Stage{Stage: s.stage}
+				p.cur = Stage{Stage: s.stage, Of: s.of}
 				return p.cur, true
 			}
 		}
@@ -89,6 +124,13 @@ func (p *MmdebstrapParser) Line(line string) (Stage, bool) {
 		return p.cur, false
 	case strings.HasPrefix(l, "Unpacking "):
 		p.cur.Unpacked++
+	case strings.HasPrefix(l, zfsStart) && p.cur.Stage != zfsStep:
+		p.outer = p.cur
+		p.outer.Configured++
+		p.cur = Stage{Stage: zfsStep, Of: StageZFS}
+	case strings.HasPrefix(l, "Setting up ") && p.cur.Stage == zfsStep:
+		p.cur = p.outer
+		p.cur.Configured++
 	case strings.HasPrefix(l, "Setting up "):
 		p.cur.Configured++
 	default:
@@ -103,4 +145,55 @@ func (p *MmdebstrapParser) Line(line string) (Stage, bool) {
 		p.cur.Total = n
 	}
 	return p.cur, true
+}
+
+// stageClock times a build's named stages. A stage entered again (the
+// packages around the ZFS build) adds to its time.
+type stageClock struct {
+	cur   string
+	since time.Time
+	times []StageTime
+}
+
+// enter moves the clock to stage at now and returns the stage that ended
+// with the time it took this turn; ok is false when nothing changed.
+func (c *stageClock) enter(stage string, now time.Time) (ended StageTime, ok bool) {
+	if stage == c.cur {
+		return StageTime{}, false
+	}
+	if c.cur != "" {
+		ended = StageTime{Stage: c.cur, Took: now.Sub(c.since)}
+		c.add(ended)
+	}
+	c.cur, c.since = stage, now
+	return ended, true
+}
+
+// stop ends the current stage at now and returns every stage's total,
+// in the order they first began.
+func (c *stageClock) stop(now time.Time) []StageTime {
+	if c.cur != "" {
+		c.add(StageTime{Stage: c.cur, Took: now.Sub(c.since)})
+		c.cur = ""
+	}
+	return c.times
+}
+
+func (c *stageClock) add(t StageTime) {
+	for i := range c.times {
+		if c.times[i].Stage == t.Stage {
+			c.times[i].Took += t.Took
+			return
+		}
+	}
+	c.times = append(c.times, t)
+}
+
+// StageTimes is "bootstrap 1m2s, packages 3m0s, ...".
+func StageTimes(ts []StageTime) string {
+	parts := make([]string, len(ts))
+	for i, t := range ts {
+		parts[i] = fmt.Sprintf("%s %s", t.Stage, t.Took.Round(time.Second))
+	}
+	return strings.Join(parts, ", ")
 }
