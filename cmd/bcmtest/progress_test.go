@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -89,5 +90,23 @@ func TestWithPhasesKeepsPrepareAndHooksLaunches(t *testing.T) {
 func TestNodeNames(t *testing.T) {
 	if got := nodeNames("CLUS1", 2); !slices.Equal(got, []string{"CLUS1-00", "CLUS1-01", "CLUS1-02"}) {
 		t.Errorf("nodeNames = %v", got)
+	}
+}
+
+// releaseOnly is a provider that says which release its nodes run.
+type releaseOnly struct{ provider.Provider }
+
+func (releaseOnly) Release() string { return "trixie" }
+
+// TestPhasesKeepTheProvidersRelease: the progress wrapper `up` and `grow`
+// put around the provider still says which release it boots, or the
+// cluster's record would name none and a later grow would boot the default.
+func TestPhasesKeepTheProvidersRelease(t *testing.T) {
+	pr := newProgress(io.Discard)
+	defer pr.Close()
+	for _, lone := range []bool{false, true} {
+		if got := provider.ReleaseOf(withPhases(releaseOnly{}, pr, lone)); got != "trixie" {
+			t.Errorf("withPhases(lone=%v): ReleaseOf = %q, want trixie", lone, got)
+		}
 	}
 }
