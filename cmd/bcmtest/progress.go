@@ -24,6 +24,9 @@ type phased struct {
 	lone bool
 }
 
+// Unwrap is the provider phased reports for (its release, for one).
+func (p phased) Unwrap() provider.Provider { return p.Provider }
+
 func (p phased) Launch(ctx context.Context, in provider.LaunchInput) (provider.Info, error) {
 	if in.OnPhase == nil {
 		in.OnPhase = p.pr.OnPhase(in.Name)

@@ -377,10 +377,23 @@ type Releaser interface {
 
 // ReleaseOf is p's node release, "" when p chooses none.
 func ReleaseOf(p Provider) string {
-	if r, ok := p.(Releaser); ok {
-		return r.Release()
+	for p != nil {
+		if r, ok := p.(Releaser); ok {
+			return r.Release()
+		}
+		w, ok := p.(Wrapper)
+		if !ok {
+			return ""
+		}
+		p = w.Unwrap()
 	}
 	return ""
+}
+
+// Wrapper is a provider that adds to another (progress, a test's guard):
+// what it does not implement itself is asked of the one it wraps.
+type Wrapper interface {
+	Unwrap() Provider
 }
 
 // Faults are the disruptions a backend can inject for the fault suite.
