@@ -42,6 +42,9 @@ type noLaunch struct {
 
 var errNoLaunch = errors.New("the bad-input test refuses to launch VMs")
 
+// Unwrap lets what asks the provider (its release) see the real one.
+func (n *noLaunch) Unwrap() provider.Provider { return n.Provider }
+
 func (n *noLaunch) Launch(ctx context.Context, in provider.LaunchInput) (provider.Info, error) {
 	n.mu.Lock()
 	n.launched = append(n.launched, in.Name)

@@ -44,6 +44,15 @@ func TestGrowShrinkRefuseBadMembers(t *testing.T) {
 		{name: "shrink the last voter", args: []string{"shrink", "SOLO", "SOLO-00"},
 			setup: func(t *testing.T, d string) { keptCluster(t, d, "SOLO", "SOLO-00") },
 			code:  exitUsage, field: "member SOLO-00", rule: "is the last database member and has no replacement"},
+		// A trixie cluster is shrunk on its own image, without --image.
+		{name: "shrink an unknown member of a trixie cluster", args: []string{"shrink", "NEWER", "NEWER-05"},
+			setup: func(t *testing.T, d string) {
+				keptCluster(t, d, "NEWER", "NEWER-00", "NEWER-01")
+				rec := filepath.Join(cluster.ClustersDir(d), "NEWER", "cluster.json")
+				b, _ := os.ReadFile(rec)
+				os.WriteFile(rec, bytes.Replace(b, []byte(`"persistent": true`), []byte(`"persistent": true, "image": "trixie"`), 1), 0o600)
+			},
+			code: exitUsage, field: "member NEWER-05", rule: "not a member of NEWER (members: NEWER-00, NEWER-01)"},
 		{name: "grow a cluster whose run is still going", args: []string{"grow", "BUSY"},
 			setup: func(t *testing.T, d string) {
 				keptCluster(t, d, "BUSY", "BUSY-00")
