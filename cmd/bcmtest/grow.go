@@ -110,7 +110,7 @@ func growTimings(t cluster.Timings) string {
 
 // openKept opens the kept cluster name for grow or shrink through the
 // provider it was made with (unless --provider or BCMTEST_PROVIDER names
-// one), with progress on pr. A cluster that is not there, or not one
+// one) and on the image its record names, with progress on pr. A cluster that is not there, or not one
 // to change, is a usage error naming it.
 func openKept(ctx context.Context, cmd, name, provFlag string, pr *progress.Progress) (*cluster.Cluster, *env, error) {
 	prov, err := chooseProvider(provFlag)
@@ -130,7 +130,13 @@ func openKept(ctx context.Context, cmd, name, provFlag string, pr *progress.Prog
 			prov = rec
 		}
 	}
-	e, err := openEnv(ctx, prov, pr)
+	// The new nodes boot the image the cluster's record names (BCMTEST_IMAGE
+	// may name it too; another is refused by Open).
+	rel, err := clusterImage("", true, name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	e, err := openEnvImage(ctx, prov, rel, pr)
 	if err != nil {
 		return nil, nil, err
 	}
