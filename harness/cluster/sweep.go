@@ -68,22 +68,17 @@ func (e *ProviderMismatchError) reason() string {
 // RecordedProvider returns the provider cluster name was made with, from
 // its record in stateDir; "" when it has no record or names none.
 func RecordedProvider(stateDir, name string) (string, error) {
-	if err := ValidateName(name); err != nil {
-		return "", err
-	}
-	rec, err := loadClusterRecord(filepath.Join(ClustersDir(stateDir), name))
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	return rec.Provider, nil
+	return recorded(stateDir, name, func(r *record) string { return r.Provider })
 }
 
 // RecordedImage returns the Debian release cluster name's nodes run, from
 // its record in stateDir; "" when it has no record or names none.
 func RecordedImage(stateDir, name string) (string, error) {
+	return recorded(stateDir, name, func(r *record) string { return r.Image })
+}
+
+// recorded reads one field of cluster name's record; "" without a record.
+func recorded(stateDir, name string, field func(*record) string) (string, error) {
 	if err := ValidateName(name); err != nil {
 		return "", err
 	}
@@ -94,7 +89,7 @@ func RecordedImage(stateDir, name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return rec.Image, nil
+	return field(rec), nil
 }
 
 // ClusterStatus is what the harness knows about a cluster on this host.

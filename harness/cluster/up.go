@@ -562,9 +562,8 @@ func CountRoles(members []api.ClusterMember) (leaders, voters, standbys int) {
 	return leaders, voters, standbys
 }
 
-// RolesSettled checks members against ExpectedRoles and that every member
-// is Online with exactly one database-leader.
-func RolesSettled(members []api.ClusterMember, want int) (bool, string) {
+// allOnline: there are want members and every one is Online.
+func allOnline(members []api.ClusterMember, want int) (bool, string) {
 	if len(members) != want {
 		return false, fmt.Sprintf("%d of %d members", len(members), want)
 	}
@@ -572,6 +571,15 @@ func RolesSettled(members []api.ClusterMember, want int) (bool, string) {
 		if m.Status != "Online" {
 			return false, fmt.Sprintf("%s is %s", m.ServerName, m.Status)
 		}
+	}
+	return true, ""
+}
+
+// RolesSettled checks members against ExpectedRoles and that every member
+// is Online with exactly one database-leader.
+func RolesSettled(members []api.ClusterMember, want int) (bool, string) {
+	if ok, why := allOnline(members, want); !ok {
+		return false, why
 	}
 	leaders, voters, standbys := CountRoles(members)
 	wv, ws := ExpectedRoles(want)
@@ -591,13 +599,8 @@ func RolesSettled(members []api.ClusterMember, want int) (bool, string) {
 // cluster's, the split between voters and standbys may differ: LXD need
 // not demote a voter when a member leaves.
 func RolesFilled(members []api.ClusterMember, want int) (bool, string) {
-	if len(members) != want {
-		return false, fmt.Sprintf("%d of %d members", len(members), want)
-	}
-	for _, m := range members {
-		if m.Status != "Online" {
-			return false, fmt.Sprintf("%s is %s", m.ServerName, m.Status)
-		}
+	if ok, why := allOnline(members, want); !ok {
+		return false, why
 	}
 	leaders, voters, standbys := CountRoles(members)
 	if leaders != 1 {
