@@ -27,17 +27,24 @@ d=$(mktemp -d); mkdir -p "$d/boot"
 echo kernel > "$d/boot/vmlinuz-6.1.0-test"; echo initrd > "$d/boot/initrd.img-6.1.0-test"
 tar -cf "$out" -C "$d" .
 `
+	installTools(t, bin, mm)
+	return counter
+}
+
+// installTools writes mmdebstrap (the given script) and a mkfs.ext4 that
+// leaves a placeholder image into bin, first on PATH.
+func installTools(t *testing.T, bin, mmdebstrap string) {
+	t.Helper()
 	mkfs := `#!/bin/sh
 for a in "$@"; do prev="$img"; img="$a"; done
 echo ext4 > "$prev"
 `
-	for name, body := range map[string]string{"mmdebstrap": mm, "mkfs.ext4": mkfs} {
+	for name, body := range map[string]string{"mmdebstrap": mmdebstrap, "mkfs.ext4": mkfs} {
 		if err := os.WriteFile(filepath.Join(bin, name), []byte(body), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
 	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
-	return counter
 }
 
 func testRecipe() Recipe {

@@ -25,16 +25,7 @@ for a in "$@"; do
 done
 tar -cf "$out" -C "$d" .
 `
-	mkfs := `#!/bin/sh
-for a in "$@"; do prev="$img"; img="$a"; done
-echo ext4 > "$prev"
-`
-	for name, body := range map[string]string{"mmdebstrap": mm, "mkfs.ext4": mkfs} {
-		if err := os.WriteFile(filepath.Join(bin, name), []byte(body), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	installTools(t, bin, mm)
 }
 
 // TestBuildWorksInACacheDirWithSpacesAndQuotes: BCMTEST_CACHE_DIR="/ci cache"

@@ -3,7 +3,6 @@ package image
 import (
 	"bytes"
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -30,16 +29,7 @@ d=$(mktemp -d); mkdir -p "$d/boot"
 echo kernel > "$d/boot/vmlinuz-6.12.38+deb13-amd64"; echo initrd > "$d/boot/initrd.img-6.12.38+deb13-amd64"
 tar -cf "$out" -C "$d" .
 `
-	mkfs := `#!/bin/sh
-for a in "$@"; do prev="$img"; img="$a"; done
-echo ext4 > "$prev"
-`
-	for name, body := range map[string]string{"mmdebstrap": mm, "mkfs.ext4": mkfs} {
-		if err := os.WriteFile(filepath.Join(bin, name), []byte(body), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	installTools(t, bin, mm)
 }
 
 func TestABuildSaysItsNamedStagesAndRecordsTheirTimes(t *testing.T) {
