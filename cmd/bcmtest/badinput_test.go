@@ -284,14 +284,7 @@ func TestBadInputIsRejectedBeforeAnyVMStarts(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			code := execute(context.Background(), r.args, &stdout, &stderr)
 			msg := stderr.String()
-			if code != r.code {
-				t.Errorf("bcmtest %q exited %d, want %d; stderr:\n%s", r.args, code, r.code, msg)
-			}
-			for _, w := range []string{r.field, r.rule} {
-				if !strings.Contains(msg, w) {
-					t.Errorf("bcmtest %q: the message lacks %q:\n%s", r.args, w, msg)
-				}
-			}
+			expectRefusal(t, r, code, msg)
 			assertNoVM(t, stateDir)
 		})
 	}
@@ -369,6 +362,20 @@ func TestHarnessRejectsBadSpecs(t *testing.T) {
 	for _, c := range fake.Calls {
 		if strings.HasPrefix(c, "launch") {
 			t.Errorf("the fake provider launched a VM: %v", fake.Calls)
+		}
+	}
+}
+
+// expectRefusal checks a row's exit code and that stderr names its field
+// and rule.
+func expectRefusal(t *testing.T, r badInput, code int, msg string) {
+	t.Helper()
+	if code != r.code {
+		t.Errorf("bcmtest %q exited %d, want %d; stderr:\n%s", r.args, code, r.code, msg)
+	}
+	for _, w := range []string{r.field, r.rule} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("bcmtest %q: the message lacks %q:\n%s", r.args, w, msg)
 		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -74,14 +73,7 @@ func TestGrowShrinkRefuseBadMembers(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			code := execute(context.Background(), r.args, &stdout, &stderr)
 			msg := stderr.String()
-			if code != r.code {
-				t.Errorf("bcmtest %q exited %d, want %d; stderr:\n%s", r.args, code, r.code, msg)
-			}
-			for _, w := range []string{r.field, r.rule} {
-				if !strings.Contains(msg, w) {
-					t.Errorf("bcmtest %q: the message lacks %q:\n%s", r.args, w, msg)
-				}
-			}
+			expectRefusal(t, r, code, msg)
 			if left := leaks.Processes(stateDir); len(left) > 0 {
 				t.Errorf("processes started: %v", left)
 			}
