@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -382,16 +383,22 @@ func (a *app) cloudInitDiff(ctx context.Context, sides [2]diffSide, o diffOption
 	// Teardown is registered before any launch, with a context of its own,
 	// so an interrupt or a failure below still deletes both nodes.
 	defer func() {
+		var g errgroup.Group
 		for _, n := range nodes {
 			if n.claimed {
-				if err := p.Delete(context.WithoutCancel(ctx), n.name); err != nil {
-					fmt.Fprintf(a.stderr, "bcmtest: deleting %s: %v\n", n.name, err)
-				}
+				g.Go(func() error {
+					if err := p.Delete(context.WithoutCancel(ctx), n.name); err != nil {
+						fmt.Fprintf(a.stderr, "bcmtest: deleting %s: %v\n", n.name, err)
+					}
+					return nil
+				})
 			}
 		}
+		g.Wait()
 	}()
 	start := time.Now()
-	bootBoth(ctx, withPhases(p, pr, false), pr, nodes, sides)
+	shape := diffShape(runtime.NumCPU())
+	bootBoth(ctx, withPhases(p, pr, false), pr, nodes, sides, shape)
 	pr.Close()
 	for i, n := range nodes {
 		if n.launchErr != nil && n.cie == nil {
@@ -434,15 +441,34 @@ func (a *app) cloudInitDiff(ctx context.Context, sides [2]diffSide, o diffOption
 	return nil
 }
 
+// nodeShape is the vCPUs and memory of each of the diff's two nodes.
+type nodeShape struct{ CPUs, MemoryMiB int }
+
+// diffShape gives each of the two nodes half the host's cores, at least
+// one and at most two (the shape of ` + "`cloudinit check`" + `'s node): two nodes
+// that each want more cores than their half boot by taking turns on the
+// host, which under software emulation made a diff of two 2-vCPU nodes on
+// a 2-core host take twice as long as a check. With one vCPU a node gets
+// 1536 MiB, the shape of a cluster member, whose snapshot is usually
+// made already.
+func diffShape(hostCPUs int) nodeShape {
+	switch {
+	case hostCPUs >= 4:
+		return nodeShape{CPUs: 2, MemoryMiB: 2048}
+	default:
+		return nodeShape{CPUs: 1, MemoryMiB: 1536}
+	}
+}
+
 // bootBoth launches both nodes at once and marks each node whose name
 // this process claimed (a VM came back, or cloud-init failed on it): a
 // launch refused because the name is taken must leave that VM alone.
-func bootBoth(ctx context.Context, p provider.Provider, pr *progress.Progress, nodes [2]*diffNode, sides [2]diffSide) {
+func bootBoth(ctx context.Context, p provider.Provider, pr *progress.Progress, nodes [2]*diffNode, sides [2]diffSide, shape nodeShape) {
 	var g errgroup.Group
 	for i, n := range nodes {
 		pr.Launching(n.name)
 		g.Go(func() error {
-			info, err := p.Launch(ctx, provider.LaunchInput{Name: n.name, CPUs: 2, MemoryMiB: 2048, DiskGiB: 10, UserData: sides[i].Data})
+			info, err := p.Launch(ctx, provider.LaunchInput{Name: n.name, CPUs: shape.CPUs, MemoryMiB: shape.MemoryMiB, DiskGiB: 10, UserData: sides[i].Data})
 			n.launchErr = err
 			errors.As(err, &n.cie)
 			n.claimed = err == nil || info.Name != "" || n.cie != nil
@@ -468,7 +494,14 @@ func (a *app) saveNode(ctx context.Context, p provider.Provider, dir, side strin
 	if n.collected.Raw != "" {
 		write("collector.txt", []byte(n.collected.Raw))
 	}
-	for _, log := range []string{"cloud-init.log", "cloud-init-output.log"} {
+	// The collector prints both logs; they are read from the node again
+	// only when its output lacks them.
+	secs := inventory.Sections(n.collected.Raw)
+	for log, sec := range map[string]string{"cloud-init.log": "log", "cloud-init-output.log": "output_log"} {
+		if b, ok := secs[sec]; ok {
+			write(log, []byte(b))
+			continue
+		}
 		b, err := p.CopyOut(ctx, n.name, "/var/log/"+log)
 		if err != nil {
 			fmt.Fprintf(a.stderr, "warning: copying /var/log/%s from %s: %v\n", log, n.name, err)

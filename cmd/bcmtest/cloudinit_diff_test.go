@@ -229,8 +229,19 @@ func TestCloudInitDiffLintRegression(t *testing.T) {
 // Parse needs, with the node's own hostname in a file, and one package
 // more on the NEW node when extra is set.
 func fakeCollectorOutput(node string, extra bool) string {
+	return keyedCollectorOutput(node, "", extra)
+}
+
+// keyedCollectorOutput is fakeCollectorOutput with its section marks
+// keyed as the collector keys them when run with key ("" for none), and
+// both cloud-init logs, one with a line that looks like a plain mark.
+func keyedCollectorOutput(node, key string, extra bool) string {
 	var b strings.Builder
-	sec := func(s string) { b.WriteString(inventory.SectionMark + s + "\n") }
+	mark := inventory.SectionMark
+	if key != "" {
+		mark = strings.TrimSuffix(mark, ":") + "-" + key + ":"
+	}
+	sec := func(s string) { b.WriteString(mark + s + "\n") }
 	sec("identity")
 	b.WriteString("hostname=" + node + "\ncloud_init_version=22.4.2\n")
 	sec("status")
@@ -242,8 +253,12 @@ func fakeCollectorOutput(node string, extra bool) string {
 	if extra {
 		b.WriteString("ii \ttree\t2.1.0-1\n")
 	}
+	sec("log")
+	b.WriteString("2026-12-03 cloud-init[1]: log of " + node + "\n")
 	sec("files")
 	b.WriteString("file\t/etc/hostname\t644 root:root 10\ttext\t" + base64.StdEncoding.EncodeToString([]byte(node+"\n")) + "\n")
+	sec("output_log")
+	b.WriteString("output of " + node + "\n" + inventory.SectionMark + "files\n")
 	sec("end")
 	return b.String()
 }
@@ -269,10 +284,10 @@ func TestCloudInitDiffBootsBothAndTearsDown(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			fake := fakeprovider.New()
 			fake.ExecFunc = func(name string, argv []string) provider.ExecResult {
-				if strings.Join(argv, " ") != "sh -s" {
+				if len(argv) != 3 || argv[0] != "sh" || argv[1] != "-s" || len(argv[2]) != 32 {
 					return provider.ExecResult{ExitCode: 127}
 				}
-				return provider.ExecResult{Stdout: []byte(fakeCollectorOutput(name, strings.HasSuffix(name, "-new")))}
+				return provider.ExecResult{Stdout: []byte(keyedCollectorOutput(name, argv[2], strings.HasSuffix(name, "-new")))}
 			}
 			orig := newProvider
 			newProvider = func(ctx context.Context, o providers.Options) (provider.Provider, error) { return fake, nil }
@@ -309,6 +324,38 @@ func TestCloudInitDiffBootsBothAndTearsDown(t *testing.T) {
 					t.Errorf("artifact %s: %v", f, err)
 				}
 			}
+			// Both logs come from the collector's output (the fake provider
+			// cannot copy a file out), the plain-looking mark kept as text.
+			for side, node := range map[string]string{"old": launched[1], "new": launched[0]} {
+				for f, want := range map[string]string{
+					"cloud-init.log":        "2026-12-03 cloud-init[1]: log of " + node + "\n",
+					"cloud-init-output.log": "output of " + node + "\n" + inventory.SectionMark + "files\n",
+				} {
+					got, err := os.ReadFile(filepath.Join(out, side+"."+f))
+					if err != nil || string(got) != want {
+						t.Errorf("artifact %s.%s = %q, %v; want %q", side, f, got, err, want)
+					}
+				}
+			}
 		})
+	}
+}
+
+// Two nodes share the host's cores: each gets half of them, one at least
+// and two at most, and the memory of a cluster member with one.
+func TestDiffShapeSharesTheHost(t *testing.T) {
+	for _, c := range []struct {
+		host int
+		want nodeShape
+	}{
+		{1, nodeShape{CPUs: 1, MemoryMiB: 1536}},
+		{2, nodeShape{CPUs: 1, MemoryMiB: 1536}},
+		{3, nodeShape{CPUs: 1, MemoryMiB: 1536}},
+		{4, nodeShape{CPUs: 2, MemoryMiB: 2048}},
+		{64, nodeShape{CPUs: 2, MemoryMiB: 2048}},
+	} {
+		if got := diffShape(c.host); got != c.want {
+			t.Errorf("diffShape(%d) = %+v, want %+v", c.host, got, c.want)
+		}
 	}
 }

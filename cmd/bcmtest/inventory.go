@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -139,7 +138,7 @@ Exit codes: 0 B's cloud-init succeeded, whatever differs (unless --fail-on-diff)
 
 // loadInventory reads a saved inventory, or the collector's raw output.
 func loadInventory(path string, data []byte) (*inventory.Inventory, error) {
-	if strings.HasPrefix(string(data), inventory.SectionMark) {
+	if inventory.IsCollectorOutput(data) {
 		return inventory.Parse(filepath.Base(path), string(data))
 	}
 	return inventory.Load(data)

@@ -3,7 +3,9 @@ package inventory
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	_ "embed"
+	"encoding/hex"
 	"fmt"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
@@ -30,7 +32,13 @@ type Collected struct {
 // cloud-init has ended (the provider's Launch returned), on a node that
 // succeeded or failed alike.
 func Collect(ctx context.Context, p Execer, node string) (Collected, error) {
-	res, err := p.Exec(ctx, node, provider.ExecInput{Argv: []string{"sh", "-s"}, Stdin: bytes.NewReader([]byte(Script))})
+	// The key keeps the node's own text (its logs, cloud-init's messages)
+	// from passing for a section of the output.
+	key := make([]byte, 16)
+	if _, err := rand.Read(key); err != nil {
+		return Collected{}, fmt.Errorf("collecting the inventory of %s: making the section key: %w", node, err)
+	}
+	res, err := p.Exec(ctx, node, provider.ExecInput{Argv: []string{"sh", "-s", hex.EncodeToString(key)}, Stdin: bytes.NewReader([]byte(Script))})
 	if err != nil {
 		return Collected{}, fmt.Errorf("collecting the inventory of %s: %w", node, err)
 	}

@@ -3,7 +3,17 @@
 # cloud-init has ended; prints sections that inventory.Parse reads. It
 # never prints a private key: for those only the kind is printed.
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-sec() { echo "@@@bcmtest-inventory:$1"; }
+# $1, when given, is the key of the section marks (see inventory.SectionMark).
+mark="@@@bcmtest-inventory${1:+-$1}:"
+# Each section's time in milliseconds, printed in the timing section.
+t_last=$(date +%s%3N) t_sec= timing=
+sec() {
+  t_now=$(date +%s%3N)
+  [ -z "$t_sec" ] || timing="$timing$t_sec $((t_now - t_last))
+"
+  t_sec=$1 t_last=$t_now
+  echo "$mark$1"
+}
 have() { command -v "$1" >/dev/null 2>&1; }
 
 sec identity
@@ -117,4 +127,8 @@ done
 for d in $(grep -hE '^[[:space:]]*HiddenServiceDir' /etc/tor/torrc /etc/tor/torrc.d/* 2>/dev/null | awk '{print $2}'); do
   [ -s "$d/hostname" ] && echo "hostname $d $(cat "$d/hostname")"
 done
+sec output_log
+cat /var/log/cloud-init-output.log 2>/dev/null
+sec timing
+printf '%s' "$timing"
 sec end

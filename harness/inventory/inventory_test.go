@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -461,5 +463,63 @@ func TestRealRecordingsOfTheSameFile(t *testing.T) {
 	}
 	if h := a.Files["/etc/hosts"].Text; strings.Contains(h, "cidiff-") || !strings.Contains(h, PFQDN) {
 		t.Errorf("/etc/hosts not normalised: %q", h)
+	}
+}
+
+// A node's own text in a section (a log line that looks like a mark, or
+// a mark with another key) stays text when the output is keyed.
+func TestKeyedSectionsIgnoreLookalikeMarks(t *testing.T) {
+	mark := "@@@bcmtest-inventory-0123abcd:"
+	raw := mark + "identity\nhostname=n1\n" +
+		mark + "log\nline 1\n" + sectionMark + "files\nfake\n@@@bcmtest-inventory-ffff:packages\nfake too\n" +
+		mark + "files\nreal\n" + mark + "end\n"
+	secs := Sections(raw)
+	if got, want := secs["log"], "line 1\n"+sectionMark+"files\nfake\n@@@bcmtest-inventory-ffff:packages\nfake too\n"; got != want {
+		t.Errorf("log = %q, want %q", got, want)
+	}
+	if secs["files"] != "real\n" {
+		t.Errorf("files = %q, want the real section", secs["files"])
+	}
+	if _, ok := secs["packages"]; ok {
+		t.Error("a mark with another key was read as a section")
+	}
+	// Outputs recorded before keys still read with the plain mark.
+	if plain := Sections(sectionMark + "identity\nx\n" + sectionMark + "end\n"); plain["identity"] != "x\n" {
+		t.Errorf("plain output: %q", plain)
+	}
+	if !IsCollectorOutput([]byte(raw)) || !IsCollectorOutput([]byte(sectionMark+"identity\n")) || IsCollectorOutput([]byte(`{"schema":1}`)) {
+		t.Error("IsCollectorOutput")
+	}
+}
+
+// The collector's marks carry the key it is run with, and its timing
+// section gives each section's time: its own preamble, run by sh.
+func TestCollectorScriptKeysMarksAndTimesSections(t *testing.T) {
+	pre, _, ok := strings.Cut(Script, "sec identity\n")
+	if !ok {
+		t.Fatal("the collector no longer starts with the identity section")
+	}
+	script := pre + "sec a\necho x\nsec b\nsleep 0.2\nsec timing\nprintf '%s' \"$timing\"\nsec end\n"
+	cmd := exec.Command("sh", "-s", "k3y")
+	cmd.Stdin = strings.NewReader(script)
+	got, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("running the collector's preamble: %v", err)
+	}
+	secs := Sections(string(got))
+	if secs["a"] != "x\n" || !strings.HasPrefix(string(got), "@@@bcmtest-inventory-k3y:a\n") {
+		t.Fatalf("output %q", got)
+	}
+	ms := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(secs["timing"]), "\n") {
+		var name string
+		var n int
+		if _, err := fmt.Sscanf(l, "%s %d", &name, &n); err != nil {
+			t.Fatalf("timing line %q: %v", l, err)
+		}
+		ms[name] = n
+	}
+	if len(ms) != 2 || ms["b"] < 150 || ms["a"] > ms["b"] {
+		t.Errorf("timings %v: want a and b, b at least 150 ms", ms)
 	}
 }

@@ -13,7 +13,10 @@ import (
 )
 
 // SectionMark starts each section of the collector's output; the output
-// starts with it.
+// starts with it. Collect runs the collector with a random key, and its
+// marks are then SectionMark's prefix, "-KEY", and the colon: a line a
+// node's cloud-init wrote into a log the collector prints cannot pass for
+// a section without knowing the key.
 const SectionMark = "@@@bcmtest-inventory:"
 
 const sectionMark = SectionMark
@@ -21,8 +24,27 @@ const sectionMark = SectionMark
 // textCap is the largest text file whose content is kept for a diff.
 const textCap = 64 << 10
 
+// marker is the section mark of raw: the keyed one its first line
+// starts with, else the plain one (recorded outputs before keys).
+func marker(raw string) string {
+	base := strings.TrimSuffix(SectionMark, ":")
+	if rest, ok := strings.CutPrefix(raw, base+"-"); ok {
+		if key, _, ok := strings.Cut(rest, ":"); ok && key != "" && !strings.ContainsAny(key, "\n ") {
+			return base + "-" + key + ":"
+		}
+	}
+	return SectionMark
+}
+
+// IsCollectorOutput says whether data is the collector's raw output
+// (keyed or not) rather than a saved inventory.
+func IsCollectorOutput(data []byte) bool {
+	return strings.HasPrefix(string(data), strings.TrimSuffix(SectionMark, ":"))
+}
+
 // Sections splits the collector's output into its sections by name.
 func Sections(raw string) map[string]string {
+	mark := marker(raw)
 	out := map[string]string{}
 	name := ""
 	var b strings.Builder
@@ -33,7 +55,7 @@ func Sections(raw string) map[string]string {
 		b.Reset()
 	}
 	for _, line := range strings.SplitAfter(raw, "\n") {
-		if rest, ok := strings.CutPrefix(line, sectionMark); ok {
+		if rest, ok := strings.CutPrefix(line, mark); ok {
 			flush()
 			name = strings.TrimSpace(rest)
 			continue
