@@ -93,8 +93,8 @@ e2e: deps check-image
 	  -ginkgo.junit-report=$(ARTIFACTS)/$(RUN_ID)/junit.xml -ginkgo.json-report=$(ARTIFACTS)/$(RUN_ID)/report.json
 	$(PHASE) end e2e
 
-## soak: RUNS fresh `make e2e` cycles back to back (each its own cluster), then one
-## table of each spec's passes, failures and flakes, with the flake rate
+## soak: RUNS fresh `make e2e` cycles back to back (each its own cluster) on IMAGE, then
+## one table of each spec's passes, failures and flakes, with the flake rate
 RUNS ?= 5
 soak:
 	@case "$(RUNS)" in ''|*[!0-9]*|0) echo "RUNS=$(RUNS): must be a whole number of cycles, 1 or more" >&2; exit 2;; esac; \
@@ -103,7 +103,7 @@ soak:
 	  echo "soak: cycle $$i of $(RUNS), artifacts $$dir/run-$$i"; \
 	  $(MAKE) --no-print-directory e2e ARTIFACTS="$$dir" RUN_ID=run-$$i || rc=1; \
 	done; \
-	$(GO) run ./cmd/bcmtest matrix --from-runs "$$dir" --sizes $(MEMBERS) --provider $(PROVIDER) \
+	$(GO) run ./cmd/bcmtest matrix --from-runs "$$dir" --sizes $(MEMBERS) --provider $(PROVIDER) --image '$(IMAGE)' \
 	  $(if $(LABELS),--label-filter '$(LABELS)') || rc=1; \
 	exit $$rc
 

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,36 +23,46 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/report"
 )
 
-const matrixLong = `For each size (joining members), brings up a fresh cluster and runs the e2e suites
-against it (the --suites package, compiled once with go test -c, so run it from the
-repository), one size after another; a failure at one size does not stop the others.
+const matrixLong = `For each node image (--images) and each size (joining members), brings up a fresh
+cluster and runs the e2e suites against it (the --suites package, compiled once with
+go test -c, so run it from the repository), one image after another and within it
+one size after another; a failure at one point does not stop the others. --image R
+is --images R; with neither, $BCMTEST_IMAGE or the default image.
 Writes to --out: summary.json, summary.md (for CI job summaries), report.html (phase
-timings charted against cluster size) and report.png (the page rendered by headless
-Chromium, when installed), plus each run's reports and diagnostics under size-N[-aK]/.
+timings charted against cluster size, a line per phase and image) and report.png (the
+page rendered by headless Chromium, when installed), plus each run's reports and
+diagnostics under size-N[-aK]/ (IMAGE-size-N[-aK]/ with more than one image), where
+image.txt records the run's image.
 
 Every run's teardown checks each node's kernel (lockups, RCU stalls, hung tasks, OOM
 kills, oopses, BUGs, panics, segfaults of LXD, dqlite or cloud-init): a finding fails
-the run, or with --keep-going is only reported. The report has, per spec, passes,
-failures and flaky failures across the runs (a spec that failed and passed at the same
-size) with the flake rate, each run's kernel findings, and LXD's heartbeat lateness
-per member from the members' LXD logs.
+the run, or with --keep-going is only reported. The report has, per spec and image,
+passes, failures and flaky failures across the runs (a spec that failed and passed at
+the same image and size) with the flake rate, each run's kernel findings, and LXD's
+heartbeat lateness per member from the members' LXD logs.
 
 --from-runs DIR builds the same report from runs already made (each a subdirectory
 of DIR with a Ginkgo report.json, as "make soak" leaves them) without running
-anything: they count as repeats of the one size in --sizes.
+anything: they count as repeats of the one size in --sizes, each on the image its
+image.txt records; a run without one ran on the one image --image (or --images,
+BCMTEST_IMAGE, the default) names, and an image given that a run's record
+contradicts is refused.
 
 Ctrl-C (SIGINT or SIGTERM) reaches the running suite, which tears its cluster down;
 the matrix waits for that and exits 130.`
 
 const matrixExample = `  bcmtest matrix --sizes 0,1
+  bcmtest matrix --images bookworm,trixie --sizes 0,1
   bcmtest matrix --sizes 0,1,3 --label-filter smoke --repeat 2
   bcmtest matrix --sizes 1 --from-runs artifacts/soak-20261203-100000`
 
 type matrixOptions struct {
-	sizes, labels, out, provider, suites, cloudInit, image string
-	repeat                                                 int
-	keepGoing                                              bool
-	fromRuns                                               string
+	sizes, labels, out, provider, suites, cloudInit, image, images string
+	// imagesSet: --images was given, even empty (which is refused).
+	imagesSet bool
+	repeat    int
+	keepGoing bool
+	fromRuns  string
 }
 
 func (a *app) matrixCmd() *cobra.Command {
@@ -63,16 +75,19 @@ func (a *app) matrixCmd() *cobra.Command {
 		Args:              matrixArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(c *cobra.Command, args []string) error {
+			o.imagesSet = c.Flags().Changed("images")
 			return a.matrix(c.Context(), o)
 		},
 	}
 	f := c.Flags()
 	f.StringVarP(&o.sizes, "sizes", "s", "0,1,3", "comma-separated member counts")
 	f.StringVarP(&o.labels, "label-filter", "l", "", "Ginkgo label filter for the specs")
-	f.IntVar(&o.repeat, "repeat", 1, "runs per size (repeats reveal flakes)")
+	f.IntVar(&o.repeat, "repeat", 1, "runs per image and size (repeats reveal flakes)")
 	f.StringVar(&o.out, "out", "", "report directory (default artifacts/matrix-<time>)")
 	addProviderFlag(c, &o.provider)
 	addImageFlag(c, &o.image)
+	f.StringVar(&o.images, "images", "", "comma-separated Debian releases to run each size on ("+image.ReleaseNames()+"), one after another (default: --image's)")
+	c.RegisterFlagCompletionFunc("images", completeImages)
 	f.StringVar(&o.suites, "suites", "./suites/e2e", "the e2e suites package (a directory)")
 	f.StringVar(&o.cloudInit, "cloud-init", "", "cloud-init file for every node")
 	f.BoolVar(&o.keepGoing, "keep-going", false, "report kernel findings at teardown without failing the run")
@@ -91,6 +106,62 @@ func matrixArgs(c *cobra.Command, args []string) error {
 	return nil
 }
 
+// completeImages completes the last release of a comma-separated
+// --images value, offering the releases not listed yet.
+func completeImages(_ *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	done := ""
+	if i := strings.LastIndexByte(toComplete, ','); i >= 0 {
+		done = toComplete[:i+1]
+	}
+	listed := map[string]bool{}
+	for _, f := range strings.Split(done, ",") {
+		listed[strings.TrimSpace(f)] = true
+	}
+	var out []string
+	for _, r := range image.Releases() {
+		if !listed[string(r)] {
+			out = append(out, done+string(r))
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
+}
+
+// matrixImages is the matrix's image axis: --images, or --image as a
+// one-image shorthand, else BCMTEST_IMAGE or the default; every name is
+// checked as --image checks it, before anything runs.
+func matrixImages(o matrixOptions) ([]image.Release, error) {
+	if o.imagesSet && o.image != "" {
+		return nil, usagef("matrix: --image %q and --images %q: give one of them (--image R is --images R)", o.image, o.images)
+	}
+	if !o.imagesSet {
+		rel, err := imageChoice(o.image)
+		if err != nil {
+			return nil, fmt.Errorf("matrix: %w", err)
+		}
+		return []image.Release{rel}, nil
+	}
+	var out []image.Release
+	seen := map[image.Release]bool{}
+	for _, f := range strings.Split(o.images, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		rel, err := image.ParseRelease(f)
+		if err != nil {
+			return nil, usagef("matrix: --images %q: %v", o.images, err)
+		}
+		if seen[rel] {
+			return nil, usagef("matrix: --images %q: %s is listed twice", o.images, rel)
+		}
+		seen[rel] = true
+		out = append(out, rel)
+	}
+	if len(out) == 0 {
+		return nil, usagef("matrix: --images %q: give at least one release (%s), e.g. %s,%s", o.images, image.ReleaseNames(), image.Bookworm, image.Trixie)
+	}
+	return out, nil
+}
+
 func (a *app) matrix(ctx context.Context, o matrixOptions) error {
 	sizes, err := parseSizes(o.sizes)
 	if err != nil {
@@ -99,14 +170,14 @@ func (a *app) matrix(ctx context.Context, o matrixOptions) error {
 	if o.repeat < 1 {
 		return usagef("matrix: --repeat %d: must be 1 or more", o.repeat)
 	}
+	images, err := matrixImages(o)
+	if err != nil {
+		return err
+	}
 	if o.fromRuns != "" {
-		return a.matrixFromRuns(ctx, o, sizes)
+		return a.matrixFromRuns(ctx, o, sizes, images)
 	}
 	prov, err := chooseProvider(o.provider)
-	if err != nil {
-		return fmt.Errorf("matrix: %w", err)
-	}
-	rel, err := imageChoice(o.image)
 	if err != nil {
 		return fmt.Errorf("matrix: %w", err)
 	}
@@ -116,8 +187,11 @@ func (a *app) matrix(ctx context.Context, o matrixOptions) error {
 		return err
 	}
 	if ci != "" {
-		if _, _, err := lint(ctx, ci, "", rel, io.Discard, a.stderr); err != nil {
-			return fmt.Errorf("matrix: --cloud-init: %w", err)
+		// Each image judges the file by its own cloud-init's schema.
+		for _, rel := range images {
+			if _, _, err := lint(ctx, ci, "", rel, io.Discard, a.stderr); err != nil {
+				return fmt.Errorf("matrix: --cloud-init for image %s: %w", rel, err)
+			}
 		}
 	}
 	suites, err := absPath("--suites", o.suites)
@@ -150,16 +224,22 @@ func (a *app) matrix(ctx context.Context, o matrixOptions) error {
 	if sum.Provider == "" {
 		sum.Provider = "auto"
 	}
-	for _, n := range sizes {
-		for at := 1; at <= o.repeat; at++ {
-			if ctx.Err() != nil {
-				break
+	for _, rel := range images {
+		sum.Images = append(sum.Images, string(rel))
+	}
+	// Image after image: each image's snapshots serve all its sizes.
+	for _, rel := range images {
+		for _, n := range sizes {
+			for at := 1; at <= o.repeat; at++ {
+				if ctx.Err() != nil {
+					break
+				}
+				r := runSize(ctx, matrixRun{size: n, attempt: at, repeat: o.repeat, dir: dir, labels: o.labels, provider: sum.Provider,
+					image: rel, byImage: len(images) > 1, suiteBin: bin, suiteDir: suites, cloudInit: ci, keepGoing: o.keepGoing}, log)
+				sum.Runs = append(sum.Runs, r)
+				p, f, s := r.Counts()
+				fmt.Fprintf(log, "matrix: image %s, size %d, attempt %d: passed=%v (%d passed, %d failed, %d skipped) in %s\n", rel, n, at, r.Passed, p, f, s, r.Timings.Total.Round(time.Second))
 			}
-			r := runSize(ctx, matrixRun{size: n, attempt: at, repeat: o.repeat, dir: dir, labels: o.labels, provider: sum.Provider, image: rel,
-				suiteBin: bin, suiteDir: suites, cloudInit: ci, keepGoing: o.keepGoing}, log)
-			sum.Runs = append(sum.Runs, r)
-			p, f, s := r.Counts()
-			fmt.Fprintf(log, "matrix: size %d attempt %d: passed=%v (%d passed, %d failed, %d skipped) in %s\n", n, at, r.Passed, p, f, s, r.Timings.Total.Round(time.Second))
 		}
 	}
 	sum.Finished = time.Now().UTC()
@@ -219,18 +299,53 @@ func compileSuites(ctx context.Context, suitesDir, outDir string, log io.Writer)
 }
 
 type matrixRun struct {
-	size, attempt, repeat         int
-	dir, labels, provider         string
-	image                         image.Release
+	size, attempt, repeat int
+	dir, labels, provider string
+	image                 image.Release
+	// byImage: the matrix has more than one image, so run IDs name it.
+	byImage                       bool
 	suiteBin, suiteDir, cloudInit string
 	keepGoing                     bool
 }
 
+// id names the run and its directory: size-N, with -aK for repeats, and
+// with more than one image IMAGE-size-N[-aK].
 func (m matrixRun) id() string {
-	if m.repeat == 1 {
-		return "size-" + strconv.Itoa(m.size)
+	id := "size-" + strconv.Itoa(m.size)
+	if m.repeat > 1 {
+		id += "-a" + strconv.Itoa(m.attempt)
 	}
-	return fmt.Sprintf("size-%d-a%d", m.size, m.attempt)
+	if m.byImage {
+		id = string(m.image) + "-" + id
+	}
+	return id
+}
+
+// runImageFile records in a run's directory the image the run's nodes ran
+// (the release's name and a newline), so that --from-runs reads the run
+// back on its image.
+const runImageFile = "image.txt"
+
+// readRunImage reads the image a run directory records; recorded is false
+// when it records none (a run made by make e2e).
+func readRunImage(dir string) (rel image.Release, recorded bool, err error) {
+	path := filepath.Join(dir, runImageFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	name := strings.TrimSpace(string(b))
+	shown := filepath.Join(filepath.Base(dir), runImageFile)
+	if name == "" {
+		return "", false, fmt.Errorf("%s: empty; must name the run's image, %s", shown, image.ReleaseNames())
+	}
+	if rel, err = image.ParseRelease(name); err != nil {
+		return "", false, fmt.Errorf("%s: %w", shown, err)
+	}
+	return rel, true, nil
 }
 
 // command is one run of the suites' binary, in the suites' directory as
@@ -287,13 +402,17 @@ func runInGroup(ctx context.Context, cmd *exec.Cmd, grace time.Duration) error {
 // runSize runs the suites once for one size and turns Ginkgo's JSON report
 // and the suite's timings.json into a report.Run.
 func runSize(ctx context.Context, m matrixRun, log io.Writer) report.Run {
-	r := report.Run{Size: m.size, Attempt: m.attempt, Started: time.Now().UTC()}
+	r := report.Run{Image: string(m.image), Size: m.size, Attempt: m.attempt, Started: time.Now().UTC()}
 	runDir := filepath.Join(m.dir, m.id())
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		r.Error = err.Error()
 		return r
 	}
-	fmt.Fprintf(log, "matrix: size %d (%d nodes), attempt %d: bringing up a cluster and running the suites; log %s\n", m.size, m.size+1, m.attempt, filepath.Join(runDir, "output.log"))
+	if err := os.WriteFile(filepath.Join(runDir, runImageFile), []byte(string(m.image)+"\n"), 0o644); err != nil {
+		r.Error = fmt.Sprintf("recording the run's image: %v", err)
+		return r
+	}
+	fmt.Fprintf(log, "matrix: image %s, size %d (%d nodes), attempt %d: bringing up a cluster and running the suites; log %s\n", m.image, m.size, m.size+1, m.attempt, filepath.Join(runDir, "output.log"))
 	cmd := m.command(runDir)
 	logf, err := os.Create(filepath.Join(runDir, "output.log"))
 	if err != nil {
@@ -340,11 +459,18 @@ func collectRun(r *report.Run, runDir, labels string, runErr error) {
 
 // matrixFromRuns builds the report from runs made elsewhere (make soak):
 // every subdirectory of --from-runs with a report.json is one repeat of
-// the single size given, in the order of the number its name ends in.
-func (a *app) matrixFromRuns(ctx context.Context, o matrixOptions, sizes []int) error {
+// the single size given on the image it records (else on the one image
+// given), in the order of the number its name ends in.
+func (a *app) matrixFromRuns(ctx context.Context, o matrixOptions, sizes []int, images []image.Release) error {
 	if len(sizes) != 1 {
 		return usagef("matrix: --from-runs needs exactly one size in --sizes (the runs' member count), not %s", o.sizes)
 	}
+	if len(images) != 1 {
+		return usagef("matrix: --from-runs with --images %q: give one image, the one of runs whose directory records none (each run's %s names its own)", o.images, runImageFile)
+	}
+	// Given explicitly, an image that a run's record contradicts is an
+	// error; from BCMTEST_IMAGE or the default, it is only the fallback.
+	given := o.image != "" || o.imagesSet
 	dir, err := filepath.Abs(o.fromRuns)
 	if err != nil {
 		return usagef("matrix: --from-runs %s: %v", o.fromRuns, err)
@@ -361,12 +487,29 @@ func (a *app) matrixFromRuns(ctx context.Context, o matrixOptions, sizes []int) 
 		out = dir
 	}
 	host, _ := os.Hostname()
-	sum := report.Summary{RunID: filepath.Base(dir), Host: host, Provider: o.provider, Sizes: sizes, Repeat: len(runDirs)}
+	sum := report.Summary{RunID: filepath.Base(dir), Host: host, Provider: o.provider, Sizes: sizes}
 	if sum.Provider == "" {
 		sum.Provider = "auto"
 	}
-	for i, rd := range runDirs {
-		r := report.Run{Size: sizes[0], Attempt: i + 1}
+	attempts := map[image.Release]int{}
+	for _, rd := range runDirs {
+		rel, recorded, err := readRunImage(rd)
+		if err != nil {
+			return usagef("matrix: --from-runs %s: %v", o.fromRuns, err)
+		}
+		switch {
+		case !recorded:
+			rel = images[0]
+		case given && rel != images[0]:
+			return usagef("matrix: --from-runs %s: %s records image %s, but %s names %s",
+				o.fromRuns, filepath.Join(filepath.Base(rd), runImageFile), rel, imageFlagName(o), images[0])
+		}
+		if attempts[rel] == 0 {
+			sum.Images = append(sum.Images, string(rel))
+		}
+		attempts[rel]++
+		sum.Repeat = max(sum.Repeat, attempts[rel])
+		r := report.Run{Image: string(rel), Size: sizes[0], Attempt: attempts[rel]}
 		if fi, err := os.Stat(filepath.Join(rd, "report.json")); err == nil {
 			r.Started = fi.ModTime().UTC()
 		}
@@ -378,6 +521,14 @@ func (a *app) matrixFromRuns(ctx context.Context, o matrixOptions, sizes []int) 
 	}
 	sum.Accel = accelOfRuns(runDirs)
 	return a.writeMatrix(ctx, out, sum)
+}
+
+// imageFlagName is the flag that named the matrix's image.
+func imageFlagName(o matrixOptions) string {
+	if o.imagesSet {
+		return "--images"
+	}
+	return "--image"
 }
 
 // runDirsIn lists dir's subdirectories that hold a report.json, ordered by
@@ -430,7 +581,7 @@ func noSpecRan(labels string) string {
 // accelOf reads which acceleration the runs' VMs used, as the suite
 // recorded it (provider.txt: "qemu tcg").
 func accelOf(dir string) string {
-	files, _ := filepath.Glob(filepath.Join(dir, "size-*"))
+	files, _ := filepath.Glob(filepath.Join(dir, "*size-*"))
 	return accelOfRuns(files)
 }
 

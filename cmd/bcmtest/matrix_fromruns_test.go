@@ -14,6 +14,7 @@ import (
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/heartbeat"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/kernelcheck"
+	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/report"
 )
 
@@ -36,6 +37,7 @@ func writeRun(t *testing.T, dir string, states map[string]types.SpecState, kerne
 }
 
 func TestMatrixFromRunsCountsFlakesOverSoakCycles(t *testing.T) {
+	t.Setenv(image.ImageEnv, "")
 	dir := t.TempDir()
 	pass, fail := types.SpecStatePassed, types.SpecStateFailed
 	writeRun(t, filepath.Join(dir, "run-1"), map[string]types.SpecState{"tor": pass, "zfs": pass}, nil, nil)
@@ -70,7 +72,11 @@ func TestMatrixFromRunsCountsFlakesOverSoakCycles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(md), "| `tor` | 3 | 2 | 1 | 1 | 33.3% |") || !strings.Contains(string(md), "flake rate 16.7%") {
+	// make e2e records no image: the runs are on the default one.
+	if sum.Images[0] != string(image.DefaultRelease) || sum.Runs[0].Image != string(image.DefaultRelease) {
+		t.Errorf("runs without a recorded image: images %v, run image %q; want the default", sum.Images, sum.Runs[0].Image)
+	}
+	if !strings.Contains(string(md), "| `tor` | "+string(image.DefaultRelease)+" | 3 | 2 | 1 | 1 | 33.3% |") || !strings.Contains(string(md), "flake rate 16.7%") {
 		t.Errorf("summary.md:\n%s", md)
 	}
 }

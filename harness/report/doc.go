@@ -1,6 +1,6 @@
 // Package report turns the results of a nightly matrix run (one fresh
-// cluster per size, the e2e suites against each, possibly repeated) into
-// files people read: summary.json for tools, summary.md for CI job
+// cluster per node image and size, the e2e suites against each, possibly
+// repeated) into files people read: summary.json for tools, summary.md for CI job
 // summaries, report.html with a timing chart for a browser, and report.png,
 // a headless-Chromium screenshot of that page for places that show images
 // but not HTML. WriteAll writes all four.

@@ -65,7 +65,7 @@ func TestMarkdownSpecTableRate(t *testing.T) {
 	for _, w := range []string{
 		"### Specs across runs\n\n38 spec runs over 6 run(s): 2 failed, 1 of them flaky",
 		"flake rate 2.6%.\n",
-		SpecTableHeader + "\n| --- | ---: | ---: | ---: | ---: | ---: |\n| `" + flakySpec + "` | 5 | 4 | 1 | 1 | 20.0% |\n| `" + failedSpec + "` | 5 | 4 | 1 | 0 | 0.0% |\n",
+		SpecTableHeader + "\n| --- | --- | ---: | ---: | ---: | ---: | ---: |\n| `" + flakySpec + "` | bookworm | 5 | 4 | 1 | 1 | 20.0% |\n| `" + failedSpec + "` | bookworm | 5 | 4 | 1 | 0 | 0.0% |\n",
 	} {
 		if !strings.Contains(md, w) {
 			t.Errorf("markdown lacks %q:\n%s", w, md)
@@ -100,10 +100,10 @@ func TestMarkdownKernelAndHeartbeats(t *testing.T) {
 	md := Markdown(withKernelAndHeartbeats(t))
 	for _, w := range []string{
 		"### Kernel findings\n",
-		"- size 1 (2 nodes), attempt 2: `bcm-01: soft lockup 426.105 s after boot (serial console, kernel log): [ 426.104571] watchdog: BUG: soft lockup - CPU#1 stuck for 75s! <swapper/1:0>`\n",
+		"- image bookworm, size 1 (2 nodes), attempt 2: `bcm-01: soft lockup 426.105 s after boot (serial console, kernel log): [ 426.104571] watchdog: BUG: soft lockup - CPU#1 stuck for 75s! <swapper/1:0>`\n",
 		"### LXD heartbeats\n",
-		"| 1 | 2 | `bcm-00` | 2 | 53.2s | 0 |\n",
-		"| 1 | 2 | `bcm-01` | 0 | – | 3 |\n",
+		"| bookworm | 1 | 2 | `bcm-00` | 2 | 53.2s | 0 |\n",
+		"| bookworm | 1 | 2 | `bcm-01` | 0 | – | 3 |\n",
 	} {
 		if !strings.Contains(md, w) {
 			t.Errorf("markdown lacks %q:\n%s", w, md)
@@ -128,7 +128,7 @@ func TestHTMLKernelHeartbeatsAndSpecs(t *testing.T) {
 		// Escaped, never markup.
 		"stuck for 75s! &lt;swapper/1:0&gt;</code>",
 		`<table id="heartbeats">`,
-		`<tr class="mixed"><td>1</td><td>2</td><td class="l">bcm-00</td><td>2</td><td>53.2s</td><td>0</td></tr>`,
+		`<tr class="mixed"><td class="l">bookworm</td><td>1</td><td>2</td><td class="l">bcm-00</td><td>2</td><td>53.2s</td><td>0</td></tr>`,
 	} {
 		if !strings.Contains(page, w) {
 			t.Errorf("page lacks %q", w)

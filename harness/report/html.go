@@ -42,33 +42,76 @@ func phases() []phase {
 }
 
 // chartData is what the page's script plots: Series[i].Data[j] is the
-// phase's median in seconds at Nodes[j], null where no run of that size came
-// up (the line then bridges the gap). html/template encodes it as JSON.
+// phase's median in seconds on the series' image at Nodes[j], null where no
+// run of that image and size came up (the line then bridges the gap).
+// html/template encodes it as JSON.
 type chartData struct {
-	Nodes  []int         `json:"nodes"`
+	Nodes []int `json:"nodes"`
+	// Images are the images with lines, in the table's order.
+	Images []string      `json:"images"`
 	Series []chartSeries `json:"series"`
 }
 
+// chartSeries is one phase on one image: the phase is the colour, the
+// image the line's dash pattern and point style, so a phase compares
+// across images at a glance.
 type chartSeries struct {
-	Label string     `json:"label"`
-	Color string     `json:"color"`
+	Label string `json:"label"`
+	Image string `json:"image,omitempty"`
+	Color string `json:"color"`
+	// Dash is the line's dash pattern (Chart.js borderDash), empty for a
+	// solid line; Point the point style.
+	Dash  []int      `json:"dash"`
+	Point string     `json:"point"`
 	Data  []*float64 `json:"data"`
+}
+
+// imageStyles are the dash patterns and point styles of the images' lines,
+// in image order (then again from the first).
+var imageStyles = []struct {
+	dash  []int
+	point string
+}{
+	{[]int{}, "circle"},
+	{[]int{10, 6}, "rect"},
+	{[]int{3, 4}, "triangle"},
 }
 
 func newChartData(rows []row) chartData {
 	var c chartData
+	var images []string
+	seenNodes, seenImage := map[int]bool{}, map[string]bool{}
 	for _, r := range rows {
-		c.Nodes = append(c.Nodes, r.Nodes)
-	}
-	for _, p := range phases() {
-		cs := chartSeries{Label: p.Label, Color: p.Color, Data: make([]*float64, len(rows))}
-		for i, r := range rows {
-			if r.Timed > 0 {
-				v := math.Round(p.of(r).Seconds()*1000) / 1000
-				cs.Data[i] = &v
-			}
+		if !seenNodes[r.Nodes] {
+			seenNodes[r.Nodes] = true
+			c.Nodes = append(c.Nodes, r.Nodes)
 		}
-		c.Series = append(c.Series, cs)
+		if !seenImage[r.Image] {
+			seenImage[r.Image] = true
+			images = append(images, r.Image)
+		}
+	}
+	sort.Ints(c.Nodes)
+	c.Images = images
+	nodeAt := map[int]int{}
+	for i, n := range c.Nodes {
+		nodeAt[n] = i
+	}
+	for i, im := range images {
+		style := imageStyles[i%len(imageStyles)]
+		for _, p := range phases() {
+			cs := chartSeries{Label: p.Label, Image: im, Color: p.Color, Dash: style.dash, Point: style.point, Data: make([]*float64, len(c.Nodes))}
+			if len(images) > 1 && im != "" {
+				cs.Label += " · " + im
+			}
+			for _, r := range rows {
+				if r.Image == im && r.Timed > 0 {
+					v := math.Round(p.of(r).Seconds()*1000) / 1000
+					cs.Data[nodeAt[r.Nodes]] = &v
+				}
+			}
+			c.Series = append(c.Series, cs)
+		}
 	}
 	return c
 }
@@ -76,6 +119,7 @@ func newChartData(rows []row) chartData {
 // runView is one run formatted for the page's per-run table, the detail
 // behind the per-size medians.
 type runView struct {
+	Image                                  string
 	Size, Attempt                          int
 	Class, Started, Result, Specs          string
 	Launch, Bootstrap, Joins, Ready, Total string
@@ -83,7 +127,7 @@ type runView struct {
 }
 
 func newRunView(r Run) runView {
-	v := runView{Size: r.Size, Attempt: r.Attempt, Class: "failed", Result: "failed"}
+	v := runView{Image: imageText(r.Image), Size: r.Size, Attempt: r.Attempt, Class: "failed", Result: "failed"}
 	if r.Passed {
 		v.Class, v.Result = "passed", "passed"
 	}
@@ -141,7 +185,7 @@ type page struct {
 	Meta     string
 	Rows     []row
 	Failures []failure
-	Flakes   []flake
+	Flakes   []Flake
 	Runs     []runView
 	// Specs, FlakeLine: the per-spec table, shown for more than one run.
 	Specs      []specRow
@@ -149,12 +193,15 @@ type page struct {
 	Kernel     []kernelItem
 	Heartbeats []heartbeatRow
 	HBNote     string
-	Chart      chartData
-	ChartJS    template.JS
+	// RowsNote and FlakesNote are the notes Markdown prints too.
+	RowsNote, FlakesNote string
+	Chart                chartData
+	ChartJS              template.JS
 }
 
 // HTML renders s as one self-contained page: Chart.js inlined, a line chart
-// of the phase medians (seconds) against cluster size (nodes), the table
+// of the phase medians (seconds) against cluster size (nodes), one line per
+// phase and image, the table
 // Markdown prints, the flaky specs, every failure in full and a per-run
 // table. Animations are off so a screenshot taken on load shows the final
 // chart. All summary text goes through html/template's contextual escaping,
@@ -180,8 +227,10 @@ func HTML(s Summary) ([]byte, error) {
 		Verdict:    "failed",
 		Meta:       metaLine(s, func(v string) string { return v }),
 		Rows:       rows,
+		RowsNote:   rowsNote,
+		FlakesNote: flakesNote,
 		Failures:   s.failures(),
-		Flakes:     s.flakeList(),
+		Flakes:     s.Flakes(),
 		Kernel:     s.kernelItems(),
 		Heartbeats: s.heartbeatRows(),
 		HBNote:     heartbeatNote,

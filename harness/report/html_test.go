@@ -78,7 +78,8 @@ func TestHTMLChartData(t *testing.T) {
 		t.Errorf("series order %v, want %v", labels, w)
 	}
 	// The literal form too, as a reader of the page source sees it.
-	for _, w := range []string{`"nodes":[1,2,4]`, `{"label":"total","color":"#d62728","data":[74,138,273.4]}`} {
+	for _, w := range []string{`"nodes":[1,2,4]`, `"images":["bookworm"]`,
+		`{"label":"total","image":"bookworm","color":"#d62728","dash":[],"point":"circle","data":[74,138,273.4]}`} {
 		if !strings.Contains(m[1], w) {
 			t.Errorf("chart data lacks %s:\n%s", w, m[1])
 		}
@@ -88,13 +89,13 @@ func TestHTMLChartData(t *testing.T) {
 func TestHTMLTable(t *testing.T) {
 	page := renderRecorded(t)
 	for _, w := range []string{
-		`<th>size</th><th>nodes</th><th class="l">result</th><th>specs passed/failed/skipped</th><th>launch</th><th>bootstrap</th><th>joins</th><th>ready</th><th>total</th><th>flakes</th>`,
-		`<tr class="passed"><td>0</td><td>1</td><td class="l">passed (2/2)</td><td>14/0/2</td><td>60.0s</td><td>12.5s</td><td>–</td><td>1.0s</td><td>74.0s</td><td>0</td></tr>`,
-		`<tr class="mixed"><td>1</td><td>2</td><td class="l">mixed (1/2)</td><td>15/1/0</td><td>72.0s</td><td>13.0s</td><td>40.0s</td><td>10.0s</td><td>138.0s</td><td>1</td></tr>`,
-		`<tr class="failed"><td>3</td><td>4</td><td class="l">failed (0/2)</td><td>7/1/0</td><td>96.5s</td><td>14.2s</td><td>140.0s</td><td>21.3s</td><td>273.4s</td><td>0</td></tr>`,
+		`<th class="l">image</th><th>size</th><th>nodes</th><th class="l">result</th><th>specs passed/failed/skipped</th><th>launch</th><th>bootstrap</th><th>joins</th><th>ready</th><th>total</th><th>flakes</th>`,
+		`<tr class="passed"><td class="l">bookworm</td><td>0</td><td>1</td><td class="l">passed (2/2)</td><td>14/0/2</td><td>60.0s</td><td>12.5s</td><td>–</td><td>1.0s</td><td>74.0s</td><td>0</td></tr>`,
+		`<tr class="mixed"><td class="l">bookworm</td><td>1</td><td>2</td><td class="l">mixed (1/2)</td><td>15/1/0</td><td>72.0s</td><td>13.0s</td><td>40.0s</td><td>10.0s</td><td>138.0s</td><td>1</td></tr>`,
+		`<tr class="failed"><td class="l">bookworm</td><td>3</td><td>4</td><td class="l">failed (0/2)</td><td>7/1/0</td><td>96.5s</td><td>14.2s</td><td>140.0s</td><td>21.3s</td><td>273.4s</td><td>0</td></tr>`,
 		`<h1>bcmtest matrix 20261126-020000: <span class="verdict failed">failed</span></h1>`,
-		`<li><code>` + flakySpec + `</code> at size 1</li>`,
-		`size 3 (4 nodes), attempt 2: run error</summary>`,
+		`<li><code>` + flakySpec + `</code> on bookworm at size 1</li>`,
+		`image bookworm, size 3 (4 nodes), attempt 2: run error</summary>`,
 		// Per-run detail: per-member joins and the slowest cloud-init.
 		`140.0s<br><span class="small">bcm-01 44.1s, bcm-02 46.3s, bcm-03 49.6s</span>`,
 		`<td>bcm-03 61.4s</td>`,
@@ -148,7 +149,7 @@ func TestHTMLMissingSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(page), `<tr class="notrun"><td>7</td><td>8</td><td class="l">not run</td><td>–</td><td>–</td>`) {
+	if !strings.Contains(string(page), `<tr class="notrun"><td class="l">bookworm</td><td>7</td><td>8</td><td class="l">not run</td><td>–</td><td>–</td>`) {
 		t.Error("size without runs has no not-run row")
 	}
 	if !strings.Contains(string(page), `"nodes":[1,2,4,8]`) || !strings.Contains(string(page), `"data":[74,138,273.4,null]`) {

@@ -149,8 +149,11 @@ func marshal(v any) ([]byte, error) {
 }
 
 // WriteJSON writes s to path, indented, through a temporary file and a
-// rename so a reader (or a killed run) never sees half a summary.
+// rename so a reader (or a killed run) never sees half a summary. It
+// writes schema SchemaVersion whatever s.Schema says: the shape is this
+// package's.
 func WriteJSON(path string, s Summary) error {
+	s.Schema = SchemaVersion
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -161,7 +164,19 @@ func WriteJSON(path string, s Summary) error {
 	return writeFileAtomic(path, buf.Bytes())
 }
 
-// ReadJSON reads a summary written by WriteJSON.
+// SchemaError says a summary is of a schema newer than this package reads.
+type SchemaError struct {
+	Path   string
+	Schema int
+}
+
+func (e *SchemaError) Error() string {
+	return fmt.Sprintf("reading summary %s: schema %d: this bcmtest reads schemas 1 to %d", e.Path, e.Schema, SchemaVersion)
+}
+
+// ReadJSON reads a summary written by WriteJSON, of this schema or an
+// older one: a summary without a schema key is schema 1, whose runs have
+// no image.
 func ReadJSON(path string) (Summary, error) {
 	var s Summary
 	b, err := os.ReadFile(path)
@@ -170,6 +185,12 @@ func ReadJSON(path string) (Summary, error) {
 	}
 	if err := json.Unmarshal(b, &s); err != nil {
 		return Summary{}, fmt.Errorf("reading summary %s: %w", path, err)
+	}
+	switch {
+	case s.Schema == 0:
+		s.Schema = 1
+	case s.Schema > SchemaVersion || s.Schema < 0:
+		return Summary{}, &SchemaError{Path: path, Schema: s.Schema}
 	}
 	return s, nil
 }

@@ -33,14 +33,14 @@ func TestJSONRoundTripRecorded(t *testing.T) {
 func TestJSONRoundTripBuilt(t *testing.T) {
 	start := time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC)
 	s := Summary{
-		RunID: "r1", Host: "h", Provider: "multipass", Accel: "tcg",
-		Started: start, Finished: start.Add(time.Hour), Sizes: []int{0, 1}, Repeat: 1,
+		Schema: SchemaVersion, RunID: "r1", Host: "h", Provider: "multipass", Accel: "tcg",
+		Started: start, Finished: start.Add(time.Hour), Sizes: []int{0, 1}, Images: []string{"bookworm", "trixie"}, Repeat: 1,
 		Runs: []Run{
-			{Size: 0, Attempt: 1, Started: start, Passed: true,
+			{Image: "trixie", Size: 0, Attempt: 1, Started: start, Passed: true,
 				Timings: PhaseTimings{Launch: 61234 * time.Millisecond, CloudInit: map[string]time.Duration{"n0": 40 * time.Second},
 					Bootstrap: 12 * time.Second, Ready: time.Second, Total: 75 * time.Second},
 				Specs: []SpecResult{{Name: "a spec", Labels: []string{"smoke"}, State: StatePassed, Duration: 1500 * time.Millisecond}}},
-			{Size: 1, Attempt: 1, Started: start.Add(5 * time.Minute), Error: "cluster failed to come up",
+			{Image: "bookworm", Size: 1, Attempt: 1, Started: start.Add(5 * time.Minute), Error: "cluster failed to come up",
 				Timings: PhaseTimings{Launch: 70 * time.Second, Joins: map[string]time.Duration{"n1": 38400 * time.Millisecond}}},
 		},
 	}
@@ -49,7 +49,7 @@ func TestJSONRoundTripBuilt(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw, _ := os.ReadFile(path)
-	for _, w := range []string{`"launch_s": 61.234`, `"duration_s": 1.5`, `"joins_s": {`, `"n1": 38.4`, `"joins_total_s": 38.4`, `"total_s": 75`} {
+	for _, w := range []string{`"schema": 2,`, `"images": [`, `"image": "trixie",`, `"launch_s": 61.234`, `"duration_s": 1.5`, `"joins_s": {`, `"n1": 38.4`, `"joins_total_s": 38.4`, `"total_s": 75`} {
 		if !strings.Contains(string(raw), w) {
 			t.Errorf("JSON lacks %s (durations are seconds):\n%s", w, raw)
 		}

@@ -9,13 +9,14 @@ import (
 
 // MarkdownHeader is the results table's header row; tools that scrape the
 // CI summary can look for it.
-const MarkdownHeader = "| size | nodes | result | specs passed/failed/skipped | launch | bootstrap | joins | ready | total | flakes |"
+const MarkdownHeader = "| image | size | nodes | result | specs passed/failed/skipped | launch | bootstrap | joins | ready | total | flakes |"
 
 // Markdown renders s for a CI job summary ($GITHUB_STEP_SUMMARY and the
-// like): one table row per size, then every failure with its first line,
-// then the flaky specs. Free text (spec names, failures, host names) goes
-// into code spans, which Markdown renders literally, so a failure message
-// with markup or HTML in it cannot change the page it lands on.
+// like): one table row per image and size, then every failure with its
+// first line, then the flaky specs. Free text (spec names, failures, host
+// names) goes into code spans, which Markdown renders literally, so a
+// failure message with markup or HTML in it cannot change the page it
+// lands on.
 func Markdown(s Summary) string {
 	var b strings.Builder
 	verdict := "❌ failed"
@@ -26,13 +27,13 @@ func Markdown(s Summary) string {
 	fmt.Fprintf(&b, "%s\n\n", metaLine(s, code))
 
 	b.WriteString(MarkdownHeader + "\n")
-	b.WriteString("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range s.rows() {
-		cells := append([]string{strconv.Itoa(r.Size), strconv.Itoa(r.Nodes), r.Result(), r.SpecCounts()}, r.Cells()...)
+		cells := append([]string{r.ImageText(), strconv.Itoa(r.Size), strconv.Itoa(r.Nodes), r.Result(), r.SpecCounts()}, r.Cells()...)
 		cells = append(cells, strconv.Itoa(r.Flakes))
 		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
 	}
-	b.WriteString("\nSpec counts are summed over each size's runs; phase times are medians over the runs whose cluster came up.\n")
+	b.WriteString("\n" + rowsNote + "\n")
 
 	if fs := s.failures(); len(fs) > 0 {
 		b.WriteString("\n### Failures\n\n")
@@ -41,44 +42,52 @@ func Markdown(s Summary) string {
 			if f.Spec != "" {
 				what = code(f.Spec)
 			}
-			fmt.Fprintf(&b, "- size %d (%d nodes), attempt %d, %s: %s\n", f.Size, f.Nodes, f.Attempt, what, code(f.Headline()))
+			fmt.Fprintf(&b, "- %s, %s: %s\n", f.At(), what, code(f.Headline()))
 		}
 	}
-	if fl := s.flakeList(); len(fl) > 0 {
-		b.WriteString("\n### Flaky specs\n\nPassed and failed at the same size across repeats.\n\n")
+	if fl := s.Flakes(); len(fl) > 0 {
+		b.WriteString("\n### Flaky specs\n\n" + flakesNote + "\n\n")
 		for _, f := range fl {
-			fmt.Fprintf(&b, "- %s at size %s\n", code(f.Name), f.SizesText())
+			fmt.Fprintf(&b, "- %s %s\n", code(f.Name), f.Where())
 		}
 	}
 	if len(s.Runs) > 1 {
 		b.WriteString("\n### Specs across runs\n\n" + s.flakeLine() + "\n\n")
-		b.WriteString(SpecTableHeader + "\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
+		b.WriteString(SpecTableHeader + "\n| --- | --- | ---: | ---: | ---: | ---: | ---: |\n")
 		for _, st := range s.specRows() {
-			fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %s |\n", code(st.Name), st.Runs(), st.Passed, st.Failed, st.Flaky, st.Rate)
+			fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %s |\n", code(st.Name), st.ImageText, st.Runs(), st.Passed, st.Failed, st.Flaky, st.Rate)
 		}
 	}
 	if ks := s.kernelItems(); len(ks) > 0 {
 		b.WriteString("\n### Kernel findings\n\nFrom each node's serial console and kernel log at teardown.\n\n")
 		for _, k := range ks {
-			fmt.Fprintf(&b, "- size %d (%d nodes), attempt %d: %s\n", k.Size, k.Nodes, k.Attempt, code(k.Text))
+			fmt.Fprintf(&b, "- %s: %s\n", k.At(), code(k.Text))
 		}
 	}
 	if hs := s.heartbeatRows(); len(hs) > 0 {
 		b.WriteString("\n### LXD heartbeats\n\n" + heartbeatNote + "\n\n")
-		b.WriteString("| size | attempt | member | late rounds led | max over interval | failed heartbeats to it |\n| ---: | ---: | --- | ---: | ---: | ---: |\n")
+		b.WriteString("| image | size | attempt | member | late rounds led | max over interval | failed heartbeats to it |\n| --- | ---: | ---: | --- | ---: | ---: | ---: |\n")
 		for _, h := range hs {
 			if h.Unread != "" {
-				fmt.Fprintf(&b, "| %d | %d | %s | log not read: %s | | |\n", h.Size, h.Attempt, code(h.Member), code(h.Unread))
+				fmt.Fprintf(&b, "| %s | %d | %d | %s | log not read: %s | | |\n", h.ImageText(), h.Size, h.Attempt, code(h.Member), code(h.Unread))
 				continue
 			}
-			fmt.Fprintf(&b, "| %d | %d | %s | %d | %s | %d |\n", h.Size, h.Attempt, code(h.Member), h.LateRounds, h.MaxLate, h.Failed)
+			fmt.Fprintf(&b, "| %s | %d | %d | %s | %d | %s | %d |\n", h.ImageText(), h.Size, h.Attempt, code(h.Member), h.LateRounds, h.MaxLate, h.Failed)
 		}
 	}
 	return b.String()
 }
 
-// SpecTableHeader is the header row of the per-spec table.
-const SpecTableHeader = "| spec | runs | passed | failed | flaky | flake rate |"
+// SpecTableHeader is the header row of the per-spec table: one row per
+// spec and image.
+const SpecTableHeader = "| spec | image | runs | passed | failed | flaky | flake rate |"
+
+// rowsNote and flakesNote explain the results table and the flaky-spec
+// list, in Markdown and on the page alike.
+const (
+	rowsNote   = "Spec counts are summed over each image and size's runs; phase times are medians over the runs whose cluster came up."
+	flakesNote = "Passed and failed at the same image and size across repeats."
+)
 
 // heartbeatNote says where the heartbeat numbers come from and what they
 // can and cannot say.
@@ -97,8 +106,15 @@ func metaLine(s Summary, quote func(string) string) string {
 		"host " + quote(s.Host),
 		"provider " + quote(s.Provider),
 		"accel " + quote(s.Accel),
-		fmt.Sprintf("sizes %s × %d", strings.Join(sizes, ", "), max(s.Repeat, 1)),
 	}
+	if len(s.Images) > 0 {
+		images := make([]string, len(s.Images))
+		for i, im := range s.Images {
+			images[i] = quote(im)
+		}
+		parts = append(parts, "images "+strings.Join(images, ", "))
+	}
+	parts = append(parts, fmt.Sprintf("sizes %s × %d", strings.Join(sizes, ", "), max(s.Repeat, 1)))
 	if !s.Started.IsZero() {
 		parts = append(parts, "started "+s.Started.UTC().Format(time.RFC3339))
 		if s.Finished.After(s.Started) {

@@ -19,15 +19,15 @@ func TestMarkdownTable(t *testing.T) {
 		t.Fatalf("header %q missing from:\n%s", MarkdownHeader, md)
 	}
 	want := []string{
-		"| size | nodes | result | specs passed/failed/skipped | launch | bootstrap | joins | ready | total | flakes |",
-		"| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+		"| image | size | nodes | result | specs passed/failed/skipped | launch | bootstrap | joins | ready | total | flakes |",
+		"| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
 		// Size 0: both runs passed; the peer-port spec is skipped on one node.
-		"| 0 | 1 | ✅ passed (2/2) | 14/0/2 | 60.0s | 12.5s | – | 1.0s | 74.0s | 0 |",
+		"| bookworm | 0 | 1 | ✅ passed (2/2) | 14/0/2 | 60.0s | 12.5s | – | 1.0s | 74.0s | 0 |",
 		// Size 1: the flake; medians of two complete runs.
-		"| 1 | 2 | ⚠️ mixed (1/2) | 15/1/0 | 72.0s | 13.0s | 40.0s | 10.0s | 138.0s | 1 |",
+		"| bookworm | 1 | 2 | ⚠️ mixed (1/2) | 15/1/0 | 72.0s | 13.0s | 40.0s | 10.0s | 138.0s | 1 |",
 		// Size 3: one failed spec, one cluster that never came up, whose
 		// partial timings must not enter the medians.
-		"| 3 | 4 | ❌ failed (0/2) | 7/1/0 | 96.5s | 14.2s | 140.0s | 21.3s | 273.4s | 0 |",
+		"| bookworm | 3 | 4 | ❌ failed (0/2) | 7/1/0 | 96.5s | 14.2s | 140.0s | 21.3s | 273.4s | 0 |",
 		"",
 	}
 	if len(lines) < at+len(want) {
@@ -44,17 +44,17 @@ func TestMarkdownFailuresAndFlakes(t *testing.T) {
 	md := Markdown(recorded(t))
 	for _, w := range []string{
 		"## bcmtest matrix `20261126-020000`: ❌ failed\n",
-		"host `ci-runner-3` · provider `qemu` · accel `kvm` · sizes 0, 1, 3 × 2 · started 2026-11-26T02:00:00Z · took 1h12m34s\n",
+		"host `ci-runner-3` · provider `qemu` · accel `kvm` · images `bookworm` · sizes 0, 1, 3 × 2 · started 2026-11-26T02:00:00Z · took 1h12m34s\n",
 		"### Failures\n",
 		// First line only, inside a code span so the <script> is shown as text.
-		"- size 1 (2 nodes), attempt 2, `" + flakySpec + "`: " +
+		"- image bookworm, size 1 (2 nodes), attempt 2, `" + flakySpec + "`: " +
 			"`circuit established on bcm-01: tor answered \"<script>alert(1)</script> 250 OK\" although the node has no route out`\n",
 		// Gomega's heading is joined with its detail, its type line dropped.
-		"- size 3 (4 nodes), attempt 1, `" + failedSpec + "`: " +
+		"- image bookworm, size 3 (4 nodes), attempt 1, `" + failedSpec + "`: " +
 			"`Unexpected error: tor control on bcm-02: 515 Authentication failed: Password did not match HashedControlPassword value from configuration`\n",
-		"- size 3 (4 nodes), attempt 2, run error: `cluster failed to come up: member bcm-03 did not reach Online within 5m0s`\n",
+		"- image bookworm, size 3 (4 nodes), attempt 2, run error: `cluster failed to come up: member bcm-03 did not reach Online within 5m0s`\n",
 		"### Flaky specs\n",
-		"- `" + flakySpec + "` at size 1\n",
+		"- `" + flakySpec + "` on bookworm at size 1\n",
 	} {
 		if !strings.Contains(md, w) {
 			t.Errorf("markdown lacks %q:\n%s", w, md)

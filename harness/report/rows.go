@@ -8,9 +8,11 @@ import (
 	"time"
 )
 
-// row is one size of the matrix aggregated over its repeats. Markdown and
-// HTML render the same rows, so the CI summary and the page never disagree.
+// row is one image and size of the matrix aggregated over its repeats.
+// Markdown and HTML render the same rows, so the CI summary and the page
+// never disagree.
 type row struct {
+	Image            string
 	Size, Nodes      int
 	Runs, PassedRuns int
 	// Passed, Failed and Skipped count specs summed over the size's runs.
@@ -20,8 +22,30 @@ type row struct {
 	// meaningless when Timed is 0.
 	Timed                                  int
 	Launch, Bootstrap, Joins, Ready, Total time.Duration
-	// Flakes counts specs that both passed and failed at this size.
+	// Flakes counts specs that both passed and failed at this image and size.
 	Flakes int
+}
+
+// ImageText is the row's image for the tables.
+func (r row) ImageText() string { return imageText(r.Image) }
+
+// imageText is an image for a table cell, "–" when not known (a summary
+// of schema 1).
+func imageText(im string) string {
+	if im == "" {
+		return "–"
+	}
+	return im
+}
+
+// at says where in the matrix something happened, for the failure and
+// kernel lists: "image trixie, size 1 (2 nodes), attempt 2".
+func at(image string, size, attempt int) string {
+	s := fmt.Sprintf("size %d (%d nodes), attempt %d", size, size+1, attempt)
+	if image != "" {
+		s = "image " + image + ", " + s
+	}
+	return s
 }
 
 // Class is the row's verdict as a word that is also the page's CSS class.
@@ -86,42 +110,50 @@ func fmtSeconds(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
 }
 
-// rows aggregates the summary into one row per size, ascending.
+// rows aggregates the summary into one row per image and size: the
+// images in order, each with its sizes ascending.
 func (s Summary) rows() []row {
-	flakesAt := map[int]int{}
-	for _, sizes := range s.Flakes() {
-		for _, n := range sizes {
-			flakesAt[n]++
+	flakesAt := map[Cell]int{}
+	for _, f := range s.Flakes() {
+		for _, n := range f.Sizes {
+			flakesAt[Cell{f.Image, n}]++
 		}
 	}
 	var out []row
-	for _, n := range s.sizes() {
-		r := row{Size: n, Nodes: n + 1, Flakes: flakesAt[n]}
-		var launch, bootstrap, joins, ready, total []time.Duration
-		for _, run := range s.Runs {
-			if run.Size != n {
-				continue
-			}
-			r.Runs++
-			if run.Passed {
-				r.PassedRuns++
-			}
-			p, f, sk := run.Counts()
-			r.Passed, r.Failed, r.Skipped = r.Passed+p, r.Failed+f, r.Skipped+sk
-			if t := run.Timings; t.complete() {
-				r.Timed++
-				launch = append(launch, t.Launch)
-				bootstrap = append(bootstrap, t.Bootstrap)
-				joins = append(joins, t.JoinsTotal())
-				ready = append(ready, t.Ready)
-				total = append(total, t.Total)
-			}
+	for _, im := range s.images() {
+		for _, n := range s.sizes() {
+			out = append(out, s.row(Cell{im, n}, flakesAt[Cell{im, n}]))
 		}
-		r.Launch, r.Bootstrap, r.Joins = median(launch), median(bootstrap), median(joins)
-		r.Ready, r.Total = median(ready), median(total)
-		out = append(out, r)
 	}
 	return out
+}
+
+// row aggregates the runs of one cell.
+func (s Summary) row(c Cell, flakes int) row {
+	r := row{Image: c.Image, Size: c.Size, Nodes: c.Size + 1, Flakes: flakes}
+	var launch, bootstrap, joins, ready, total []time.Duration
+	for _, run := range s.Runs {
+		if run.Cell() != c {
+			continue
+		}
+		r.Runs++
+		if run.Passed {
+			r.PassedRuns++
+		}
+		p, f, sk := run.Counts()
+		r.Passed, r.Failed, r.Skipped = r.Passed+p, r.Failed+f, r.Skipped+sk
+		if t := run.Timings; t.complete() {
+			r.Timed++
+			launch = append(launch, t.Launch)
+			bootstrap = append(bootstrap, t.Bootstrap)
+			joins = append(joins, t.JoinsTotal())
+			ready = append(ready, t.Ready)
+			total = append(total, t.Total)
+		}
+	}
+	r.Launch, r.Bootstrap, r.Joins = median(launch), median(bootstrap), median(joins)
+	r.Ready, r.Total = median(ready), median(total)
+	return r
 }
 
 // median of ds (the mean of the middle two for an even count), 0 if empty.
@@ -138,11 +170,15 @@ func median(ds []time.Duration) time.Duration {
 	return (s[m-1] + s[m]) / 2
 }
 
-// sortedRuns is a copy of the runs ordered by size, then attempt, the order
-// of the failure list and the per-run table.
+// sortedRuns is a copy of the runs ordered by image (in images' order),
+// size and attempt, the order of the failure list and the per-run table.
 func (s Summary) sortedRuns() []Run {
 	runs := append([]Run(nil), s.Runs...)
+	rank := s.imageRank()
 	sort.SliceStable(runs, func(i, j int) bool {
+		if ri, rj := rank[runs[i].Image], rank[runs[j].Image]; ri != rj {
+			return ri < rj
+		}
 		if runs[i].Size != runs[j].Size {
 			return runs[i].Size < runs[j].Size
 		}
@@ -154,10 +190,14 @@ func (s Summary) sortedRuns() []Run {
 // failure is one thing that went wrong in one run: a failed spec, or the
 // run's own error when Spec is empty.
 type failure struct {
+	Image                string
 	Size, Nodes, Attempt int
 	Spec                 string
 	Text                 string
 }
+
+// At says which run failed: "image trixie, size 1 (2 nodes), attempt 2".
+func (f failure) At() string { return at(f.Image, f.Size, f.Attempt) }
 
 // Headline is the failure in one line for a CI summary: its first
 // non-blank line, and when that is a heading ending in a colon (Gomega's
@@ -194,11 +234,12 @@ func isGomegaType(l string) bool {
 	return strings.HasPrefix(l, "<") && strings.HasSuffix(l, ">:") && strings.Contains(l, " | 0x")
 }
 
-// failures lists what went wrong, ordered by size, attempt and spec order.
+// failures lists what went wrong, ordered by image, size, attempt and spec
+// order.
 func (s Summary) failures() []failure {
 	var out []failure
 	for _, r := range s.sortedRuns() {
-		base := failure{Size: r.Size, Nodes: r.Nodes(), Attempt: r.Attempt}
+		base := failure{Image: r.Image, Size: r.Size, Nodes: r.Nodes(), Attempt: r.Attempt}
 		n := len(out)
 		if r.Error != "" {
 			f := base
@@ -224,43 +265,42 @@ func (s Summary) failures() []failure {
 	return out
 }
 
-// flake is one entry of the flaky-spec list.
-type flake struct {
-	Name  string
-	Sizes []int
+// SizesText lists the sizes for people: "0, 3".
+func (f Flake) SizesText() string { return sizesText(f.Sizes) }
+
+// Where says where the spec flaked: "on trixie at size 0, 3".
+func (f Flake) Where() string {
+	w := "at size " + f.SizesText()
+	if f.Image != "" {
+		w = "on " + f.Image + " " + w
+	}
+	return w
 }
 
-// SizesText lists the sizes for people: "0, 3".
-func (f flake) SizesText() string {
-	parts := make([]string, len(f.Sizes))
-	for i, n := range f.Sizes {
+func sizesText(sizes []int) string {
+	parts := make([]string, len(sizes))
+	for i, n := range sizes {
 		parts[i] = strconv.Itoa(n)
 	}
 	return strings.Join(parts, ", ")
 }
 
-// flakeList is Flakes sorted by spec name, for stable output.
-func (s Summary) flakeList() []flake {
-	var out []flake
-	for name, sizes := range s.Flakes() {
-		out = append(out, flake{name, sizes})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
-
 // kernelItem is one kernel finding of one run, for the lists.
 type kernelItem struct {
+	Image                string
 	Size, Nodes, Attempt int
 	Text                 string
 }
 
-// kernelItems lists every run's kernel findings, by size and attempt.
+// At says which run the finding is from.
+func (k kernelItem) At() string { return at(k.Image, k.Size, k.Attempt) }
+
+// kernelItems lists every run's kernel findings, by image, size and attempt.
 func (s Summary) kernelItems() []kernelItem {
 	var out []kernelItem
 	for _, r := range s.sortedRuns() {
 		for _, f := range r.Kernel {
-			out = append(out, kernelItem{r.Size, r.Nodes(), r.Attempt, f.String()})
+			out = append(out, kernelItem{r.Image, r.Size, r.Nodes(), r.Attempt, f.String()})
 		}
 	}
 	return out
@@ -268,6 +308,7 @@ func (s Summary) kernelItems() []kernelItem {
 
 // heartbeatRow is one member of one run in the heartbeat table.
 type heartbeatRow struct {
+	Image         string
 	Size, Attempt int
 	Member        string
 	LateRounds    int
@@ -277,12 +318,15 @@ type heartbeatRow struct {
 	Unread        string
 }
 
-// heartbeatRows lists every run's members, by size and attempt.
+// ImageText is the row's image for the table.
+func (h heartbeatRow) ImageText() string { return imageText(h.Image) }
+
+// heartbeatRows lists every run's members, by image, size and attempt.
 func (s Summary) heartbeatRows() []heartbeatRow {
 	var out []heartbeatRow
 	for _, r := range s.sortedRuns() {
 		for _, m := range r.Heartbeats {
-			h := heartbeatRow{Size: r.Size, Attempt: r.Attempt, Member: m.Name, LateRounds: m.LateRounds, Failed: m.Failed, MaxLate: "–", Unread: m.Unread}
+			h := heartbeatRow{Image: r.Image, Size: r.Size, Attempt: r.Attempt, Member: m.Name, LateRounds: m.LateRounds, Failed: m.Failed, MaxLate: "–", Unread: m.Unread}
 			if m.LateRounds > 0 {
 				h.MaxLate = fmtSeconds(m.MaxLate)
 			}
@@ -301,14 +345,14 @@ func pct(r float64) string { return strconv.FormatFloat(r*100, 'f', 1, 64) + "%"
 // specRow is a SpecStat formatted for the tables.
 type specRow struct {
 	SpecStat
-	Rate, Sizes string
+	ImageText, Rate, Sizes string
 }
 
 // specRows are SpecStats for the tables, with the rate formatted.
 func (s Summary) specRows() []specRow {
 	var out []specRow
 	for _, st := range s.SpecStats() {
-		out = append(out, specRow{st, pct(st.FlakeRate()), flake{Sizes: st.FlakySizes}.SizesText()})
+		out = append(out, specRow{st, imageText(st.Image), pct(st.FlakeRate()), sizesText(st.FlakySizes)})
 	}
 	return out
 }
@@ -320,6 +364,6 @@ func (s Summary) flakeLine() string {
 	if runs > 0 {
 		rate = float64(flaky) / float64(runs)
 	}
-	return fmt.Sprintf("%d spec runs over %d run(s): %d failed, %d of them flaky (failed, then passed on another run of the same size, or the other way round): flake rate %s.",
+	return fmt.Sprintf("%d spec runs over %d run(s): %d failed, %d of them flaky (failed, then passed on another run of the same image and size, or the other way round): flake rate %s.",
 		runs, len(s.Runs), failed, flaky, pct(rate))
 }

@@ -36,9 +36,11 @@ func TestWriteAllWithoutChromium(t *testing.T) {
 	}
 }
 
-// TestScreenshot renders the recorded summary, screenshots it with the real
-// browser and checks that Chart.js drew the chart: every series colour is
-// present in the top of the page, and the total line spans the plot.
+// TestScreenshot renders the recorded summary with its second image,
+// screenshots it with the real browser and checks that Chart.js drew the
+// chart: every phase's colour is present in the top of the page, and the
+// total lines span the plot. BCMTEST_KEEP_SCREENSHOT=DIR keeps the page and
+// its PNG there, for a person to look at.
 func TestScreenshot(t *testing.T) {
 	if _, err := os.Stat(ChromiumPath); err != nil {
 		t.Skipf("no headless browser: %v (install package chromium to run this test)", err)
@@ -46,7 +48,10 @@ func TestScreenshot(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	dir := t.TempDir()
-	files, err := WriteAll(ctx, dir, recorded(t))
+	if keep := os.Getenv("BCMTEST_KEEP_SCREENSHOT"); keep != "" {
+		dir = keep
+	}
+	files, err := WriteAll(ctx, dir, twoImages(t))
 	if err != nil {
 		t.Fatal(err)
 	}

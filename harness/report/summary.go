@@ -63,11 +63,15 @@ type SpecResult struct {
 	Failure  string // the failure message, for failed specs
 }
 
-// Run is one cluster brought up at one size and the suites run against it.
+// Run is one cluster brought up at one size on one node image and the
+// suites run against it.
 type Run struct {
+	// Image is the Debian release the cluster's nodes ran (bookworm,
+	// trixie); "" when not known (a summary of schema 1).
+	Image string `json:"image"`
 	// Size is the number of joining members; the cluster has Size+1 nodes.
 	Size int `json:"size"`
-	// Attempt numbers repeats of the same size from 1.
+	// Attempt numbers repeats of the same image and size from 1.
 	Attempt int       `json:"attempt"`
 	Started time.Time `json:"started"`
 	// Passed is the runner's verdict: the cluster came up and no spec failed.
@@ -104,9 +108,17 @@ func (r Run) Counts() (passed, failed, skipped int) {
 	return passed, failed, skipped
 }
 
+// SchemaVersion is the shape of summary.json that WriteJSON writes: 2 added
+// the node image as an axis beside the size (schema, images, and each
+// run's image); 1 (files without a schema key) had sizes only.
+const SchemaVersion = 2
+
 // Summary is everything one matrix run produced, the single input of every
 // renderer in this package.
 type Summary struct {
+	// Schema is the version of the JSON shape: WriteJSON writes
+	// SchemaVersion, ReadJSON reads a file without one as 1.
+	Schema   int    `json:"schema"`
 	RunID    string `json:"run_id"`
 	Host     string `json:"host"`
 	Provider string `json:"provider"`
@@ -117,9 +129,12 @@ type Summary struct {
 	Finished time.Time `json:"finished"`
 	// Sizes are the member counts the run was asked for; a size without
 	// runs still gets a row, so an aborted matrix shows what is missing.
-	Sizes  []int `json:"sizes"`
-	Repeat int   `json:"repeat"`
-	Runs   []Run `json:"runs"`
+	Sizes []int `json:"sizes"`
+	// Images are the node images the run was asked for, in the order
+	// given; like a size, an image without runs still gets its rows.
+	Images []string `json:"images"`
+	Repeat int      `json:"repeat"`
+	Runs   []Run    `json:"runs"`
 }
 
 // Passed reports whether there was at least one run and every run passed.
@@ -132,21 +147,41 @@ func (s Summary) Passed() bool {
 	return len(s.Runs) > 0
 }
 
-// Flakes maps a spec name to the sizes (ascending) at which it both passed
-// and failed across repeats: failures that a re-run would hide, and so the
-// ones worth a look before they are blamed on the cluster. The order of
-// the runs does not matter: a pass after a failure and a failure after a
-// pass are the same evidence that the spec does not decide the same way
-// twice.
-func (s Summary) Flakes() map[string][]int {
+// Cell is one point of the matrix: a node image and a size. Repeats of a
+// cell are the runs that can reveal a flake.
+type Cell struct {
+	Image string
+	Size  int
+}
+
+// Cell is the point of the matrix the run belongs to.
+func (r Run) Cell() Cell { return Cell{r.Image, r.Size} }
+
+// Flake is a spec that both passed and failed at one image and size
+// across repeats.
+type Flake struct {
+	Image string
+	Name  string
+	// Sizes are the sizes (ascending) at which it did so on Image.
+	Sizes []int
+}
+
+// Flakes lists the specs that both passed and failed at the same image
+// and size across repeats, by spec name and then in image order: failures
+// that a re-run would hide, and so the ones worth a look before they are
+// blamed on the cluster. The order of the runs does not matter: a pass
+// after a failure and a failure after a pass are the same evidence that the
+// spec does not decide the same way twice. A spec that fails on one image
+// and passes on the other is no flake: the images differ.
+func (s Summary) Flakes() []Flake {
 	type key struct {
 		name string
-		size int
+		cell Cell
 	}
 	passed, failed := map[key]bool{}, map[key]bool{}
 	for _, r := range s.Runs {
 		for _, sp := range r.Specs {
-			k := key{sp.Name, r.Size}
+			k := key{sp.Name, r.Cell()}
 			switch sp.State {
 			case StatePassed:
 				passed[k] = true
@@ -155,15 +190,26 @@ func (s Summary) Flakes() map[string][]int {
 			}
 		}
 	}
-	out := map[string][]int{}
+	type spec struct{ image, name string }
+	sizes := map[spec][]int{}
 	for k := range failed {
 		if passed[k] {
-			out[k.name] = append(out[k.name], k.size)
+			sp := spec{k.cell.Image, k.name}
+			sizes[sp] = append(sizes[sp], k.cell.Size)
 		}
 	}
-	for _, sizes := range out {
-		sort.Ints(sizes)
+	rank := s.imageRank()
+	out := make([]Flake, 0, len(sizes))
+	for sp, ns := range sizes {
+		sort.Ints(ns)
+		out = append(out, Flake{Image: sp.image, Name: sp.name, Sizes: ns})
 	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return rank[out[i].Image] < rank[out[j].Image]
+	})
 	return out
 }
 
@@ -188,15 +234,49 @@ func (s Summary) sizes() []int {
 	return out
 }
 
-// SpecStat is one spec's record over every run of the summary.
+// images returns the requested images in the order given, then any other
+// image that has runs, by name: the order of the table's row groups and
+// of the chart's lines. A summary of schema 1 has one image, "".
+func (s Summary) images() []string {
+	seen := map[string]bool{}
+	var out, extra []string
+	for _, im := range s.Images {
+		if !seen[im] {
+			seen[im] = true
+			out = append(out, im)
+		}
+	}
+	for _, r := range s.Runs {
+		if !seen[r.Image] {
+			seen[r.Image] = true
+			extra = append(extra, r.Image)
+		}
+	}
+	sort.Strings(extra)
+	return append(out, extra...)
+}
+
+// imageRank is each image's place in images(), for sorting.
+func (s Summary) imageRank() map[string]int {
+	rank := map[string]int{}
+	for i, im := range s.images() {
+		rank[im] = i
+	}
+	return rank
+}
+
+// SpecStat is one spec's record on one image over every run of the
+// summary on that image.
 type SpecStat struct {
-	Name string
+	Image string
+	Name  string
 	// Passed and Failed count the runs in which the spec ran; skipped
 	// runs are not counted.
 	Passed, Failed int
 	// Flaky counts the failures that did not hold: the spec failed in a
-	// run and passed in another run of the same size (a repeat), so a
-	// re-run would have hidden the failure. FlakySizes are those sizes.
+	// run and passed in another run of the same image and size (a
+	// repeat), so a re-run would have hidden the failure. FlakySizes are
+	// those sizes.
 	Flaky      int
 	FlakySizes []int
 }
@@ -212,19 +292,25 @@ func (st SpecStat) FlakeRate() float64 {
 	return float64(st.Flaky) / float64(st.Runs())
 }
 
-// SpecStats tallies every spec over the runs: passes, failures and flaky
-// failures, most flaky first, then most failed, then by name.
+// SpecStats tallies every spec per image over the runs: passes, failures
+// and flaky failures, most flaky first, then most failed, then by name and
+// image.
 func (s Summary) SpecStats() []SpecStat {
-	flakySizes := s.Flakes()
-	at := map[string]*SpecStat{}
-	var order []string
+	type key struct{ image, name string }
+	flakySizes := map[key][]int{}
+	for _, f := range s.Flakes() {
+		flakySizes[key{f.Image, f.Name}] = f.Sizes
+	}
+	at := map[key]*SpecStat{}
+	var order []key
 	for _, r := range s.Runs {
 		for _, sp := range r.Specs {
-			st := at[sp.Name]
+			k := key{r.Image, sp.Name}
+			st := at[k]
 			if st == nil {
-				st = &SpecStat{Name: sp.Name, FlakySizes: flakySizes[sp.Name]}
-				at[sp.Name] = st
-				order = append(order, sp.Name)
+				st = &SpecStat{Image: r.Image, Name: sp.Name, FlakySizes: flakySizes[k]}
+				at[k] = st
+				order = append(order, k)
 			}
 			switch sp.State {
 			case StatePassed:
@@ -240,9 +326,10 @@ func (s Summary) SpecStats() []SpecStat {
 		}
 	}
 	out := make([]SpecStat, 0, len(order))
-	for _, n := range order {
-		out = append(out, *at[n])
+	for _, k := range order {
+		out = append(out, *at[k])
 	}
+	rank := s.imageRank()
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].Flaky != out[j].Flaky {
 			return out[i].Flaky > out[j].Flaky
@@ -250,7 +337,10 @@ func (s Summary) SpecStats() []SpecStat {
 		if out[i].Failed != out[j].Failed {
 			return out[i].Failed > out[j].Failed
 		}
-		return out[i].Name < out[j].Name
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return rank[out[i].Image] < rank[out[j].Image]
 	})
 	return out
 }

@@ -9,7 +9,7 @@ import (
 
 func TestFlakes(t *testing.T) {
 	s := recorded(t)
-	want := map[string][]int{flakySpec: {1}}
+	want := []Flake{{Image: "bookworm", Name: flakySpec, Sizes: []int{1}}}
 	if got := s.Flakes(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Flakes() = %v, want %v (a spec failing at every attempt of a size is no flake)", got, want)
 	}
