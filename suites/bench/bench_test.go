@@ -163,23 +163,26 @@ func bootTimes(b *testing.B, p *qemu.Provider, name string, ud []byte) (done, fi
 
 // longestAptFetch runs `apt-get update` in the VM, stamping each line, and
 // returns the longest gap before a fetch line (Get/Hit/Ign/Err): the
-// longest single fetch through the cache.
-func longestAptFetch(b *testing.B, p *qemu.Provider, name string) (time.Duration, string) {
+// longest single fetch through the cache; and the whole update, from its
+// start to its last line.
+func longestAptFetch(b *testing.B, p *qemu.Provider, name string) (longest time.Duration, which string, whole time.Duration) {
 	b.Helper()
 	out, err := provider.Run(b.Context(), p, name, "sh", "-c",
 		`start=$(date +%s.%N); echo "$start START"; apt-get update 2>&1 | while IFS= read -r l; do echo "$(date +%s.%N) $l"; done`)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var longest time.Duration
-	var which string
-	var prev float64
+	var prev, first, last float64
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		ts, rest, _ := strings.Cut(l, " ")
 		t, err := strconv.ParseFloat(ts, 64)
 		if err != nil {
 			continue
 		}
+		if rest == "START" {
+			first = t
+		}
+		last = t
 		if prev != 0 && (strings.HasPrefix(rest, "Get:") || strings.HasPrefix(rest, "Hit:") || strings.HasPrefix(rest, "Ign:") || strings.HasPrefix(rest, "Err:")) {
 			if d := time.Duration((t - prev) * 1e9); d > longest {
 				longest, which = d, rest
@@ -189,7 +192,10 @@ func longestAptFetch(b *testing.B, p *qemu.Provider, name string) (time.Duration
 			prev = t
 		}
 	}
-	return longest, which
+	if first == 0 {
+		b.Fatalf("apt-get update in %s printed no start stamp:\n%s", name, out)
+	}
+	return longest, which, time.Duration((last - first) * 1e9)
 }
 
 // BenchmarkBoot compares one node restored from the booted snapshot with
@@ -234,9 +240,11 @@ func BenchmarkBoot(b *testing.B) {
 		roundAll(runs), sorted[1].Round(100*time.Millisecond))
 
 	last := fmt.Sprintf("%ss2", g)
-	longest, which := longestAptFetch(b, snap, last) // the cache is warm from cloud-init's own update
+	longest, which, whole := longestAptFetch(b, snap, last) // the cache is warm from cloud-init's own update
 	b.ReportMetric(longest.Seconds(), "longest-apt-fetch-s")
+	b.ReportMetric(whole.Seconds(), "apt-update-s")
 	fmt.Printf("longest single apt fetch inside a VM, warm cache: %s (%s) (goal <= 2s)\n", longest.Round(10*time.Millisecond), which)
+	fmt.Printf("whole apt-get update inside that VM: %s (goal <= 5s)\n", whole.Round(10*time.Millisecond))
 }
 
 func roundAll(ds []time.Duration) []string {
