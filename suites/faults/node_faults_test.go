@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	lxdops "github.com/BitcoinCacheMachine/bcmtest/harness/workload"
 	"github.com/BitcoinCacheMachine/bcmtest/suites/framework"
 )
 
@@ -75,24 +77,45 @@ var _ = Describe("faults of one node", Ordered, Label("faults", "nightly", "node
 			// asked through the survivor; it lasts until LXD dies under it.
 			op, err := s.ExecInstance(wl.name, api.InstanceExecPost{Command: []string{"sleep", "600"}}, nil)
 			Expect(err).NotTo(HaveOccurred(), "starting a command in %s on %s", wl.name, victim)
-			opEnded := make(chan error, 1)
-			go func() { opEnded <- op.WaitContext(ctx) }()
+			id := op.Get().ID
 
 			pid := in.run(ctx, victim, killLXD)
 			start := time.Now()
 			GinkgoWriter.Printf("killed LXD (pid %s) on %s\n", strings.TrimSpace(pid), victim)
-			var opErr error
-			select {
-			case opErr = <-opEnded:
-			case <-time.After(framework.Intervals().FaultDetect.Timeout):
-				Fail(fmt.Sprintf("the command's operation on %s neither ended nor failed within fault-detect after LXD was killed", victim))
-			}
+			// Detected: the survivor, asked about the operation (its wait
+			// endpoint, forwarded to the member that runs it), no longer
+			// reports it running: the member does not answer, or a daemon
+			// started again knows nothing of it. The client's own Wait
+			// listens on the event feed, where a killed daemon's operation
+			// never ends (seen in the first run of this spec).
+			asked := lxdops.WithContext(ctx, s)
+			var seen string
+			Eventually(func(g Gomega) {
+				got, _, err := asked.GetOperationWait(id, 1)
+				if err == nil {
+					g.Expect(got.StatusCode.IsFinal()).To(BeTrue(), "operation %s is still %s", id, got.Status)
+					seen = got.Status + ": " + got.Err
+					return
+				}
+				seen = err.Error()
+			}, framework.GetIntervals("fault-detect")...).WithContext(ctx).Should(Succeed(),
+				"the command's operation on %s after LXD was killed there", victim)
 			det := time.Since(start)
-			GinkgoWriter.Printf("the in-flight operation ended after %s: %v\n", det.Round(time.Second), opErr)
+			GinkgoWriter.Printf("the in-flight operation, asked through %s after %s: %s\n", survivor, det.Round(time.Second), seen)
 			// systemd may have restarted it already; starting it is then a no-op.
 			in.run(ctx, victim, "systemctl start lxd.service && lxd waitready --timeout=300")
 			framework.WaitForMemberStatus(ctx, framework.WaitForMemberStatusInput{Cluster: in.Cluster, Via: survivor, Member: victim, Status: "Online"},
 				framework.GetIntervals("fault-recover")...)
+			// The operation never comes back as running: LXD knows it no
+			// more, or knows it ended in failure.
+			iv := framework.Intervals().FaultRecover
+			wctx, cancel := context.WithTimeout(ctx, iv.Timeout)
+			defer cancel()
+			_, err = lxdops.WaitOperation(wctx, s, id, iv.Poll)
+			var gone *lxdops.OperationGoneError
+			var failed *lxdops.OperationFailedError
+			Expect(errors.As(err, &gone) || errors.As(err, &failed)).To(BeTrue(),
+				"the command's operation on %s after LXD came back: want it gone or failed, got %v", victim, err)
 			in.expectWholeWith(ctx, in.Members)
 			in.Record(Measurement{Fault: "LXD SIGKILL on the " + role, Node: victim, Detection: det, Recovery: time.Since(start)})
 
