@@ -131,16 +131,28 @@ func (p *Provider) allocate(in provider.LaunchInput, img image.Image, accel stri
 	if kind == SegmentMulticast && segPort == 0 {
 		segPort = multicastPort(p.cfg.Dirs.State, in.Group, usedSeg)
 	}
+	// A group's first node starts its list of given addresses again (what
+	// a killed run left of a cluster of the same name is not this one's).
+	seg := p.switchDir(in.Group)
+	given := map[string]bool{}
+	if grouped {
+		if given, err = readGiven(seg); err != nil {
+			return nil, fmt.Errorf("group %s: reading the private addresses given so far: %w", in.Group, err)
+		}
+	}
 	ip := ""
 	for host := 10; host < 250; host++ {
 		cand := fmt.Sprintf("10.77.0.%d", host)
-		if !usedIP[cand] {
+		if !usedIP[cand] && !given[cand] {
 			ip = cand
 			break
 		}
 	}
 	if ip == "" {
-		return nil, fmt.Errorf("no free private address in group %s", in.Group)
+		return nil, fmt.Errorf("no private address left in group %s: each of 10.77.0.10-249 was given to a node of it once", in.Group)
+	}
+	if err := recordGiven(seg, ip, !grouped); err != nil {
+		return nil, fmt.Errorf("group %s: recording the private address %s: %w", in.Group, ip, err)
 	}
 	sshPort, err := freePort()
 	if err != nil {
