@@ -50,7 +50,7 @@ func (in *specInput) run(ctx context.Context, node, script string) string {
 // would end it; the containers' monitors live on.
 const killLXD = `pid=$(systemctl show -p MainPID --value lxd.service); [ "$pid" -gt 0 ] && kill -KILL "$pid" && echo "$pid"`
 
-var _ = Describe("faults of one node", Ordered, Label("faults", "nightly", "node-faults"), func() {
+var _ = Describe("faults of one node", Ordered, ContinueOnFailure, Label("faults", "nightly", "node-faults"), func() {
 	in := forEachSpec()
 
 	for _, role := range []string{"leader", "member"} {
