@@ -50,6 +50,21 @@ func (in *specInput) run(ctx context.Context, node, script string) string {
 // would end it; the containers' monitors live on.
 const killLXD = `pid=$(systemctl show -p MainPID --value lxd.service); [ "$pid" -gt 0 ] && kill -KILL "$pid" && echo "$pid"`
 
+// fillPool makes dataset %[2]s reserve every byte of pool %[1]s that ZFS
+// lets a reservation take, and prints what is left available. A
+// reservation of the whole "available" is refused (the dataset's own
+// metadata needs a little of it: "out of space" in the first run), so the
+// largest accepted one is searched for, to 4 KiB.
+const fillPool = `set -e
+zfs create -o mountpoint=none %[2]s
+lo=0 hi=$(zfs get -Hp -o value available %[1]s)
+while [ $((hi - lo)) -gt 4096 ]; do
+  mid=$(( (lo + hi) / 2 ))
+  if zfs set refreservation=$mid %[2]s 2>/dev/null; then lo=$mid; else hi=$mid; fi
+done
+zfs set refreservation=$lo %[2]s
+zfs get -Hp -o value available %[1]s`
+
 var _ = Describe("faults of one node", Ordered, ContinueOnFailure, Label("faults", "nightly", "node-faults"), func() {
 	in := forEachSpec()
 
@@ -189,12 +204,13 @@ var _ = Describe("faults of one node", Ordered, ContinueOnFailure, Label("faults
 		victim, leader := in.pick(ctx)
 		wl := in.startWorkload(ctx, leader, "full-pool")
 		pool := in.Cluster.Spec().PoolName
-		// A dataset reserving every free byte fills the pool to 100% at once.
+		// A dataset reserving every free byte fills the pool to 100%.
 		fill := pool + "/bcmtest-fill"
-		in.run(ctx, victim, fmt.Sprintf(`a=$(zfs get -Hp -o value available %[1]s) && zfs create -o mountpoint=none -o refreservation="$a" %[2]s && zfs get -Hp -o value available %[1]s`, pool, fill))
 		DeferCleanup(func(ctx SpecContext) {
 			framework.RunE(ctx, GinkgoT(), framework.NodeOf(in.Cluster, victim), "sh", "-c", "zfs destroy "+fill+" 2>/dev/null || true")
 		})
+		left := in.run(ctx, victim, fmt.Sprintf(fillPool, pool, fill))
+		GinkgoWriter.Printf("%s's pool %s filled by %s: %s bytes left available\n", victim, pool, fill, strings.TrimSpace(left))
 		start := time.Now()
 		s, err := in.Cluster.LXDOn(ctx, leader)
 		Expect(err).NotTo(HaveOccurred())
