@@ -24,12 +24,22 @@ echo "boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"
 echo "instance_id=$(cat /var/lib/cloud/data/instance-id 2>/dev/null)"
 for a in /sys/class/net/*/address; do echo "mac=$(cat "$a")"; done
 ip -o addr show 2>/dev/null | awk '{split($4, a, "/"); print "addr=" a[1]}'
-echo "cloud_init_version=$(cloud-init --version 2>/dev/null | awk '{print $NF}')"
+# The package's version, upstream part, without starting cloud-init's
+# Python (seconds under software emulation); else cloud-init's own word.
+v=$(dpkg-query -W -f '${Version}' cloud-init 2>/dev/null | sed 's/^[0-9]*://; s/-[^-]*$//')
+[ -n "$v" ] || v=$(cloud-init --version 2>/dev/null | awk '{print $NF}')
+echo "cloud_init_version=$v"
 
+# `status --format json` exits non-zero on a failed or degraded boot with
+# its JSON all the same; `status --long` runs only where there is no JSON.
 sec status
-cloud-init status --format json 2>/dev/null || echo '{"bcmtest_format_json": "unsupported"}'
+st=$(cloud-init status --format json 2>/dev/null || true)
+case "$st" in
+  "{"*) printf '%s\n' "$st";;
+  *) echo '{"bcmtest_format_json": "unsupported"}';;
+esac
 sec status_long
-cloud-init status --long 2>&1
+case "$st" in "{"*) ;; *) cloud-init status --long 2>&1;; esac
 sec result_json
 cat /run/cloud-init/result.json 2>/dev/null
 sec status_json
