@@ -142,24 +142,14 @@ func TestMatrixFromRunsReadsEachRunsImage(t *testing.T) {
 	if want := []string{"trixie/1", "bookworm/1", "trixie/2", "bookworm/2", "bookworm/3"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("runs (image/attempt) %v, want %v", got, want)
 	}
-	md, _ := os.ReadFile(filepath.Join(dir, report.MarkdownFile))
-	for _, w := range []string{
+	expectFileHas(t, filepath.Join(dir, report.MarkdownFile), []string{
 		"| trixie | 1 | 2 | ✅ passed (2/2) |",
 		"| bookworm | 1 | 2 | ⚠️ mixed (1/3) | 1/2/0 |",
 		"| `tor` | bookworm | 3 | 1 | 2 | 2 | 66.7% |",
 		"| `tor` | trixie | 2 | 2 | 0 | 0 | 0.0% |",
 		"- `tor` on bookworm at size 1\n",
-	} {
-		if !strings.Contains(string(md), w) {
-			t.Errorf("summary.md lacks %q:\n%s", w, md)
-		}
-	}
-	page, _ := os.ReadFile(filepath.Join(dir, report.HTMLFile))
-	for _, w := range []string{`<td class="l">trixie</td><td>1</td><td>2</td>`, `<td class="l">bookworm</td><td>1</td><td>2</td>`} {
-		if !strings.Contains(string(page), w) {
-			t.Errorf("report.html lacks %s", w)
-		}
-	}
+	})
+	expectFileHas(t, filepath.Join(dir, report.HTMLFile), []string{`<td class="l">trixie</td><td>1</td><td>2</td>`, `<td class="l">bookworm</td><td>1</td><td>2</td>`})
 
 	// --image names the runs that record none; it agrees with the
 	// records here only when every record says the same.
@@ -323,26 +313,30 @@ func TestMatrixOverTwoImages(t *testing.T) {
 	if !reflect.DeepEqual(sum.Images, []string{"bookworm", "trixie"}) || sum.Accel != "tcg" {
 		t.Errorf("images %v, accel %q", sum.Images, sum.Accel)
 	}
-	md, _ := os.ReadFile(filepath.Join(out, report.MarkdownFile))
-	for _, w := range []string{
+	expectFileHas(t, filepath.Join(out, report.MarkdownFile), []string{
 		"· images `bookworm`, `trixie` · sizes 0, 1 × 1 ·",
 		"| bookworm | 0 | 1 | ✅ passed | 1/0/0 | 60.0s |",
 		"| bookworm | 1 | 2 | ✅ passed | 1/0/0 | 60.0s |",
 		"| trixie | 0 | 1 | ✅ passed | 1/0/0 | 80.0s |",
 		"| trixie | 1 | 2 | ❌ failed | 0/1/0 | 80.0s |",
 		"- image trixie, size 1 (2 nodes), attempt 1, `runs on trixie`",
-	} {
-		if !strings.Contains(string(md), w) {
-			t.Errorf("summary.md lacks %q:\n%s", w, md)
-		}
-	}
-	page, _ := os.ReadFile(filepath.Join(out, report.HTMLFile))
-	for _, w := range []string{`"label":"total · bookworm"`, `"label":"total · trixie"`, `<td class="l">trixie</td><td>1</td><td>2</td><td class="l">failed</td>`} {
-		if !strings.Contains(string(page), w) {
-			t.Errorf("report.html lacks %s", w)
-		}
-	}
+	})
+	expectFileHas(t, filepath.Join(out, report.HTMLFile), []string{`"label":"total · bookworm"`, `"label":"total · trixie"`, `<td class="l">trixie</td><td>1</td><td>2</td><td class="l">failed</td>`})
 	if !strings.Contains(stderr, "matrix: image trixie, size 1, attempt 1: passed=false") {
 		t.Errorf("the progress lines do not name the image:\n%s", stderr)
+	}
+}
+
+// expectFileHas fails t for each of wants the file does not contain.
+func expectFileHas(t *testing.T, path string, wants []string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range wants {
+		if !strings.Contains(string(b), w) {
+			t.Errorf("%s lacks %q:\n%s", filepath.Base(path), w, b)
+		}
 	}
 }
