@@ -41,10 +41,9 @@ type fakeLXD struct {
 	revoked  []string          // "operation ID" and "member NAME" deletions
 	changes  []string          // "evacuate NAME" and "remove NAME" (graceful removals), in order
 	commands []string          // "NODE: argv" of every Exec
-	// raftNodes is what `lxd sql local` lists on each node (nothing unless
-	// a test sets it); `lxd cluster remove-raft-node` takes one out of
-	// every node's, on the leader (the first member) only.
-	raftNodes map[string][]string
+	// raftNodes is what `lxd sql local` lists on each node (empty unless
+	// a test sets it); `lxd cluster remove-raft-node` takes one out.
+	raftNodes []string
 }
 
 // newFakeLXD starts a TLS server for each node and wires them into fp: each
@@ -88,18 +87,13 @@ func (f *fakeLXD) exec(node string, argv []string) provider.ExecResult {
 		return provider.ExecResult{}
 	case cmd == "lxd sql local SELECT address FROM raft_nodes":
 		out := "+---------+\n| address |\n+---------+\n"
-		for _, a := range f.raftNodes[node] {
+		for _, a := range f.raftNodes {
 			out += "| " + a + " |\n"
 		}
 		return provider.ExecResult{Stdout: []byte(out + "+---------+\n")}
 	case len(argv) == 5 && strings.Join(argv[:4], " ") == "lxd cluster remove-raft-node --quiet":
-		if len(f.members) == 0 || node != f.members[0] {
-			return provider.ExecResult{ExitCode: 1, Stderr: []byte("Error: Failed to get current raft nodes: Not leader")}
-		}
 		f.changes = append(f.changes, "remove-raft-node "+argv[4])
-		for n, as := range f.raftNodes {
-			f.raftNodes[n] = slices.DeleteFunc(as, func(a string) bool { return a == argv[4] })
-		}
+		f.raftNodes = slices.DeleteFunc(f.raftNodes, func(a string) bool { return a == argv[4] })
 		return provider.ExecResult{}
 	case cmd == "lxd init --preseed":
 		if f.failPreseed[node] {

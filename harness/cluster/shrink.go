@@ -141,7 +141,9 @@ func (c *Cluster) Shrink(ctx context.Context, in ShrinkInput) error {
 	if err := c.waitRoles(ctx, srv, RolesFilled); err != nil {
 		return fail(err)
 	}
-	c.dropStaleRaftNode(ctx, srv, gone)
+	if err := c.dropStaleRaftNode(ctx, rest, gone); err != nil {
+		return fail(err)
+	}
 	c.event(ctx, Event{Phase: PhaseReady})
 	logf(c.spec.Log, "%s: removed %s; %d member(s) left, Online with the roles filled, after %s", c.Name(), name, len(rest), time.Since(start).Round(time.Second))
 	return nil
@@ -243,46 +245,31 @@ func (c *Cluster) clientExcept(ctx context.Context, except string) (lxd.Instance
 // new leader's raft_nodes (a spare with no name: the fault suite's first
 // run); a member that joined later at that address hung in its join with
 // every member Offline. `lxd cluster remove-raft-node` is LXD's own
-// command for such a leftover. Only the database leader's table is read,
-// and the command runs there: another member's table is a copy that can
-// lag (it still listed a removed non-leader when the leader's did not),
-// and LXD refuses the command elsewhere ("Not leader"). The member is out
-// of the cluster either way, so what goes wrong here is said, not fatal.
-func (c *Cluster) dropStaleRaftNode(ctx context.Context, srv lxd.InstanceServer, gone Member) {
+// command for such a leftover. Each remaining member's local table is read,
+// as only the leader's held it.
+func (c *Cluster) dropStaleRaftNode(ctx context.Context, rest []Member, gone Member) error {
 	if gone.Address == "" {
-		return
+		return nil
 	}
 	addr := net.JoinHostPort(gone.Address, strconv.Itoa(lxdPort))
-	warn := func(format string, args ...any) {
-		logf(c.spec.Log, "%s: warning: checking LXD's raft configuration for %s's address %s: %s", c.Name(), gone.Name, addr, fmt.Sprintf(format, args...))
-	}
-	ms, err := srv.GetClusterMembers()
-	if err != nil {
-		warn("listing members: %v", err)
-		return
-	}
-	leader := ""
-	for _, m := range ms {
-		if slices.Contains(m.Roles, "database-leader") {
-			leader = m.ServerName
+	for _, m := range rest {
+		out, err := c.run(ctx, m.Name, nil, "lxd", "sql", "local", "SELECT address FROM raft_nodes")
+		if err != nil {
+			return fmt.Errorf("reading the raft configuration on %s: %w", m.Name, err)
+		}
+		if !raftListsAddress(out, addr) {
+			continue
+		}
+		logf(c.spec.Log, "%s: LXD kept %s's address %s in the raft configuration on %s; removing it (lxd cluster remove-raft-node)", c.Name(), gone.Name, addr, m.Name)
+		if _, err := c.run(ctx, m.Name, nil, "lxd", "cluster", "remove-raft-node", "--quiet", addr); err != nil {
+			// LXD may have taken it out itself meanwhile.
+			if again, rerr := c.run(ctx, m.Name, nil, "lxd", "sql", "local", "SELECT address FROM raft_nodes"); rerr == nil && !raftListsAddress(again, addr) {
+				continue
+			}
+			return fmt.Errorf("removing %s's leftover raft node %s through %s: %w", gone.Name, addr, m.Name, err)
 		}
 	}
-	if leader == "" {
-		warn("no member is the database leader")
-		return
-	}
-	out, err := c.run(ctx, leader, nil, "lxd", "sql", "local", "SELECT address FROM raft_nodes")
-	if err != nil {
-		warn("reading it on the leader %s: %v", leader, err)
-		return
-	}
-	if !raftListsAddress(out, addr) {
-		return
-	}
-	logf(c.spec.Log, "%s: LXD kept %s's address %s in the raft configuration of the leader %s; removing it (lxd cluster remove-raft-node)", c.Name(), gone.Name, addr, leader)
-	if _, err := c.run(ctx, leader, nil, "lxd", "cluster", "remove-raft-node", "--quiet", addr); err != nil {
-		warn("removing it on the leader %s: %v", leader, err)
-	}
+	return nil
 }
 
 // raftListsAddress says whether `lxd sql` table output has addr in a cell.
