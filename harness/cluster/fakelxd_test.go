@@ -41,9 +41,6 @@ type fakeLXD struct {
 	revoked  []string          // "operation ID" and "member NAME" deletions
 	changes  []string          // "evacuate NAME" and "remove NAME" (graceful removals), in order
 	commands []string          // "NODE: argv" of every Exec
-	// raftNodes is what `lxd sql local` lists on each node (empty unless
-	// a test sets it); `lxd cluster remove-raft-node` takes one out.
-	raftNodes []string
 }
 
 // newFakeLXD starts a TLS server for each node and wires them into fp: each
@@ -84,16 +81,6 @@ func (f *fakeLXD) exec(node string, argv []string) provider.ExecResult {
 	f.commands = append(f.commands, node+": "+cmd)
 	switch {
 	case len(argv) >= 2 && argv[0] == "lxd" && argv[1] == "waitready", cmd == "sync":
-		return provider.ExecResult{}
-	case cmd == "lxd sql local SELECT address FROM raft_nodes":
-		out := "+---------+\n| address |\n+---------+\n"
-		for _, a := range f.raftNodes {
-			out += "| " + a + " |\n"
-		}
-		return provider.ExecResult{Stdout: []byte(out + "+---------+\n")}
-	case len(argv) == 5 && strings.Join(argv[:4], " ") == "lxd cluster remove-raft-node --quiet":
-		f.changes = append(f.changes, "remove-raft-node "+argv[4])
-		f.raftNodes = slices.DeleteFunc(f.raftNodes, func(a string) bool { return a == argv[4] })
 		return provider.ExecResult{}
 	case cmd == "lxd init --preseed":
 		if f.failPreseed[node] {

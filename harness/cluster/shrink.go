@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -117,12 +115,9 @@ func (c *Cluster) Shrink(ctx context.Context, in ShrinkInput) error {
 		return fail(err)
 	}
 	var rest []Member
-	var gone Member
 	for _, m := range before {
 		if m.Name != name {
 			rest = append(rest, m)
-		} else {
-			gone = m
 		}
 	}
 	c.setMembers(rest)
@@ -139,9 +134,6 @@ func (c *Cluster) Shrink(ctx context.Context, in ShrinkInput) error {
 	c.event(ctx, Event{Node: name, Phase: PhaseRemoved})
 	c.event(ctx, Event{Phase: PhaseReadiness})
 	if err := c.waitRoles(ctx, srv, RolesFilled); err != nil {
-		return fail(err)
-	}
-	if err := c.dropStaleRaftNode(ctx, rest, gone); err != nil {
 		return fail(err)
 	}
 	c.event(ctx, Event{Phase: PhaseReady})
@@ -238,48 +230,4 @@ func (c *Cluster) clientExcept(ctx context.Context, except string) (lxd.Instance
 		}
 	}
 	return nil, fmt.Errorf("no member's LXD API answers: %w", errors.Join(errs...))
-}
-
-// dropStaleRaftNode takes the removed member's address out of the raft
-// configuration where LXD kept it. LXD 5.0.2 left a removed leader in the
-// new leader's raft_nodes (a spare with no name: the fault suite's first
-// run); a member that joined later at that address hung in its join with
-// every member Offline. `lxd cluster remove-raft-node` is LXD's own
-// command for such a leftover. Each remaining member's local table is read,
-// as only the leader's held it.
-func (c *Cluster) dropStaleRaftNode(ctx context.Context, rest []Member, gone Member) error {
-	if gone.Address == "" {
-		return nil
-	}
-	addr := net.JoinHostPort(gone.Address, strconv.Itoa(lxdPort))
-	for _, m := range rest {
-		out, err := c.run(ctx, m.Name, nil, "lxd", "sql", "local", "SELECT address FROM raft_nodes")
-		if err != nil {
-			return fmt.Errorf("reading the raft configuration on %s: %w", m.Name, err)
-		}
-		if !raftListsAddress(out, addr) {
-			continue
-		}
-		logf(c.spec.Log, "%s: LXD kept %s's address %s in the raft configuration on %s; removing it (lxd cluster remove-raft-node)", c.Name(), gone.Name, addr, m.Name)
-		if _, err := c.run(ctx, m.Name, nil, "lxd", "cluster", "remove-raft-node", "--quiet", addr); err != nil {
-			// LXD may have taken it out itself meanwhile.
-			if again, rerr := c.run(ctx, m.Name, nil, "lxd", "sql", "local", "SELECT address FROM raft_nodes"); rerr == nil && !raftListsAddress(again, addr) {
-				continue
-			}
-			return fmt.Errorf("removing %s's leftover raft node %s through %s: %w", gone.Name, addr, m.Name, err)
-		}
-	}
-	return nil
-}
-
-// raftListsAddress says whether `lxd sql` table output has addr in a cell.
-func raftListsAddress(table, addr string) bool {
-	for _, line := range strings.Split(table, "\n") {
-		for _, cell := range strings.Split(line, "|") {
-			if strings.TrimSpace(cell) == addr {
-				return true
-			}
-		}
-	}
-	return false
 }
