@@ -6,7 +6,7 @@ export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 # $1, when given, is the key of the section marks (see inventory.SectionMark).
 mark="@@@bcmtest-inventory${1:+-$1}:"
 # Each section's time in milliseconds, printed in the timing section.
-t_last=$(date +%s%3N) t_sec= timing=
+t_last=$(date +%s%3N) t_sec='' timing=''
 sec() {
   t_now=$(date +%s%3N)
   [ -z "$t_sec" ] || timing="$timing$t_sec $((t_now - t_last))
