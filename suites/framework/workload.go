@@ -137,7 +137,11 @@ func ImportInstanceImage(ctx context.Context, in ImportInstanceImageInput) Impor
 	Expect(err).NotTo(HaveOccurred(), "importing instance image %s into %s", img.Key, in.Cluster.Name())
 	if out.Import.Uploaded {
 		fp := out.Import.Fingerprint
+		// Asked through a member at cleanup time: the node it was imported
+		// through may have left the cluster since (a shrink).
 		DeferCleanup(func(ctx SpecContext) {
+			srv, err := in.Cluster.LXD(ctx)
+			Expect(err).NotTo(HaveOccurred(), "connecting to %s to delete image %s", in.Cluster.Name(), fp[:12])
 			op, err := workload.WithContext(ctx, srv).DeleteImage(fp)
 			if api.StatusErrorCheck(err, 404) {
 				return
@@ -192,7 +196,11 @@ func CreateInstanceNetwork(ctx context.Context, in CreateInstanceNetworkInput) {
 		// began when it fails, this deletes what it made.
 		DeferCleanup(func(ctx SpecContext) {
 			_, err := RetryTransientE(ctx, GinkgoT(), "deleting network "+in.Name, func() (string, error) {
-				err := workload.WithContext(ctx, srv).DeleteNetwork(in.Name)
+				srv, err := in.Cluster.LXD(ctx) // a member now: the first may have left
+				if err != nil {
+					return "", err
+				}
+				err = workload.WithContext(ctx, srv).DeleteNetwork(in.Name)
 				if api.StatusErrorCheck(err, 404) {
 					return "", nil
 				}
