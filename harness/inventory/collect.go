@@ -7,14 +7,21 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"fmt"
+	"strings"
 
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider"
 )
 
-// Script is the collector: one POSIX shell script run as root on the node.
-//
-//go:embed collect.sh
-var Script string
+// Script is the collector: one POSIX shell script run as root on the
+// node, with collect.py in it as a here-document.
+var Script = strings.Replace(shellPart, "@@collect.py@@\n", pythonPart, 1)
+
+var (
+	//go:embed collect.sh
+	shellPart string
+	//go:embed collect.py
+	pythonPart string
+)
 
 // Execer runs a command on a node: what Collect needs of a provider.
 type Execer interface {

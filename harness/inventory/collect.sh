@@ -7,13 +7,13 @@ export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 mark="@@@bcmtest-inventory${1:+-$1}:"
 # Each section's time in milliseconds, printed in the timing section.
 t_last=$(date +%s%3N) t_sec='' timing=''
-sec() {
+lap() {
   t_now=$(date +%s%3N)
   [ -z "$t_sec" ] || timing="$timing$t_sec $((t_now - t_last))
 "
-  t_sec=$1 t_last=$t_now
-  echo "$mark$1"
+  t_sec='' t_last=$t_now
 }
+sec() { lap; t_sec=$1; echo "$mark$1"; }
 have() { command -v "$1" >/dev/null 2>&1; }
 
 sec identity
@@ -30,26 +30,19 @@ v=$(dpkg-query -W -f '${Version}' cloud-init 2>/dev/null | sed 's/^[0-9]*://; s/
 [ -n "$v" ] || v=$(cloud-init --version 2>/dev/null | awk '{print $NF}')
 echo "cloud_init_version=$v"
 
-# `status --format json` exits non-zero on a failed or degraded boot with
-# its JSON all the same; `status --long` runs only where there is no JSON.
-sec status
-st=$(cloud-init status --format json 2>/dev/null || true)
-case "$st" in
-  "{"*) printf '%s\n' "$st";;
-  *) echo '{"bcmtest_format_json": "unsupported"}';;
-esac
-sec status_long
-case "$st" in "{"*) ;; *) cloud-init status --long 2>&1;; esac
-sec result_json
-cat /run/cloud-init/result.json 2>/dev/null
-sec status_json
-cat /run/cloud-init/status.json 2>/dev/null
-sec schema
-cloud-init schema --system 2>&1; echo "bcmtest-exit=$?"
-sec log
-cat /var/log/cloud-init.log 2>/dev/null
-sec analyze
-cloud-init analyze dump 2>/dev/null
+# cloud-init's reports (status, schema, log, analyze) and the files
+# section come from collect.py, in one Python process.
+lap
+tf=$(mktemp)
+python3 - "$mark" "$tf" / <<'BCMTEST_PY'
+@@collect.py@@
+BCMTEST_PY
+py_rc=$?
+[ "$py_rc" -eq 0 ] || echo "collector: its Python part exited with code $py_rc" >&2
+[ ! -s "$tf" ] || timing="$timing$(cat "$tf")
+"
+rm -f "$tf"
+lap
 
 sec packages
 dpkg-query -W -f '${db:Status-Abbrev}\t${Package}\t${Version}\n' 2>/dev/null
@@ -87,38 +80,6 @@ for f in /etc/apt/trusted.gpg /etc/apt/trusted.gpg.d/* /etc/apt/keyrings/*; do
   printf '%s\t%s\n' "$f" "$(sha256sum < "$f" | cut -d' ' -f1)"
 done
 
-sec files
-# Files created or changed since cloud-init started (the init-local
-# stage's start in status.json; the boot time if that is missing), under
-# the trees cloud-init files land in. Account databases, sudoers, apt's
-# sources and keys and the ZFS cache are reported by their own sections;
-# /etc/hostid is the node's ZFS host ID, random like the machine-id.
-start=$(python3 -c 'import json; print(int(json.load(open("/run/cloud-init/status.json"))["v1"]["init-local"]["start"]))' 2>/dev/null)
-[ -n "$start" ] || start=$(( $(date +%s) - $(cut -d. -f1 /proc/uptime) ))
-echo "since=$start"
-find /etc /usr/local /opt /srv /root /home -xdev -type f -newermt "@$start" 2>/dev/null | sort | while read -r f; do
-  case "$f" in
-    /etc/passwd|/etc/passwd-|/etc/group|/etc/group-|/etc/shadow|/etc/shadow-|/etc/gshadow|/etc/gshadow-) continue;;
-    /etc/subuid|/etc/subuid-|/etc/subgid|/etc/subgid-|/etc/.pwd.lock|/etc/ld.so.cache|/etc/machine-id) continue;;
-    /etc/sudoers|/etc/sudoers.d/*|/etc/apt/sources.list|/etc/apt/sources.list.d/*|/etc/apt/trusted.gpg*|/etc/apt/keyrings/*) continue;;
-    /etc/zfs/zpool.cache|/etc/hostid) continue;;
-    /home/*/*)
-      rel=${f#/home/*/}
-      [ -f "/etc/skel/$rel" ] && cmp -s "$f" "/etc/skel/$rel" && continue;;
-  esac
-  meta=$(stat -c '%a %U:%G %s' "$f")
-  size=${meta##* }
-  if grep -q -- '-----BEGIN .*PRIVATE KEY-----' "$f" 2>/dev/null; then
-    kind=$(ssh-keygen -l -f "$f" 2>/dev/null | awk '{print $1 "-bit " $NF}')
-    [ -n "$kind" ] || kind=$(grep -m1 -- '-----BEGIN' "$f")
-    printf 'file\t%s\t%s\tprivate-key\t%s\n' "$f" "$meta" "$kind"
-  elif [ "$size" -eq 0 ] || { [ "$size" -le 65536 ] && grep -Iq . "$f"; }; then
-    printf 'file\t%s\t%s\ttext\t%s\n' "$f" "$meta" "$(base64 -w0 < "$f")"
-  else
-    printf 'file\t%s\t%s\tbinary\t%s\n' "$f" "$meta" "$(sha256sum < "$f" | cut -d' ' -f1)"
-  fi
-done
-
 sec lxd
 if have lxc && systemctl is-active --quiet lxd.service 2>/dev/null; then
   echo "running=yes"
@@ -142,3 +103,4 @@ cat /var/log/cloud-init-output.log 2>/dev/null
 sec timing
 printf '%s' "$timing"
 sec end
+exit "$py_rc"
