@@ -1,6 +1,8 @@
 package faults
 
 import (
+	"strconv"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -75,6 +77,11 @@ var _ = Describe("faults", Ordered, Label("faults", "nightly"), func() {
 		Expect(in.Faults.Resume(ctx, victim)).To(Succeed())
 		framework.WaitForMemberStatus(ctx, status(survivor, victim, "Online"), framework.GetIntervals("fault-recover")...)
 		in.Record(Measurement{Fault: "pause", Node: victim, Detection: det, Recovery: time.Since(start)})
+		// Its clock stood still while it was paused; left behind, the
+		// cluster would take its heartbeats for stale once it leads.
+		guest, err := strconv.ParseFloat(strings.TrimSpace(in.run(ctx, victim, "date +%s.%N")), 64)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(time.Since(time.Unix(0, int64(guest*1e9)))).To(BeNumerically("~", 0, 5*time.Second), "the clock of %s after it was resumed", victim)
 		in.expectWhole(ctx)
 	})
 })
