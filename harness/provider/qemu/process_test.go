@@ -65,7 +65,10 @@ func testRecord(t *testing.T) *record {
 func testProvider(t *testing.T) *Provider {
 	t.Helper()
 	iv := wait.Intervals{}.WithDefaults()
-	iv.ProcessStart = wait.Interval{Timeout: 500 * time.Millisecond, Poll: 20 * time.Millisecond}
+	// Generous enough for a real switch or qemu stand-in to start on a
+	// host busy with VMs (500 ms failed a run once), short enough that the
+	// give-up tests stay quick.
+	iv.ProcessStart = wait.Interval{Timeout: 3 * time.Second, Poll: 20 * time.Millisecond}
 	iv.ProcessExit = wait.Interval{Timeout: 2 * time.Second, Poll: 20 * time.Millisecond}
 	return &Provider{cfg: Config{Intervals: iv, Log: testLog{t}}, snapshotFailed: map[string]error{}}
 }
