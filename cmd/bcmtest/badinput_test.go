@@ -224,6 +224,13 @@ func TestBadInputIsRejectedBeforeAnyVMStarts(t *testing.T) {
 		{name: "cloudinit check unknown image", args: []string{"cloudinit", "check", "--image", "sid", unknownKey}, code: exitUsage, field: "--image", rule: "must be bookworm or trixie"},
 		{name: "cloudinit check unknown image from the environment", args: []string{"cloudinit", "check", unknownKey}, env: map[string]string{"BCMTEST_IMAGE": "sid"}, code: exitUsage, field: "BCMTEST_IMAGE", rule: "must be bookworm or trixie"},
 		{name: "cloudinit diff unknown image", args: []string{"cloudinit", "diff", "--image", "sid", unknownKey, unknownKey}, code: exitUsage, field: "--image", rule: "must be bookworm or trixie"},
+		{name: "cloudinit check zero cpus", args: []string{"cloudinit", "check", "--cpus", "0", unknownKey}, code: exitUsage, field: "cloudinit check: --cpus 0", rule: "must be at least 1"},
+		{name: "cloudinit check cpus not a number", args: []string{"cloudinit", "check", "--cpus", "one", unknownKey}, code: exitUsage, field: `--cpus "one"`, rule: "must be a whole number"},
+		{name: "cloudinit check memory too small", args: []string{"cloudinit", "check", "--memory", "256M", unknownKey}, code: exitUsage, field: `cloudinit check: --memory "256M"`, rule: "must be at least 512M"},
+		{name: "cloudinit check memory not a whole MiB", args: []string{"cloudinit", "check", "--memory", "1000000", unknownKey}, code: exitUsage, field: `--memory "1000000"`, rule: "whole number of MiB"},
+		{name: "cloudinit check memory empty", args: []string{"cloudinit", "check", "--memory", "", unknownKey}, code: exitUsage, field: "--memory", rule: "must not be empty"},
+		{name: "cloudinit diff negative cpus", args: []string{"cloudinit", "diff", "--cpus", "-2", unknownKey, unknownKey}, code: exitUsage, field: "cloudinit diff: --cpus -2", rule: "must be at least 1"},
+		{name: "cloudinit diff memory without a number", args: []string{"cloudinit", "diff", "--memory", "G", unknownKey, unknownKey}, code: exitUsage, field: `--memory "G"`, rule: "must be a positive number"},
 		{name: "matrix unknown image", args: []string{"matrix", "--sizes", "0", "--image", "sid"}, code: exitUsage, field: "--image", rule: "must be bookworm or trixie"},
 		{name: "matrix unknown image from the environment", args: []string{"matrix", "--sizes", "0"}, env: map[string]string{"BCMTEST_IMAGE": "sid"}, code: exitUsage, field: "BCMTEST_IMAGE", rule: "must be bookworm or trixie"},
 

@@ -89,6 +89,7 @@ Exit codes: 0 ok, 2 the file is bad (problems listed with file:line:col).`,
 func (a *app) checkCmd() *cobra.Command {
 	var force bool
 	var img string
+	var sf shapeFlags
 	c := &cobra.Command{
 		Use:   "check FILE",
 		Short: "Lint, then boot one VM and report each cloud-init module",
@@ -100,21 +101,28 @@ the VM boots, unless --force.
 Exit codes: 0 ok, 2 the file is bad (problems listed with file:line:col), 1 the VM check failed.`,
 		Example: `  bcmtest cloudinit check my-cloud-init.yml
   bcmtest cloudinit check --force fixtures/bcm-original.yaml
-  bcmtest cloudinit check --image trixie my-cloud-init.yml`,
+  bcmtest cloudinit check --image trixie my-cloud-init.yml
+  bcmtest cloudinit check --cpus 1 --memory 1536M my-cloud-init.yml   (a cluster member's shape on a small host)`,
 		Args:              wantArgs(1, 1, "FILE"),
 		ValidArgsFunction: completeCloudInitFile,
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := checkFileArg(c, args[0]); err != nil {
 				return err
 			}
+			// The check node is 2 vCPUs and 2 GiB unless --cpus or --memory say otherwise.
+			shape, err := sf.shape(c, nodeShape{CPUs: 2, MemoryMiB: 2048})
+			if err != nil {
+				return err
+			}
 			rel, err := imageChoice(img)
 			if err != nil {
 				return fmt.Errorf("cloudinit check: %w", err)
 			}
-			return a.check(c.Context(), args[0], rel, force)
+			return a.check(c.Context(), args[0], rel, shape, force)
 		},
 	}
 	addImageFlag(c, &img)
+	addShapeFlags(c, &sf, "2 vCPUs, 2G")
 	c.Flags().BoolVarP(&force, "force", "f", false, "boot even when the file needs what the provider's VMs lack (snap, PPAs, unknown packages)")
 	return c
 }
@@ -281,7 +289,7 @@ func schemaCheck(ctx context.Context, file string, data []byte, rel image.Releas
 
 // check lints, then boots one VM with the file and reports cloud-init's
 // per-module results, then deletes the VM.
-func (a *app) check(ctx context.Context, file string, rel image.Release, force bool) error {
+func (a *app) check(ctx context.Context, file string, rel image.Release, shape nodeShape, force bool) error {
 	data, problems, err := lint(ctx, file, providers.QEMU, rel, a.stdout, a.stderr)
 	if err != nil {
 		return err
@@ -309,7 +317,7 @@ func (a *app) check(ctx context.Context, file string, rel image.Release, force b
 	if err != nil {
 		return err
 	}
-	return bootCheck(ctx, withPhases(p, pr, true), name, file, data, a.stdout)
+	return bootCheck(ctx, withPhases(p, pr, true), name, file, data, shape, a.stdout)
 }
 
 // checkVMName is a fresh name for the VM of one check. It is random rather
@@ -327,9 +335,9 @@ func checkVMName() (string, error) {
 // It deletes the VM only once the launch has claimed the name for this
 // process (a VM came back, or cloud-init failed on it): a launch refused
 // because the name is taken must leave that other VM alone.
-func bootCheck(ctx context.Context, p provider.Provider, name, file string, data []byte, stdout io.Writer) error {
+func bootCheck(ctx context.Context, p provider.Provider, name, file string, data []byte, shape nodeShape, stdout io.Writer) error {
 	start := time.Now()
-	info, lerr := p.Launch(ctx, provider.LaunchInput{Name: name, CPUs: 2, MemoryMiB: 2048, DiskGiB: 10, UserData: data})
+	info, lerr := p.Launch(ctx, provider.LaunchInput{Name: name, CPUs: shape.CPUs, MemoryMiB: shape.MemoryMiB, DiskGiB: 10, UserData: data})
 	var cie *provider.CloudInitError
 	failedCloudInit := errors.As(lerr, &cie)
 	if lerr == nil || info.Name != "" || failedCloudInit {

@@ -35,6 +35,9 @@ type diffOptions struct {
 	image      string
 	failOnDiff bool
 	force      bool
+	shapeFlags shapeFlags
+	// shape is each node's, from the flags or diffShape.
+	shape nodeShape
 }
 
 func (a *app) diffCmd() *cobra.Command {
@@ -72,6 +75,10 @@ file not tracked at it); 3 environment.`,
 				return err
 			}
 			// One FILE alone is FILE against its last commit (--base HEAD).
+			var err error
+			if o.shape, err = o.shapeFlags.shape(c, diffShape(runtime.NumCPU())); err != nil {
+				return err
+			}
 			withBase := c.Flags().Changed("base") || len(args) == 1
 			sides, err := diffInputs(c.Context(), where(c), args, o.base, withBase)
 			if err != nil {
@@ -88,6 +95,7 @@ file not tracked at it); 3 environment.`,
 	f.BoolVarP(&o.force, "force", "f", false, "boot even when a file needs what the provider's VMs lack, or NEW has lint problems OLD has not")
 	addProviderFlag(c, &o.provider)
 	addImageFlag(c, &o.image)
+	addShapeFlags(c, &o.shapeFlags, "half the host's cores, at most 2 vCPUs: 2 vCPUs and 2G, or 1 and 1536M")
 	c.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json", "markdown"}, cobra.ShellCompDirectiveNoFileComp))
 	return c
 }
@@ -397,7 +405,7 @@ func (a *app) cloudInitDiff(ctx context.Context, sides [2]diffSide, o diffOption
 		g.Wait()
 	}()
 	start := time.Now()
-	shape := diffShape(runtime.NumCPU())
+	shape := o.shape
 	bootBoth(ctx, withPhases(p, pr, false), pr, nodes, sides, shape)
 	pr.Close()
 	for i, n := range nodes {
@@ -440,9 +448,6 @@ func (a *app) cloudInitDiff(ctx context.Context, sides [2]diffSide, o diffOption
 	}
 	return nil
 }
-
-// nodeShape is the vCPUs and memory of each of the diff's two nodes.
-type nodeShape struct{ CPUs, MemoryMiB int }
 
 // diffShape gives each of the two nodes half the host's cores, at least
 // one and at most two (the shape of ` + "`cloudinit check`" + `'s node): two nodes
