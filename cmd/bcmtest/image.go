@@ -252,8 +252,16 @@ func (a *app) snapshotTable(snaps []qemu.SnapshotInfo, current map[string]bool) 
 
 func (a *app) imagePruneCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:               "prune",
-		Short:             "Remove every image but each release's current one, and every snapshot no VM uses beyond the newest few of those",
+		Use:   "prune",
+		Short: "Remove the snapshots and images nothing needs: each release's current image and what VMs are layered on stay",
+		Long: `Remove the snapshots and images nothing needs.
+
+Snapshots go first: every one of an older image or that failed to restore,
+and those beyond the newest few of each current image, unless a VM's disk is
+layered on it. Then images: every one but each release's current one, unless
+a snapshot that stayed or a VM of this state directory is layered on it (a
+kept cluster made before the image recipe changed keeps its image until
+` + "`bcmtest down`" + ` removes it).`,
 		Example:           "  bcmtest image prune",
 		Args:              noArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
@@ -268,26 +276,39 @@ func (a *app) imagePrune() error {
 	if err != nil {
 		return err
 	}
-	n := 0
-	for _, im := range imgs {
-		if current[im.Key] {
-			continue
-		}
-		if err := os.RemoveAll(im.Dir); err != nil {
-			return err
-		}
-		fmt.Fprintf(a.stdout, "removed %s\n", im.Key)
-		n++
-	}
-	fmt.Fprintf(a.stdout, "%d image(s) removed; kept each release's current one (%s)\n", n, strings.Join(image.CurrentKeys(), ", "))
-	// Snapshots: none of an older image, and only the newest few of each
-	// current one; never one a VM's disk is layered on.
+	// Snapshots first: none of an older image, and only the newest few of
+	// each current one; never one a VM's disk is layered on. Then images:
+	// an older one stays while a snapshot that stayed or a VM is layered on
+	// it (a kept cluster built before the recipe changed).
 	removed, err := qemu.PruneSnapshots(d, qemu.SnapshotsKept, image.CurrentKeys()...)
 	for _, k := range removed {
 		fmt.Fprintf(a.stdout, "removed snapshot %s\n", k)
 	}
 	fmt.Fprintf(a.stdout, "%d snapshot(s) removed\n", len(removed))
-	return err
+	if err != nil {
+		return err
+	}
+	users, err := qemu.ImageUsers(d)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, im := range imgs {
+		if current[im.Key] {
+			continue
+		}
+		if u := users[im.Key]; len(u) > 0 {
+			fmt.Fprintf(a.stdout, "kept %s: in use by %s\n", im.Key, strings.Join(u, ", "))
+			continue
+		}
+		if err := os.RemoveAll(im.Dir); err != nil {
+			return fmt.Errorf("removing image %s: %w", im.Key, err)
+		}
+		fmt.Fprintf(a.stdout, "removed %s\n", im.Key)
+		n++
+	}
+	fmt.Fprintf(a.stdout, "%d image(s) removed; kept each release's current one (%s)\n", n, strings.Join(image.CurrentKeys(), ", "))
+	return nil
 }
 
 // imageRelease is the release an image key names (its prefix, as

@@ -460,6 +460,52 @@ func TestImageListAndPruneCoverSnapshots(t *testing.T) {
 	}
 }
 
+// TestImagePruneKeepsAnOlderImageAVMIsLayeredOn: after the image recipe
+// changes, a kept cluster's nodes are still layered on the older image,
+// directly (a cold boot) or through the snapshot they were restored from;
+// prune must leave both images, and remove an older one nothing uses.
+func TestImagePruneKeepsAnOlderImageAVMIsLayeredOn(t *testing.T) {
+	stateDir, cacheDir := isolate(t)
+	current := image.DefaultRecipe().Key()
+	writeImage(t, cacheDir, current, time.Now(), 1<<30)
+	const cold, restored, unused = "bookworm-c0ldc0ldc0ld", "bookworm-5napshot5nap", "bookworm-0ld0ld0ld0ld"
+	dirs := map[string]string{}
+	for _, k := range []string{cold, restored, unused} {
+		dirs[k] = writeImage(t, cacheDir, k, time.Now().Add(-time.Hour), 1<<30)
+	}
+	snapKey := restored + "-c1-m1536-tcg-d1"
+	snapDir := filepath.Join(cacheDir, "snapshots", snapKey)
+	writeRecord(t, filepath.Join(snapDir, "state"), "")
+	writeRecord(t, filepath.Join(snapDir, "disk.qcow2"), "")
+	writeRecord(t, filepath.Join(snapDir, "snapshot.json"), qemu.SnapshotManifest{Key: snapKey,
+		Shape: qemu.Shape{Image: restored, CPUs: 1, MemoryMiB: 1536, Accel: "tcg", Devices: "d1"}, RootGiB: 8})
+	vm := func(name string, fields map[string]any) {
+		fields["name"] = name
+		writeRecord(t, filepath.Join(stateDir, "qemu", "vms", name, "vm.json"), fields)
+	}
+	vm("KEPT-00", map[string]any{"image": cold})
+	vm("KEPT-01", map[string]any{"image": restored, "snapshot": snapKey})
+
+	code, out, errOut := runCLI(t, "image", "prune")
+	if code != exitOK {
+		t.Fatalf("prune: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"kept " + cold + ": in use by VM KEPT-00", "kept " + restored + ": in use by snapshot " + snapKey,
+		"removed " + unused, "1 image(s) removed", "0 snapshot(s) removed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("prune's output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, k := range []string{cold, restored} {
+		if _, err := os.Stat(filepath.Join(dirs[k], "root.img")); err != nil {
+			t.Errorf("prune removed image %s, which a kept VM's disk is layered on: %v", k, err)
+		}
+	}
+	if _, err := os.Stat(dirs[unused]); !os.IsNotExist(err) {
+		t.Errorf("prune left image %s, which nothing uses: %v", unused, err)
+	}
+}
+
 func TestListShowsAKeptCluster(t *testing.T) {
 	if err := qemu.CheckHost(); err != nil {
 		t.Skipf("list opens the qemu provider, which this host lacks: %v", err)
