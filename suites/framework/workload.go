@@ -54,6 +54,7 @@ func waitOpEnded(ctx context.Context, srv workload.OperationWaiter, interval str
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
+	defer workload.ReleaseListener(op)
 	iv, err := wait.Load()
 	if err != nil {
 		return nil, err
