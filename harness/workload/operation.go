@@ -124,10 +124,10 @@ func WaitOperation(ctx context.Context, srv OperationWaiter, id string, ask time
 // listener; while a client has one, it keeps an events websocket open on
 // the member, which sends it every event. One was left per operation: half
 // way through a 1+1 smoke run the suite held 29 connections to the
-// bootstrap's API. The Wait here runs once
-// op's end is known (it refreshes op and returns), in a goroutine, so a
-// member that stops answering holds nothing of the caller's. The client
-// closes the websocket within a minute of its last listener going.
+// bootstrap's API. The Wait here runs once op's end is known (it refreshes
+// op and returns), in a goroutine, so a member that stops answering holds
+// nothing of the caller's. The client closes the websocket within a minute
+// of its last listener going.
 func ReleaseListener(op lxd.Operation) {
 	if op == nil {
 		return
