@@ -2,17 +2,14 @@ package workload
 
 import (
 	"context"
-	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	lxd "github.com/canonical/lxd/client"
 	"github.com/gorilla/websocket"
 )
 
@@ -55,12 +52,7 @@ func TestReleaseListenerClosesTheEventsWebsocket(t *testing.T) {
 		}
 	}))
 	t.Cleanup(s.Close)
-	cert := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw}))
-	srv, err := lxd.ConnectLXD(s.URL, &lxd.ConnectionArgs{TLSServerCert: cert, SkipGetServer: true,
-		Proxy: func(*http.Request) (*url.URL, error) { return nil, nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := clientOf(t, s)
 	op, err := srv.DeleteInstance("c1")
 	if err != nil {
 		t.Fatal(err)

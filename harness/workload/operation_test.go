@@ -125,13 +125,20 @@ func newHeldAsks(t *testing.T, hold func(*http.Request) bool) (lxd.InstanceServe
 	}))
 	t.Cleanup(s.Close)
 	t.Cleanup(func() { close(release) }) // runs first: no handler holds Close up
+	return clientOf(t, s), h
+}
+
+// clientOf is an LXD client of test server s, pinning its certificate,
+// with no proxy and no first request.
+func clientOf(t *testing.T, s *httptest.Server) lxd.InstanceServer {
+	t.Helper()
 	cert := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw}))
 	srv, err := lxd.ConnectLXD(s.URL, &lxd.ConnectionArgs{TLSServerCert: cert, SkipGetServer: true,
 		Proxy: func(*http.Request) (*url.URL, error) { return nil, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return srv, h
+	return srv
 }
 
 func (h *heldAsks) lastQuery() string {
