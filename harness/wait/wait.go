@@ -33,18 +33,21 @@ type Intervals struct {
 	Poll       time.Duration // poll: first poll interval of the phases above
 	PollMax    time.Duration // poll-max: their poll intervals back off up to this
 
-	LXDWaitReady    Interval // lxd-waitready: the in-guest `lxd waitready --timeout`
-	Dial            Interval // dial: one connection to a VM (SSH dial and handshake, a forwarded port); poll: between dials while it boots
-	QMP             Interval // qmp: QEMU's monitor socket answering, one exchange with it; poll: the socket and migration status
-	ProcessExit     Interval // process-exit: a signalled process (qemu, a proxy, a client) is gone
-	VMStop          Interval // vm-stop: a guest's own shutdown before it is forced off
-	AccelProbe      Interval // accel-probe: the test boot that decides whether KVM works
-	AptCacheStart   Interval // apt-cache-start: the host's apt cache answering
-	DiagExec        Interval // diag-exec: one diagnostic command on a node that may be unreachable
-	MultipassDetect Interval // multipass-detect: `multipass version` answering
-	RetryTransient  Interval // retry-transient: retrying a known-transient failure (dqlite busy or electing, SSH reset)
-	Screenshot      Interval // screenshot: headless Chromium rendering the report
-	SchemaCheck     Interval // schema-check: `cloud-init schema` run in the VM image's root tree
+	LXDWaitReady    Interval      // lxd-waitready: the in-guest `lxd waitready --timeout`
+	Dial            Interval      // dial: one connection to a VM (SSH dial and handshake, a forwarded port); poll: between dials while it boots
+	QMP             Interval      // qmp: QEMU's monitor socket answering, one exchange with it; poll: the socket and migration status
+	ProcessExit     Interval      // process-exit: a signalled process (qemu, a proxy, a client) is gone
+	VMStop          Interval      // vm-stop: a guest's own shutdown before it is forced off
+	AccelProbe      Interval      // accel-probe: the test boot that decides whether KVM works
+	AptCacheStart   Interval      // apt-cache-start: the host's apt cache answering
+	ArchiveRead     Interval      // archive-read: one InRelease file of the archive read through the apt cache
+	ArchiveFresh    time.Duration // archive-fresh: how long a reading of the archive's state is trusted before it is read again
+	SnapshotUpgrade time.Duration // snapshot-upgrade: a snapshot's template upgrading itself to the archive's state
+	DiagExec        Interval      // diag-exec: one diagnostic command on a node that may be unreachable
+	MultipassDetect Interval      // multipass-detect: `multipass version` answering
+	RetryTransient  Interval      // retry-transient: retrying a known-transient failure (dqlite busy or electing, SSH reset)
+	Screenshot      Interval      // screenshot: headless Chromium rendering the report
+	SchemaCheck     Interval      // schema-check: `cloud-init schema` run in the VM image's root tree
 
 	MembersOnline  Interval // members-online: every member Online with the pool Created (spec)
 	TorActive      Interval // tor-active: tor@default active and SOCKS listening (spec)
@@ -81,13 +84,18 @@ func DefaultIntervals() Intervals {
 		// cost up to 3 s at every step, for calls that cost next to nothing.
 		PollMax: time.Second,
 
-		LXDWaitReady:    Interval{Timeout: 4 * time.Minute},
-		Dial:            Interval{Timeout: 20 * time.Second, Poll: 250 * time.Millisecond},
-		QMP:             Interval{Timeout: 30 * time.Second, Poll: 20 * time.Millisecond},
-		ProcessExit:     Interval{Timeout: 10 * time.Second, Poll: 100 * time.Millisecond},
-		VMStop:          Interval{Timeout: time.Minute},
-		AccelProbe:      Interval{Timeout: 15 * time.Second, Poll: 200 * time.Millisecond},
-		AptCacheStart:   Interval{Timeout: 20 * time.Second, Poll: 100 * time.Millisecond},
+		LXDWaitReady:  Interval{Timeout: 4 * time.Minute},
+		Dial:          Interval{Timeout: 20 * time.Second, Poll: 250 * time.Millisecond},
+		QMP:           Interval{Timeout: 30 * time.Second, Poll: 20 * time.Millisecond},
+		ProcessExit:   Interval{Timeout: 10 * time.Second, Poll: 100 * time.Millisecond},
+		VMStop:        Interval{Timeout: time.Minute},
+		AccelProbe:    Interval{Timeout: 15 * time.Second, Poll: 200 * time.Millisecond},
+		AptCacheStart: Interval{Timeout: 20 * time.Second, Poll: 100 * time.Millisecond},
+		ArchiveRead:   Interval{Timeout: 30 * time.Second},
+		// Runs minutes apart make one reading; a new archive state is
+		// seen within this long.
+		ArchiveFresh:    5 * time.Minute,
+		SnapshotUpgrade: 20 * time.Minute,
 		DiagExec:        Interval{Timeout: 30 * time.Second},
 		MultipassDetect: Interval{Timeout: 30 * time.Second},
 		RetryTransient:  Interval{Timeout: 30 * time.Second, Poll: 2 * time.Second},

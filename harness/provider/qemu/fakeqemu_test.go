@@ -135,6 +135,22 @@ func fakeQEMUMain(dir string, args []string) int {
 	if opt["-name"] == "bcmtest-template" {
 		fmt.Fprintln(console, "bcmtest-seed: "+"waiting for the seed")
 	}
+	if opt["-name"] == "bcmtest-upgrade" {
+		// The upgrade boot runs its script from the CD-ROM and powers off.
+		if !strings.Contains(opt["-append"], "systemd.run=") || !strings.Contains(strings.Join(args, " "), "upgrade.iso") {
+			fmt.Fprintln(os.Stderr, "fake qemu: an upgrade boot without its command or its CD-ROM")
+			return 1
+		}
+		fmt.Fprintln(console, "bcmtest-upgrade: apt-get update")
+		switch fakeGet(dir, "upgrade") {
+		case "ok":
+			fmt.Fprintln(console, "bcmtest-upgrade: done: upgraded 2 packages: tor 0.4.7.16-1 -> 0.4.7.17-1, libssl3 3.0.17-1~deb12u2 -> 3.0.18-1~deb12u1")
+		case "silent":
+		default:
+			fmt.Fprintln(console, "bcmtest-upgrade: FAILED (exit 100) while apt-get update")
+		}
+		return 0
+	}
 	// Ends on quit, or when the test that started it is long gone.
 	go func() { time.Sleep(2 * time.Minute); os.Exit(3) }()
 	for {

@@ -70,7 +70,7 @@ func testProvider(t *testing.T) *Provider {
 	// give-up tests stay quick.
 	iv.ProcessStart = wait.Interval{Timeout: 3 * time.Second, Poll: 20 * time.Millisecond}
 	iv.ProcessExit = wait.Interval{Timeout: 2 * time.Second, Poll: 20 * time.Millisecond}
-	return &Provider{cfg: Config{Intervals: iv, Log: testLog{t}}, snapshotFailed: map[string]error{}}
+	return &Provider{cfg: Config{Intervals: iv, Log: testLog{t}}, snapshotFailed: map[string]error{}, imageArchive: map[string]string{}}
 }
 
 type testLog struct{ t *testing.T }

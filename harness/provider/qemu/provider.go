@@ -32,6 +32,9 @@ type Config struct {
 	// NoSnapshot boots every VM cold instead of restoring the booted
 	// snapshot of its shape (BCMTEST_SNAPSHOT=0).
 	NoSnapshot bool
+	// Simulate stands in for an archive update the archive does not have,
+	// for benchmarks and specs; zero on every default path.
+	Simulate SimulatedUpdate
 	// Segment is the kind of private segment new clusters get:
 	// SegmentSwitch or SegmentMulticast; "" reads BCMTEST_SEGMENT (unset:
 	// SegmentSwitch).
@@ -54,6 +57,8 @@ type Provider struct {
 	clients map[string]*ssh.Client
 	// snapshotFailed remembers shapes whose snapshot could not be made.
 	snapshotFailed map[string]error
+	// imageArchive remembers the archive state each image was built from.
+	imageArchive map[string]string
 	// accelSaid is the last accel line logged (under accelMu).
 	accelSaid string
 }
@@ -63,6 +68,9 @@ var _ provider.Faults = (*Provider)(nil)
 
 // New prepares the provider's state directory and SSH key.
 func New(cfg Config) (*Provider, error) {
+	if err := cfg.Simulate.check(); err != nil {
+		return nil, err
+	}
 	if err := CheckHost(); err != nil {
 		return nil, err
 	}
@@ -102,7 +110,8 @@ func New(cfg Config) (*Provider, error) {
 	default:
 		return nil, fmt.Errorf("accel %q: must be auto, kvm or tcg", cfg.Accel)
 	}
-	p := &Provider{cfg: cfg, root: filepath.Join(cfg.Dirs.State, "qemu"), clients: map[string]*ssh.Client{}, snapshotFailed: map[string]error{}}
+	p := &Provider{cfg: cfg, root: filepath.Join(cfg.Dirs.State, "qemu"), clients: map[string]*ssh.Client{}, snapshotFailed: map[string]error{},
+		imageArchive: map[string]string{}}
 	p.vmsDir = filepath.Join(p.root, "vms")
 	if err := state.MkdirPrivate(p.vmsDir); err != nil {
 		return nil, err

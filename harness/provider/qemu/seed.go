@@ -175,11 +175,6 @@ ssh: {emit_keys_to_console: false}
 
 // WriteISO writes the seed as an ISO 9660 volume labelled cidata.
 func (s Seed) WriteISO(ctx context.Context, path string) error {
-	dir, err := os.MkdirTemp(filepath.Dir(path), "seed-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
 	files := map[string][]byte{"meta-data": s.MetaData, "user-data": s.UserData, "vendor-data": s.VendorData, "network-config": s.NetworkConfig}
 	if s.Identity != nil {
 		files["bcmtest-identity"] = s.Identity
@@ -187,6 +182,17 @@ func (s Seed) WriteISO(ctx context.Context, path string) error {
 	if s.Entropy != nil {
 		files["bcmtest-entropy"] = s.Entropy
 	}
+	return writeISO(ctx, path, "cidata", files)
+}
+
+// writeISO writes files into an ISO 9660 volume with the given label,
+// readable by its owner only.
+func writeISO(ctx context.Context, path, label string, files map[string][]byte) error {
+	dir, err := os.MkdirTemp(filepath.Dir(path), "iso-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
 			return err
@@ -196,9 +202,9 @@ func (s Seed) WriteISO(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	out, err := exec.CommandContext(ctx, tool, "-quiet", "-output", path, "-volid", "cidata", "-joliet", "-rock", dir).CombinedOutput()
+	out, err := exec.CommandContext(ctx, tool, "-quiet", "-output", path, "-volid", label, "-joliet", "-rock", dir).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("writing seed ISO with %s: %w: %s", tool, err, out)
+		return fmt.Errorf("writing the %s ISO with %s: %w: %s", label, tool, err, out)
 	}
 	return os.Chmod(path, 0o600)
 }

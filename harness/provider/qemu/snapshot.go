@@ -56,14 +56,27 @@ type Shape struct {
 	// version qemu-system-x86_64 reports; snapshot() fills both in.
 	Machine string `json:"machine"`
 	QEMU    string `json:"qemu"`
+	// Archive is the archive state (image.Recipe.ArchiveKey) the template
+	// upgraded itself to; "" for the state the image was built from.
+	Archive string `json:"archive,omitempty"`
+	// Simulated names a SimulatedUpdate the template was made with.
+	Simulated string `json:"simulated,omitempty"`
 }
 
 // Key names the shape's snapshot in the cache. The QEMU version goes in as
-// a short hash (it has spaces and parentheses).
+// a short hash (it has spaces and parentheses); an archive state other
+// than the image's goes last, so the image's own snapshot keeps its key.
 func (s Shape) Key() string {
 	sum := sha256.Sum256([]byte(s.QEMU))
-	return fmt.Sprintf("%s-c%d-m%d-%s-%s-%s-q%s", s.Image, s.CPUs, s.MemoryMiB, s.Accel, s.Devices,
+	key := fmt.Sprintf("%s-c%d-m%d-%s-%s-%s-q%s", s.Image, s.CPUs, s.MemoryMiB, s.Accel, s.Devices,
 		keySafe(s.Machine), hex.EncodeToString(sum[:4]))
+	if s.Archive != "" {
+		key += "-a" + keySafe(s.Archive)
+	}
+	if s.Simulated != "" {
+		key += "-sim" + keySafe(s.Simulated)
+	}
+	return key
 }
 
 // keySafe keeps a name one plain path element.
@@ -76,10 +89,20 @@ func keySafe(v string) string {
 	}, v)
 }
 
+// upgrades says whether the shape's template boots once to upgrade (or
+// simulate an update) before it boots to the seed gate.
+func (s Shape) upgrades() bool { return s.Archive != "" || s.Simulated != "" }
+
 func (s Shape) String() string {
 	out := fmt.Sprintf("%d vCPU, %d MiB, %s, image %s", s.CPUs, s.MemoryMiB, s.Accel, s.Image)
 	if s.Machine != "" {
 		out += fmt.Sprintf(", %s of QEMU %s", s.Machine, s.QEMU)
+	}
+	if s.Archive != "" {
+		out += ", upgraded to archive state " + s.Archive
+	}
+	if s.Simulated != "" {
+		out += ", simulated update " + s.Simulated
 	}
 	return out
 }
@@ -95,13 +118,19 @@ type SnapshotManifest struct {
 	// RemakeOf names the snapshot this one replaces after it failed to
 	// restore; a remake that fails too is not remade again.
 	RemakeOf string `json:"remake_of,omitempty"`
+	// Upgrade is what the template's upgrade boot did (a snapshot of an
+	// archive state other than the image's).
+	Upgrade *UpgradeResult `json:"upgrade,omitempty"`
 }
 
 // Snapshot is a complete cache entry.
 type Snapshot struct {
-	Dir      string
-	State    string // the migration stream
-	Disk     string // the frozen disk layer, backed by the image's root
+	Dir   string
+	State string // the migration stream
+	Disk  string // the frozen disk layer, backed by the image's root or by Upgraded
+	// Upgraded is the upgrade boot's disk layer under Disk ("" when the
+	// snapshot is of the image's own archive state).
+	Upgraded string
 	Manifest SnapshotManifest
 }
 
@@ -113,7 +142,12 @@ func openSnapshot(dir string) (Snapshot, error) {
 		return Snapshot{}, err
 	}
 	s := Snapshot{Dir: dir, State: filepath.Join(dir, "state"), Disk: filepath.Join(dir, "disk.qcow2"), Manifest: m}
-	for _, f := range []string{s.State, s.Disk} {
+	files := []string{s.State, s.Disk}
+	if m.Shape.upgrades() {
+		s.Upgraded = filepath.Join(dir, upgradedDiskName)
+		files = append(files, s.Upgraded)
+	}
+	for _, f := range files {
 		if _, err := os.Stat(f); err != nil {
 			return Snapshot{}, fmt.Errorf("snapshot %s is incomplete: %w", m.Key, err)
 		}
@@ -149,6 +183,8 @@ func (p *Provider) snapshot(ctx context.Context, img image.Image, sh Shape, aptP
 		return Snapshot{}, err
 	}
 	sh.QEMU, sh.Machine = b.Version, b.Machine
+	sh.Archive = p.snapshotArchive(ctx, img, sh, aptPort)
+	sh.Simulated = p.cfg.Simulate.key()
 	p.mu.Lock()
 	failed := p.snapshotFailed[sh.Key()]
 	p.mu.Unlock()
@@ -279,7 +315,20 @@ func pruneRestoreMarks(d state.Dirs, current map[string]int) {
 func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, key, remakeOf string, aptPort int, tmp string) error {
 	start := time.Now()
 	disk := filepath.Join(tmp, "disk.qcow2")
-	if out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", img.Root,
+	// The template's disk is layered on the image's root, or on the
+	// upgrade boot's layer (named relative to the entry, which is renamed
+	// into place once complete).
+	backing, backingFormat := img.Root, "raw"
+	var upgrade *UpgradeResult
+	if sh.upgrades() {
+		u, err := p.upgradeLayer(ctx, img, sh, key, aptPort, tmp)
+		if err != nil {
+			return fmt.Errorf("making snapshot %s: %w", key, err)
+		}
+		upgrade = &u
+		backing, backingFormat = upgradedDiskName, "qcow2"
+	}
+	if out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-F", backingFormat, "-b", backing,
 		disk, strconv.Itoa(p.cfg.Recipe.RootSizeGiB)+"G").CombinedOutput(); err != nil {
 		return fmt.Errorf("making snapshot %s: creating its disk: %w: %s", key, err, out)
 	}
@@ -290,56 +339,24 @@ func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, 
 		return err
 	}
 	defer os.RemoveAll(run)
-	sshPort, err := freePort()
-	if err != nil {
-		return err
-	}
-	apiPort, err := freePort()
-	if err != nil {
-		return err
-	}
 	serial := filepath.Join(tmp, "serial.log")
-	argv := buildArgv(argvInput{
-		Name: "bcmtest-template", Machine: sh.Machine, CPUs: sh.CPUs, MemoryMiB: sh.MemoryMiB, Accel: sh.Accel,
-		Kernel: img.Kernel, Initrd: img.Initrd, KernelArgs: img.KernelArgs, Overlay: disk,
-		SSHPort: sshPort, APIPort: apiPort, PrivateIP: templateIP, AptPort: aptPort,
-		MACs:   macs("template", key), // NIC 1 on no segment: the template talks to no cluster
-		Serial: serial, QMP: filepath.Join(run, "qmp.sock"), PIDFile: filepath.Join(run, "qemu.pid"),
-	})
-	logf, err := os.OpenFile(filepath.Join(tmp, "qemu.log"), os.O_CREATE|os.O_WRONLY, 0o600)
+	in, err := templateArgv("template", img, sh, key, aptPort, disk, serial, run)
 	if err != nil {
 		return err
 	}
-	defer logf.Close()
-	cmd := exec.Command(qemuBinary, argv...)
-	// Its own process group (a terminal's Ctrl-C reaches the harness, which
-	// stops it), and killed with the harness if that dies first.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("making snapshot %s: starting %s: %w", key, qemuBinary, err)
+	q, err := startTemplate(in, filepath.Join(tmp, "qemu.log"))
+	if err != nil {
+		return fmt.Errorf("making snapshot %s: %w", key, err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		select {
-		case <-exited:
-		default:
-			cmd.Process.Kill()
-			<-exited
-		}
-	}()
-	qmpSock := filepath.Join(run, "qmp.sock")
+	defer q.stop()
+	qmpSock := in.QMP
 	p.logf("snapshot %s: template booting (%s)", key, sh)
 
 	bctx, cancel := context.WithTimeout(ctx, p.cfg.Intervals.Boot)
 	defer cancel()
 	err = wait.Until(bctx, p.cfg.Intervals.Poll, p.cfg.Intervals.PollMax, func(context.Context) (bool, string, error) {
-		select {
-		case e := <-exited:
-			exited <- e
-			return false, "", fmt.Errorf("template qemu exited (%v): %s", e, tailFile(filepath.Join(tmp, "qemu.log"), 5))
-		default:
+		if q.exited() {
+			return false, "", fmt.Errorf("template qemu exited (%v): %s", q.err, tailFile(q.log, 5))
 		}
 		return strings.Contains(readFile(serial), gateWaiting), "template booting to the seed gate", nil
 	})
@@ -362,23 +379,26 @@ func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, 
 	}
 	p.qmp(ctx, qmpSock, "quit", nil)
 	select {
-	case <-exited:
-		exited <- nil
+	case <-q.done:
 	case <-time.After(p.cfg.Intervals.ProcessExit.Timeout):
 	}
-	for _, f := range []string{disk, state} {
+	frozen := []string{disk, state}
+	if upgrade != nil {
+		frozen = append(frozen, filepath.Join(tmp, upgradedDiskName))
+	}
+	for _, f := range frozen {
 		if err := os.Chmod(f, 0o444); err != nil {
 			return err
 		}
 	}
 	var size int64
-	for _, f := range []string{disk, state} {
+	for _, f := range frozen {
 		if fi, err := os.Stat(f); err == nil {
 			size += fi.Size()
 		}
 	}
 	m := SnapshotManifest{Key: key, Shape: sh, RootGiB: p.cfg.Recipe.RootSizeGiB, Created: time.Now().UTC(), CreateTime: time.Since(start),
-		SizeBytes: size, RemakeOf: remakeOf}
+		SizeBytes: size, RemakeOf: remakeOf, Upgrade: upgrade}
 	b, _ := json.MarshalIndent(m, "", "  ")
 	if err := os.WriteFile(filepath.Join(tmp, snapshotManifestName), b, 0o644); err != nil {
 		return fmt.Errorf("making snapshot %s: %w", key, err)
@@ -390,6 +410,74 @@ func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, 
 
 // templateIP is the template's private address; no node is ever given it.
 const templateIP = "10.77.0.250"
+
+// templateArgv is the command line of a VM of the shape that belongs to no
+// cluster (role "template" or "upgrade"): NIC 1 on no segment, ports of
+// its own, its QMP and pid files in run.
+func templateArgv(role string, img image.Image, sh Shape, key string, aptPort int, disk, serial, run string) (argvInput, error) {
+	sshPort, err := freePort()
+	if err != nil {
+		return argvInput{}, err
+	}
+	apiPort, err := freePort()
+	if err != nil {
+		return argvInput{}, err
+	}
+	return argvInput{
+		Name: "bcmtest-" + role, Machine: sh.Machine, CPUs: sh.CPUs, MemoryMiB: sh.MemoryMiB, Accel: sh.Accel,
+		Kernel: img.Kernel, Initrd: img.Initrd, KernelArgs: img.KernelArgs, Overlay: disk,
+		SSHPort: sshPort, APIPort: apiPort, PrivateIP: templateIP, AptPort: aptPort,
+		MACs:   macs(role, key),
+		Serial: serial, QMP: filepath.Join(run, "qmp.sock"), PIDFile: filepath.Join(run, "qemu.pid"),
+	}, nil
+}
+
+// templateQEMU is a running qemu of templateArgv.
+type templateQEMU struct {
+	cmd  *exec.Cmd
+	logf *os.File
+	log  string
+	done chan struct{} // closed when it has exited; err is then set
+	err  error
+}
+
+// startTemplate starts qemu with in's arguments, its output in logPath.
+// Its own process group (a terminal's Ctrl-C reaches the harness, which
+// stops it), and killed with the harness if that dies first.
+func startTemplate(in argvInput, logPath string) (*templateQEMU, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(qemuBinary, buildArgv(in)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("starting %s: %w", qemuBinary, err)
+	}
+	q := &templateQEMU{cmd: cmd, logf: logf, log: logPath, done: make(chan struct{})}
+	go func() { q.err = cmd.Wait(); close(q.done) }()
+	return q, nil
+}
+
+func (q *templateQEMU) exited() bool {
+	select {
+	case <-q.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop kills qemu unless it has exited, waits for it and closes its log.
+func (q *templateQEMU) stop() {
+	if !q.exited() {
+		q.cmd.Process.Kill()
+		<-q.done
+	}
+	q.logf.Close()
+}
 
 // waitMigration polls a migration's status until it completes.
 func (p *Provider) waitMigration(ctx context.Context, sock, query string, timeout, poll time.Duration) error {
