@@ -22,6 +22,7 @@ import (
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/provider/qemu/image"
 	"github.com/BitcoinCacheMachine/bcmtest/harness/state"
+	"github.com/BitcoinCacheMachine/bcmtest/suites/framework"
 )
 
 func dirs(b *testing.B) state.Dirs {
@@ -58,12 +59,17 @@ func BenchmarkImage(b *testing.B) {
 	if os.Getenv("BCMTEST_BENCH_COLD") == "1" {
 		s := image.Store{Dir: filepath.Join(b.TempDir(), "images"), Progress: os.Stderr}
 		t := time.Now()
-		if _, err := s.Get(b.Context(), p.Recipe()); err != nil {
+		img, err := s.Get(b.Context(), p.Recipe())
+		if err != nil {
 			b.Fatal(err)
 		}
 		cold := time.Since(t)
 		b.ReportMetric(cold.Seconds(), "cold-build-s")
 		fmt.Printf("image: cold build %s\n", cold.Round(time.Second))
+		for _, st := range img.Manifest.Stages {
+			b.ReportMetric(st.Took.Seconds(), "cold-"+strings.ReplaceAll(st.Stage, " ", "-")+"-s")
+		}
+		fmt.Printf("image: cold build by stage: %s\n", image.StageTimes(img.Manifest.Stages))
 	} else {
 		fmt.Println("image: cold build not measured (set BCMTEST_BENCH_COLD=1)")
 	}
@@ -318,4 +324,39 @@ func BenchmarkCluster(b *testing.B) {
 	b.ReportMetric(seq.Seconds()/times["snap-2m"].Seconds(), "one-at-a-time/concurrent-2m")
 	fmt.Printf("cluster 1+2 from snapshots: all three launched at once (the default bound) %s, one at a time %s\n",
 		times["snap-2m"].Round(time.Second), seq.Round(time.Second))
+}
+
+// BenchmarkCurrentSnapshot times one node with BCM's file (package_update,
+// package_upgrade) from launch to cloud-init done, restored from a current
+// snapshot and from one made before an archive update, one after the
+// other. The update is simulated (framework.SimulatedUpdate's packages a
+// revision older in the stale snapshot's template), since the archive
+// here may have none since the image was built. Both snapshots are made
+// in a scratch cache, outside the clock.
+func BenchmarkCurrentSnapshot(b *testing.B) {
+	d := scratchCache(b, dirs(b))
+	newP := func(sim qemu.SimulatedUpdate) *qemu.Provider {
+		p, err := qemu.New(qemu.Config{Dirs: d, Log: os.Stderr, Simulate: sim})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { p.Close() })
+		if err := p.Prepare(b.Context(), provider.LaunchInput{CPUs: 2, MemoryMiB: 1536}); err != nil {
+			b.Fatal(err)
+		}
+		return p
+	}
+	current := newP(qemu.SimulatedUpdate{})
+	stale := newP(qemu.SimulatedUpdate{Packages: framework.SimulatedUpdate, Stale: true})
+	g := fmt.Sprintf("bs%d", os.Getpid()%100000)
+	bcm := fixtures.MustRead(fixtures.BCMDebian)
+	cur, _ := bootTimes(b, current, g+"c", bcm)
+	current.Delete(context.Background(), g+"c")
+	old, _ := bootTimes(b, stale, g+"s", bcm)
+	stale.Delete(context.Background(), g+"s")
+	b.ReportMetric(cur.Seconds(), "bcm-current-snapshot-s")
+	b.ReportMetric(old.Seconds(), "bcm-stale-snapshot-s")
+	b.ReportMetric(old.Seconds()/cur.Seconds(), "stale/current")
+	fmt.Printf("one node, BCM's file, launch to cloud-init done: current snapshot %s, snapshot from before an update of %s %s (%.2fx)\n",
+		cur.Round(100*time.Millisecond), strings.Join(framework.SimulatedUpdate, ", "), old.Round(100*time.Millisecond), old.Seconds()/cur.Seconds())
 }
