@@ -56,7 +56,8 @@ var _ = Describe("snapshots that stay current", Label("current-snapshot"), Order
 		Expect(err).NotTo(HaveOccurred())
 		since, err := framework.SystemdTime(final)
 		Expect(err).NotTo(HaveOccurred(), "cloud-final's start on %s", name)
-		history, err := provider.Run(ctx, p, name, "cat", "/var/log/apt/history.log")
+		// No history.log at all: apt never ran dpkg in this node.
+		history, err := provider.Run(ctx, p, name, "sh", "-c", "cat /var/log/apt/history.log 2>/dev/null || true")
 		Expect(err).NotTo(HaveOccurred())
 		upgrades := framework.AptUpgrades(history, since)
 		AddReportEntry(name+": cloud-final upgraded", strings.Join(upgrades, "; "))
