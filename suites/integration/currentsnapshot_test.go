@@ -2,8 +2,6 @@ package integration
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -24,14 +22,8 @@ var _ = Describe("snapshots that stay current", Label("current-snapshot"), Order
 	BeforeAll(func() {
 		real, err := state.Default()
 		Expect(err).NotTo(HaveOccurred())
-		// A cache of its own that shares the real one's image and apt
-		// cache, so every snapshot here is made anew.
-		cache := GinkgoT().TempDir()
-		for _, sub := range []string{"images", "apt"} {
-			Expect(os.MkdirAll(filepath.Join(real.Cache, sub), 0o700)).To(Succeed())
-			Expect(os.Symlink(filepath.Join(real.Cache, sub), filepath.Join(cache, sub))).To(Succeed())
-		}
-		dirs = state.Dirs{State: real.State, Cache: cache}
+		// Every snapshot here is made anew.
+		dirs = state.Dirs{State: real.State, Cache: scratchCache(real)}
 	})
 
 	// bcmNode launches one node with BCM's file from a snapshot made with

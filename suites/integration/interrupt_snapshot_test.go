@@ -21,13 +21,8 @@ var _ = Describe("interrupting a snapshot", Label("interrupt", "snapshot"), func
 		bin := buildCLI(ctx)
 		real, err := state.Default()
 		Expect(err).NotTo(HaveOccurred())
-		// A cache of its own that shares the real one's image (built once,
-		// minutes) but has no snapshots, so `up` has to make one.
-		cache := GinkgoT().TempDir()
-		for _, sub := range []string{"images", "apt"} {
-			Expect(os.MkdirAll(filepath.Join(real.Cache, sub), 0o700)).To(Succeed())
-			Expect(os.Symlink(filepath.Join(real.Cache, sub), filepath.Join(cache, sub))).To(Succeed())
-		}
+		// No snapshots, so `up` has to make one.
+		cache := scratchCache(real)
 		GinkgoT().Setenv("BCMTEST_CACHE_DIR", cache)
 		name := runID("isn")
 
@@ -55,3 +50,14 @@ var _ = Describe("interrupting a snapshot", Label("interrupt", "snapshot"), func
 		}
 	}, NodeTimeout(15*time.Minute))
 })
+
+// scratchCache is a cache directory of its own that shares real's image
+// (built once, minutes) and apt cache but has no snapshots.
+func scratchCache(real state.Dirs) string {
+	cache := GinkgoT().TempDir()
+	for _, sub := range []string{"images", "apt"} {
+		Expect(os.MkdirAll(filepath.Join(real.Cache, sub), 0o700)).To(Succeed())
+		Expect(os.Symlink(filepath.Join(real.Cache, sub), filepath.Join(cache, sub))).To(Succeed())
+	}
+	return cache
+}
