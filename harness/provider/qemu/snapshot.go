@@ -328,9 +328,8 @@ func (p *Provider) makeSnapshot(ctx context.Context, img image.Image, sh Shape, 
 		upgrade = &u
 		backing, backingFormat = upgradedDiskName, "qcow2"
 	}
-	if out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-F", backingFormat, "-b", backing,
-		disk, strconv.Itoa(p.cfg.Recipe.RootSizeGiB)+"G").CombinedOutput(); err != nil {
-		return fmt.Errorf("making snapshot %s: creating its disk: %w: %s", key, err, out)
+	if err := createOverlay(ctx, disk, backing, backingFormat, p.cfg.Recipe.RootSizeGiB); err != nil {
+		return fmt.Errorf("making snapshot %s: its disk: %w", key, err)
 	}
 	// QMP and pid files in a short private directory: unix socket paths
 	// are limited to 108 bytes and the cache path can be long.

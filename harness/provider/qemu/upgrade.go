@@ -6,11 +6,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -166,9 +164,8 @@ func (p *Provider) upgradeLayer(ctx context.Context, img image.Image, sh Shape, 
 		return UpgradeResult{}, fmt.Errorf("%s: %w", what, err)
 	}
 	disk := filepath.Join(tmp, upgradedDiskName)
-	if out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", img.Root,
-		disk, strconv.Itoa(p.cfg.Recipe.RootSizeGiB)+"G").CombinedOutput(); err != nil {
-		return fail(fmt.Errorf("creating its disk: %w: %s", err, out))
+	if err := createOverlay(ctx, disk, img.Root, "raw", p.cfg.Recipe.RootSizeGiB); err != nil {
+		return fail(fmt.Errorf("its disk: %w", err))
 	}
 	run, err := os.MkdirTemp("", "bcmtest-upgrade-")
 	if err != nil {
